@@ -1,15 +1,43 @@
-//! Embeds libtorch's library folder as the binary's run path, so `cargo run`,
-//! `cargo test` and the installed binary find libtorch without LD_LIBRARY_PATH.
-//! (It is a RUNPATH: LD_LIBRARY_PATH still wins, which is how a GPU machine
-//! points the same binary at its CUDA-enabled libtorch.)
+//! Build-time facts the fingerprint needs, and libtorch's run path.
+//!
+//! The run path (RUNPATH) lets `cargo run`, `cargo test` and the built binary
+//! find libtorch without LD_LIBRARY_PATH; LD_LIBRARY_PATH still wins, which is
+//! how a GPU machine points the same binary at its CUDA-enabled libtorch.
 use std::path::PathBuf;
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
+    let mut libtorch_version = "unknown".to_string();
     if let Ok(dir) = std::env::var("LIBTORCH") {
-        let lib = PathBuf::from(dir).join("lib");
+        let dir = PathBuf::from(dir);
+        let lib = dir.join("lib");
         let lib = lib.canonicalize().unwrap_or(lib);
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+        // A Python wheel carries version.py; a plain libtorch zip carries build-version.
+        if let Ok(v) = std::fs::read_to_string(dir.join("version.py")) {
+            if let Some(line) = v.lines().find(|l| l.starts_with("__version__")) {
+                libtorch_version = line.split(['\'', '"']).nth(1).unwrap_or("unknown").to_string();
+            }
+        } else if let Ok(v) = std::fs::read_to_string(dir.join("build-version")) {
+            libtorch_version = v.trim().to_string();
+        }
     }
+    println!("cargo:rustc-env=ICDBENCH_LIBTORCH_VERSION={libtorch_version}");
+
+    for p in [".git/HEAD", ".git/index", ".git/refs/heads", "src", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let git = |args: &[&str]| {
+        Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let rev = match git(&["rev-parse", "HEAD"]) {
+        Some(rev) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            if dirty { format!("{rev}-dirty") } else { rev }
+        }
+        None => "unknown".into(),
+    };
+    println!("cargo:rustc-env=ICDBENCH_GIT_REVISION={rev}");
 }

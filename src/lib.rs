@@ -1,8 +1,19 @@
 //! icdbench: reproduce, ablate and extend LLM-based ICD coding research.
 //!
 //! Data flows one way:
-//! experiment.toml -> [`config`] -> [`plan`] (fingerprinted) -> [`data`] -> [`baselines`] / model
-//! -> [`predict`] -> [`metrics`] -> [`runner`] (record) -> [`report`].
+//! experiment.toml -> [`config`] -> [`plan`] (fingerprinted) -> [`data`] -> systems ([`baselines`])
+//! -> predictions -> [`metrics`] -> [`runner`] (record) -> [`report`].
 
+pub mod app;
+pub mod baselines;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod fingerprint;
 pub mod icd;
 pub mod metrics;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod text;

@@ -1,0 +1,260 @@
+//! What each subcommand does. Errors carry their exit code: 2 for input the
+//! user can fix, 1 for a run that failed.
+
+use crate::cli::{Cli, Command, DataCommand, ExportFormat};
+use crate::data::jsonl::{self, write_documents};
+use crate::data::{self, Document, Split};
+use crate::metrics::{self, Bootstrap, LabelSets, ScoreOptions};
+use crate::plan::{self, PlanError};
+use crate::report::{markdown_table, results_table};
+use crate::runner::{self, write_atomic, RunError, RunOptions, RunRecord};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error(transparent)]
+    Jsonl(#[from] jsonl::JsonlError),
+    #[error(transparent)]
+    Icd(#[from] crate::icd::IcdError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            AppError::Run(e) if !e.is_user_input() => 1,
+            AppError::Failed(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), AppError> {
+    match cli.command {
+        Command::Run { experiments, force, results, quiet } => run_experiments(&experiments, force, &results, !quiet),
+        Command::Plan { experiments, results, json } => plan_experiments(&experiments, &results, json),
+        Command::Score { gold, pred, train, split, code_table, bootstrap, seed, json } => {
+            score_files(&gold, &pred, train.as_deref(), &split, &code_table, bootstrap, seed, json)
+        }
+        Command::Data { command } => data_command(command),
+        Command::Report { .. } => Err(AppError::Input(
+            "`icdbench report` (tables, plots, HTML) is not available yet; `icdbench run` prints each experiment's table and writes results/<experiment>/summary.md".into(),
+        )),
+        Command::Check { .. } => Err(AppError::Input(
+            "`icdbench check` (the CI gate against reference metrics) is not available yet".into(),
+        )),
+        Command::Info { device } => {
+            println!("icdbench {} ({})", env!("CARGO_PKG_VERSION"), env!("ICDBENCH_GIT_REVISION"));
+            println!("{}", crate::device::describe());
+            if let Some(spec) = device {
+                let device = crate::device::resolve(&spec).map_err(|e| AppError::Input(e.to_string()))?;
+                let report = crate::device::smoke_test(device).map_err(AppError::Failed)?;
+                println!("{report}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run_experiments(files: &[PathBuf], force: bool, results: &Path, progress: bool) -> Result<(), AppError> {
+    // Plan everything first: a bad file fails before any work starts.
+    let mut planned = Vec::new();
+    for f in files {
+        planned.push((f, plan::plan_file(f, results)?));
+    }
+    let opts = RunOptions { force, progress };
+    for (file, runs) in planned {
+        eprintln!("{}: {} run(s)", file.display(), runs.len());
+        let records = runner::execute(&runs, &opts, |r| {
+            let how = if r.reused { "reused (same fingerprint, nothing recomputed)" } else { "computed" };
+            eprintln!("  {} {} -> {} {how}", r.run.fingerprint.short(), r.run.label(), r.run.dir.display());
+        })?;
+        let table = results_table(&records);
+        println!("\n{}\n\n{table}", file.display());
+        write_summary(&records, &table)?;
+    }
+    Ok(())
+}
+
+/// `results/<experiment>/summary.md`: the table of the latest invocation, with the runs behind it.
+fn write_summary(records: &[RunRecord], table: &str) -> Result<(), AppError> {
+    let Some(first) = records.first() else { return Ok(()) };
+    let Some(dir) = first.run.dir.parent() else { return Ok(()) };
+    let mut text = format!("# {}\n\n{table}\nRuns:\n\n", first.run.spec.experiment);
+    for r in records {
+        text.push_str(&format!("- `{}` {} — {}\n", r.run.fingerprint, r.run.label(), r.run.dir.display()));
+    }
+    write_atomic(&dir.join("summary.md"), |w| std::io::Write::write_all(w, text.as_bytes()))?;
+    Ok(())
+}
+
+fn plan_experiments(files: &[PathBuf], results: &Path, json: bool) -> Result<(), AppError> {
+    for f in files {
+        let runs = plan::plan_file(f, results)?;
+        println!("{}: {} run(s)", f.display(), runs.len());
+        let rows: Vec<Vec<String>> = runs
+            .iter()
+            .map(|r| {
+                let state = match runner::finished(r) {
+                    Ok(Some(_)) => "finished",
+                    Ok(None) => "to run",
+                    Err(_) => "corrupt",
+                };
+                vec![r.fingerprint.short().to_string(), r.label(), r.dir.display().to_string(), state.into()]
+            })
+            .collect();
+        print!("{}", markdown_table(&["fingerprint", "run", "results", "state"], &rows));
+        if json {
+            for r in &runs {
+                let v = serde_json::json!({"fingerprint": r.fingerprint, "manifest": r.manifest});
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn score_files(gold: &Path, pred: &Path, train: Option<&Path>, split: &str, code_table: &str, bootstrap: usize, seed: u64, json: bool) -> Result<(), AppError> {
+    let split = Split::parse(split).ok_or_else(|| AppError::Input(format!("--split {split:?}: use train, val or test")))?;
+    let table_config = crate::config::Data { code_table: code_table.to_string(), ..Default::default() };
+    let codes = data::code_table(&table_config, Path::new("."))?;
+    let (gold_docs, gold_report) = jsonl::read_documents(gold, Some(split), &codes)?;
+    let (preds, pred_report) = jsonl::read_predictions(pred, &codes)?;
+    for (what, r) in [(gold, &gold_report), (pred, &pred_report)] {
+        if !r.is_clean() {
+            eprintln!("warning: {}: {}", what.display(), r.summary());
+        }
+    }
+    let seen: HashSet<String> = match train {
+        Some(t) => jsonl::read_documents(t, Some(Split::Train), &codes)?.0.iter().flat_map(|d| d.codes.iter().map(|c| c.to_string())).collect(),
+        None => gold_docs.iter().filter(|d| d.split == Split::Train).flat_map(|d| d.codes.iter().map(|c| c.to_string())).collect(),
+    };
+    let docs: Vec<&Document> = gold_docs.iter().filter(|d| d.split == split).collect();
+    if docs.is_empty() {
+        return Err(AppError::Input(format!("{}: no documents of split {split}", gold.display())));
+    }
+    let by_id: HashMap<&str, &jsonl::Prediction> = preds.iter().map(|p| (p.id.as_str(), p)).collect();
+    let known: HashSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
+    let stray = preds.iter().filter(|p| !known.contains(p.id.as_str())).count();
+    if stray > 0 {
+        eprintln!("warning: {}: {stray} predictions name documents not in the {split} split of {}; ignored", pred.display(), gold.display());
+    }
+    let gold_sets: Vec<Vec<String>> = docs.iter().map(|d| d.codes.iter().map(|c| c.to_string()).collect()).collect();
+    let pred_sets: Vec<Vec<String>> = docs
+        .iter()
+        .map(|d| by_id.get(d.id.as_str()).map(|p| p.codes.iter().map(|c| c.to_string()).collect()).unwrap_or_default())
+        .collect();
+    let missing = docs.iter().filter(|d| !by_id.contains_key(d.id.as_str())).count();
+    if missing > 0 {
+        eprintln!("warning: {missing} of {} documents have no prediction; they count as predicting nothing", docs.len());
+    }
+    let sets = LabelSets::new(&gold_sets, &pred_sets).map_err(|e| AppError::Failed(e.to_string()))?;
+    let opts = ScoreOptions {
+        seen_codes: (!seen.is_empty()).then_some(seen),
+        label_space: None,
+        bootstrap: (bootstrap > 0).then(|| Bootstrap::new(bootstrap, seed)),
+    };
+    let report = metrics::score(&sets, &opts);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return Ok(());
+    }
+    let row = |name: &str, m: Option<&metrics::SetMetrics>| -> Vec<String> {
+        match m {
+            Some(m) => vec![
+                name.into(),
+                format!("{:.2}", 100.0 * m.micro.precision),
+                format!("{:.2}", 100.0 * m.micro.recall),
+                match &m.ci {
+                    Some(ci) => format!("{:.2} [{:.2}–{:.2}]", 100.0 * m.micro.f1, 100.0 * ci.micro_f1.lower, 100.0 * ci.micro_f1.upper),
+                    None => format!("{:.2}", 100.0 * m.micro.f1),
+                },
+                format!("{:.2}", 100.0 * m.macro_gold.f1),
+                format!("{:.2}", 100.0 * m.macro_nonzero.f1),
+                m.macro_gold.n_codes.to_string(),
+                format!("{:.2}", 100.0 * m.exact_match.ratio),
+            ],
+            None => vec![name.into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into(), "–".into()],
+        }
+    };
+    let rows = vec![row("overall", Some(&report.overall)), row("seen", report.seen.as_ref()), row("unseen", report.unseen.as_ref())];
+    println!("{} documents ({split}) scored against {}", docs.len(), gold.display());
+    print!(
+        "{}",
+        markdown_table(&["codes", "micro-P", "micro-R", "micro-F1 [95% CI]", "macro-F1 (gold codes)", "macro-F1 (TP+FP+FN>0)", "codes", "exact match"], &rows)
+    );
+    println!("Percent. micro-F1 = TP/(TP+(FP+FN)/2) (Edin et al. 2023); macro-F1 under two conventions as named.");
+    Ok(())
+}
+
+fn data_command(command: DataCommand) -> Result<(), AppError> {
+    match command {
+        DataCommand::Export { experiment, out, format } => export(&experiment, &out, format),
+        DataCommand::BuildCodes { xml, out } => {
+            let summary = crate::icd::build_table(&xml, &out)?;
+            println!("{}: {summary:?}", out.display());
+            Ok(())
+        }
+        DataCommand::Code { codes, code_table } => {
+            let config = crate::config::Data { code_table, ..Default::default() };
+            let table = data::code_table(&config, Path::new("."))?;
+            for raw in codes {
+                let e = table.lookup(&raw)?;
+                let parent = e.parent.as_ref().map(|p| p.to_string()).unwrap_or_else(|| "–".into());
+                let chapter = table.chapter_of(&e.code).map(|c| format!("{} {}", c.number, c.description)).unwrap_or_default();
+                println!("{}  {}", e.code, e.description);
+                println!("  billable: {}  parent: {parent}  block: {}  chapter: {chapter}", if e.billable { "yes" } else { "no" }, e.block);
+                for t in &e.inclusion_terms {
+                    println!("  includes: {t}");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), AppError> {
+    let text = std::fs::read_to_string(experiment).map_err(|e| AppError::Input(format!("{}: cannot read: {e}", experiment.display())))?;
+    let exp = crate::config::parse_experiment(&text, experiment).map_err(|e| AppError::Plan(PlanError::Config(e)))?;
+    let base = experiment.parent().unwrap_or(Path::new("."));
+    let codes = data::code_table(&exp.data, base)?;
+    let (dataset, report) = data::load(&exp.data, base, &codes)?;
+    if !report.is_clean() {
+        eprintln!("warning: {}", report.summary());
+    }
+    let mut counts = BTreeMap::new();
+    for split in Split::ALL {
+        let docs: Vec<&Document> = dataset.split(split).collect();
+        if docs.is_empty() {
+            continue;
+        }
+        counts.insert(split.to_string(), docs.len());
+        if matches!(format, ExportFormat::Jsonl | ExportFormat::Both) {
+            let path = out.join(format!("{split}.jsonl"));
+            write_atomic(&path, |w| write_documents(w, docs.iter().copied()))?;
+            println!("{}", path.display());
+        }
+        if matches!(format, ExportFormat::Parquet | ExportFormat::Both) {
+            let path = out.join(format!("{split}.parquet"));
+            crate::data::export::write_parquet(&path, &docs).map_err(|e| AppError::Failed(format!("{}: {e}", path.display())))?;
+            println!("{}", path.display());
+        }
+    }
+    let pool: Vec<String> = dataset.pool.iter().map(|c| c.to_string()).collect();
+    let unseen: Vec<String> = dataset.unseen_codes(Split::Test).iter().map(|c| c.to_string()).collect();
+    let meta = serde_json::json!({"name": dataset.name, "documents": counts, "pool": pool, "unseen_test_codes": unseen});
+    runner::write_json(&out.join("dataset.json"), &meta)?;
+    println!("{}", out.join("dataset.json").display());
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! Command-line definitions (clap) only; the work is in [`crate::app`].
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "icdbench",
+    version,
+    about = "Reproduce, ablate and extend LLM-based ICD coding research",
+    long_about = "icdbench runs declarative TOML experiments: a code set, a benchmark, systems to train or run \
+                  (LLM backbones, baselines), and the metrics to score them — micro/macro F1 overall and on \
+                  seen/unseen codes. Every run is fingerprinted (sha256 of its resolved spec and inputs) and \
+                  its results are cached under results/<experiment>/<fingerprint>/.\n\n\
+                  Start with:  icdbench run experiments/quickstart.toml",
+    after_help = "Exit codes: 0 success, 1 a run failed, 2 bad input (experiment file, data, code, arguments)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one or more experiments (reusing finished runs with the same fingerprint).
+    #[command(long_about = "Run every run of the given experiment files: generate or read the data, run each \
+                            system, score it, and write results/<experiment>/<fingerprint>/ (spec.json, \
+                            manifest.json, predictions-<split>.jsonl, metrics.json, run.log, DONE). A run whose \
+                            fingerprint already has a finished folder is reused in seconds; --force recomputes. \
+                            An interrupted invocation resumes at the first unfinished run.")]
+    Run {
+        /// Experiment TOML files.
+        #[arg(required = true, value_name = "EXPERIMENT.toml")]
+        experiments: Vec<PathBuf>,
+        /// Recompute runs even when a finished result exists.
+        #[arg(long)]
+        force: bool,
+        /// Where results go.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Hide progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Print the runs an experiment resolves to, with their fingerprints, without running anything.
+    Plan {
+        #[arg(required = true, value_name = "EXPERIMENT.toml")]
+        experiments: Vec<PathBuf>,
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Also print each run's resolved spec and input hashes as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Score any system's predictions (JSONL) against gold documents (JSONL), icdbench's metrics and conventions.
+    #[command(long_about = "Score predictions from any tool on the same footing as icdbench's own runs.\n\n\
+                            Gold: one document per line, {\"id\", \"split\"?, \"text\", \"codes\": [..], \"evidence\"?: [..]}.\n\
+                            Predictions: one per line, {\"id\", \"codes\": [..], \"evidence\"?: [..], \"scores\"?: {code: score}}.\n\
+                            Documents without a prediction count as predicting nothing. Seen codes (for the \
+                            seen/unseen breakdown) come from --train, or from gold lines with \"split\": \"train\".")]
+    Score {
+        /// Gold documents (JSONL).
+        #[arg(long, value_name = "FILE")]
+        gold: PathBuf,
+        /// Predictions (JSONL).
+        #[arg(long, value_name = "FILE")]
+        pred: PathBuf,
+        /// Training documents (JSONL) whose codes are the "seen" codes.
+        #[arg(long, value_name = "FILE")]
+        train: Option<PathBuf>,
+        /// Which gold split to score when the gold file holds several.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Code table: `builtin` or a table built by `icdbench data build-codes`.
+        #[arg(long, default_value = "builtin")]
+        code_table: String,
+        /// Bootstrap samples for 95% confidence intervals (0 = none).
+        #[arg(long, default_value_t = 1000)]
+        bootstrap: usize,
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        /// Print the full metrics as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Data tools: export the synthetic benchmark, build the code table, look up codes.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Tables, plots and an HTML page from results (not yet available).
+    Report {
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+    },
+    /// CI gate: compare runs against checked-in reference metrics (not yet available).
+    Check {
+        #[arg(value_name = "CONFIG.toml")]
+        config: Option<PathBuf>,
+    },
+    /// Show the libtorch build, CUDA availability and thread count of this machine.
+    Info {
+        /// Also run a small forward/backward on this device (`cpu`, `cuda`, `auto`) and compare it with CPU.
+        #[arg(long, value_name = "DEVICE")]
+        device: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write an experiment's documents (e.g. the synthetic benchmark) as JSONL and/or parquet, one file per split.
+    Export {
+        #[arg(value_name = "EXPERIMENT.toml")]
+        experiment: PathBuf,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+    /// Build the compact ICD-10-CM table from the CDC tabular-list XML (see scripts/build-codeset.sh).
+    BuildCodes {
+        /// The tabular list XML, e.g. icd10c-tabular-April-1-2026.xml.
+        #[arg(long, value_name = "FILE")]
+        xml: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Look up codes: description, billable, parent, chapter, inclusion terms.
+    Code {
+        #[arg(required = true)]
+        codes: Vec<String>,
+        #[arg(long, default_value = "builtin")]
+        code_table: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Parquet,
+    Both,
+}

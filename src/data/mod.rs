@@ -1,0 +1,193 @@
+//! Documents, their gold codes and evidence spans, grouped in splits.
+//!
+//! Offsets are character offsets (Unicode scalar values) into `Document::text`,
+//! the convention of MDACE and CodiEsp-X (and of Python string indexing).
+
+pub mod export;
+pub mod jsonl;
+pub mod synthetic;
+
+use crate::icd::{Code, CodeSet};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    pub fn parse(s: &str) -> Option<Split> {
+        match s {
+            "train" => Some(Split::Train),
+            "val" | "dev" | "validation" => Some(Split::Val),
+            "test" => Some(Split::Test),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stretch of document text that supports one code.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EvidenceSpan {
+    pub code: Code,
+    /// Character offset of the first character.
+    pub start: usize,
+    /// Character offset one past the last character.
+    pub end: usize,
+    pub text: String,
+}
+
+/// A clinical document with its gold codes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Document {
+    pub id: String,
+    pub split: Split,
+    pub text: String,
+    /// Gold codes, sorted and unique.
+    pub codes: Vec<Code>,
+    /// Gold evidence, where the source has it (empty otherwise).
+    #[serde(default)]
+    pub evidence: Vec<EvidenceSpan>,
+}
+
+impl Document {
+    /// The text between two character offsets (`None` when out of range).
+    pub fn slice_chars(&self, start: usize, end: usize) -> Option<&str> {
+        slice_chars(&self.text, start, end)
+    }
+}
+
+/// The text between two character offsets of `text` (`None` when out of range).
+pub fn slice_chars(text: &str, start: usize, end: usize) -> Option<&str> {
+    if start > end {
+        return None;
+    }
+    let mut indices = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len()));
+    let from = indices.nth(start)?;
+    let to = if end == start { from } else { indices.nth(end - start - 1)? };
+    text.get(from..to)
+}
+
+/// A benchmark: documents of every split, plus the code pool they were drawn from when known.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Dataset {
+    pub name: String,
+    pub documents: Vec<Document>,
+    /// The codes the data can carry (synthetic pool); empty when unknown.
+    pub pool: Vec<Code>,
+}
+
+impl Dataset {
+    pub fn split(&self, split: Split) -> impl Iterator<Item = &Document> {
+        self.documents.iter().filter(move |d| d.split == split)
+    }
+
+    /// Codes that training documents carry: the "seen" codes.
+    pub fn seen_codes(&self) -> BTreeSet<Code> {
+        self.split(Split::Train).flat_map(|d| d.codes.iter().cloned()).collect()
+    }
+
+    /// Codes in `split` that no training document carries: the "unseen" codes.
+    pub fn unseen_codes(&self, split: Split) -> BTreeSet<Code> {
+        let seen = self.seen_codes();
+        self.split(split).flat_map(|d| d.codes.iter()).filter(|c| !seen.contains(*c)).cloned().collect()
+    }
+
+    pub fn count(&self, split: Split) -> usize {
+        self.split(split).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_by_characters_not_bytes() {
+        let t = "héllo wörld";
+        assert_eq!(slice_chars(t, 0, 5), Some("héllo"));
+        assert_eq!(slice_chars(t, 6, 11), Some("wörld"));
+        assert_eq!(slice_chars(t, 3, 3), Some(""));
+        assert_eq!(slice_chars(t, 6, 12), None);
+        assert_eq!(slice_chars(t, 4, 2), None);
+    }
+}
+
+/// The code set an experiment codes in: the embedded table or one loaded from a file.
+pub enum CodeTable {
+    Builtin(&'static CodeSet),
+    Loaded(Box<CodeSet>),
+}
+
+impl std::ops::Deref for CodeTable {
+    type Target = CodeSet;
+    fn deref(&self) -> &CodeSet {
+        match self {
+            CodeTable::Builtin(c) => c,
+            CodeTable::Loaded(c) => c,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Icd(#[from] crate::icd::IcdError),
+    #[error(transparent)]
+    Jsonl(#[from] jsonl::JsonlError),
+    #[error(transparent)]
+    Synthetic(#[from] synthetic::SyntheticError),
+}
+
+/// Opens the experiment's code table (`builtin` or a path relative to the experiment file).
+pub fn code_table(config: &crate::config::Data, base_dir: &std::path::Path) -> Result<CodeTable, DataError> {
+    if config.code_table == "builtin" {
+        Ok(CodeTable::Builtin(CodeSet::builtin()?))
+    } else {
+        Ok(CodeTable::Loaded(Box::new(CodeSet::load(&base_dir.join(&config.code_table))?)))
+    }
+}
+
+/// Generates or reads the experiment's documents.
+pub fn load(config: &crate::config::Data, base_dir: &std::path::Path, codes: &CodeSet) -> Result<(Dataset, jsonl::LoadReport), DataError> {
+    use crate::config::DataSource;
+    match &config.source {
+        DataSource::Synthetic(params) => Ok((synthetic::generate(params, codes)?, jsonl::LoadReport::default())),
+        DataSource::Jsonl { train, val, test } => {
+            let mut report = jsonl::LoadReport::default();
+            let mut documents = Vec::new();
+            let files = [(Split::Train, Some(train)), (Split::Val, val.as_ref()), (Split::Test, Some(test))];
+            for (split, path) in files {
+                let Some(path) = path else { continue };
+                let (docs, r) = jsonl::read_documents(&base_dir.join(path), Some(split), codes)?;
+                documents.extend(docs);
+                for (k, v) in r.unknown_codes {
+                    *report.unknown_codes.entry(k).or_default() += v;
+                }
+                report.mismatched_evidence.extend(r.mismatched_evidence);
+            }
+            Ok((Dataset { name: "jsonl".into(), documents, pool: Vec::new() }, report))
+        }
+    }
+}

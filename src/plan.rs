@@ -1,0 +1,147 @@
+//! From an experiment file to the runs it asks for, each with its resolved
+//! spec (defaults filled), the hashes of every input it reads, and the
+//! fingerprint that names its results folder. Nothing is computed here.
+
+use crate::config::{self, Baseline, Data, DataSource, Eval, Experiment};
+use crate::data::synthetic::GENERATOR_VERSION;
+use crate::fingerprint::{hash_bytes, hash_file, Fingerprint, InputHash, Manifest, Versions};
+use crate::icd::CodeSet;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("{path}: cannot hash input file: {source}")]
+    Input { path: PathBuf, source: std::io::Error },
+    #[error("{path}: [backbone] runs (fine-tuning and prompting an LLM) are not available in this version of icdbench; remove [backbone] to run the baselines")]
+    ModelRunsUnavailable { path: PathBuf },
+}
+
+/// What one run computes: everything that can change its numbers, resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub experiment: String,
+    /// The sweep settings this run came from (empty without a sweep).
+    pub sweep: Vec<(String, String)>,
+    pub seed: u64,
+    pub system: SystemSpec,
+    pub data: DataSpec,
+    pub eval: Eval,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SystemSpec {
+    Baseline(Baseline),
+}
+
+impl SystemSpec {
+    pub fn name(&self) -> String {
+        match self {
+            SystemSpec::Baseline(b) => b.name(),
+        }
+    }
+}
+
+/// The data part of a spec: the config plus the generator version for synthetic data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    #[serde(flatten)]
+    pub config: Data,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator_version: Option<u32>,
+    /// Folder that relative data paths are resolved against (not fingerprinted: contents are).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// One run, ready to execute or to be found in the cache.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    pub spec: RunSpec,
+    pub manifest: Manifest,
+    pub fingerprint: Fingerprint,
+    /// `results/<experiment>/<fingerprint prefix>/`
+    pub dir: PathBuf,
+}
+
+impl PlannedRun {
+    /// `dictionary` or `dictionary [mix.span_ratio=0.5]`.
+    pub fn label(&self) -> String {
+        let system = self.spec.system.name();
+        if self.spec.sweep.is_empty() {
+            system
+        } else {
+            let s: Vec<String> = self.spec.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{system} [{}]", s.join(","))
+        }
+    }
+}
+
+/// Plans every run of an experiment file; identical runs (same fingerprint) appear once.
+pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, PlanError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| config::ConfigError::Read { path: path.to_path_buf(), source })?;
+    let points = config::expand_sweep(&text, path)?;
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut runs: Vec<PlannedRun> = Vec::new();
+    for point in points {
+        let exp = &point.experiment;
+        if exp.backbone.is_some() {
+            return Err(PlanError::ModelRunsUnavailable { path: path.to_path_buf() });
+        }
+        let inputs = input_hashes(exp, &base_dir)?;
+        let data = DataSpec {
+            config: exp.data.clone(),
+            generator_version: matches!(exp.data.source, DataSource::Synthetic(_)).then_some(GENERATOR_VERSION),
+            base_dir: base_dir.clone(),
+        };
+        for baseline in &exp.baselines {
+            let spec = RunSpec {
+                experiment: exp.experiment.name.clone(),
+                sweep: point.settings.clone(),
+                seed: exp.experiment.seed,
+                system: SystemSpec::Baseline(baseline.clone()),
+                data: data.clone(),
+                eval: exp.eval.clone(),
+            };
+            // Baselines compute on CPU and do not depend on the sweep label itself.
+            let mut keyed = spec.clone();
+            keyed.sweep.clear();
+            let manifest = Manifest::new(&keyed, inputs.clone(), Versions::current("cpu")).map_err(|e| PlanError::Input {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(e),
+            })?;
+            let fingerprint = manifest.fingerprint();
+            if runs.iter().any(|r| r.fingerprint == fingerprint) {
+                continue;
+            }
+            let dir = results_root.join(&exp.experiment.name).join(fingerprint.short());
+            runs.push(PlannedRun { spec, manifest, fingerprint, dir });
+        }
+    }
+    Ok(runs)
+}
+
+/// The sha256 of every file the runs of `exp` read.
+fn input_hashes(exp: &Experiment, base: &Path) -> Result<Vec<InputHash>, PlanError> {
+    let file = |role: &str, p: &Path| {
+        let full = base.join(p);
+        hash_file(role, &full).map_err(|source| PlanError::Input { path: full, source })
+    };
+    let mut inputs = vec![if exp.data.code_table == "builtin" {
+        hash_bytes("code_table", "builtin:icd10cm-2026", CodeSet::builtin_bytes())
+    } else {
+        file("code_table", Path::new(&exp.data.code_table))?
+    }];
+    if let DataSource::Jsonl { train, val, test } = &exp.data.source {
+        inputs.push(file("data.train", train)?);
+        if let Some(v) = val {
+            inputs.push(file("data.val", v)?);
+        }
+        inputs.push(file("data.test", test)?);
+    }
+    Ok(inputs)
+}

@@ -1,0 +1,325 @@
+//! The only place that knows the whole chain: planned run -> data -> system ->
+//! predictions -> scores -> results folder. Finished runs are found by their
+//! fingerprint and reused; a run is written to a `.partial` folder and renamed
+//! into place only when complete, so a killed run never looks finished.
+
+use crate::baselines::DictionaryCoder;
+use crate::config::{Baseline, Eval};
+use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
+use crate::data::{self, CodeTable, Dataset, Split};
+use crate::fingerprint::canonical_json;
+use crate::metrics::{self, Bootstrap, EvidenceReport, LabelSets, Report, ScoreOptions};
+use crate::plan::{DataSpec, PlannedRun, SystemSpec};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The file written last into a finished run's folder; it holds the fingerprint.
+pub const DONE_MARKER: &str = "DONE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("scoring failed: {0}")]
+    Metrics(#[from] metrics::MetricsError),
+    #[error("{path}: results folder is corrupt ({reason}); rerun with --force to recompute it")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+impl RunError {
+    /// Whether the user can fix this by changing their input (exit code 2) rather than a failed run (1).
+    pub fn is_user_input(&self) -> bool {
+        matches!(self, RunError::Data(_) | RunError::Corrupt { .. })
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Recompute even when a finished result with the same fingerprint exists.
+    pub force: bool,
+    /// Show progress bars (they also hide themselves when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// Scores of one split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitMetrics {
+    pub n_docs: usize,
+    pub sets: Report,
+    /// Evidence scores where the split has gold evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<EvidenceReport>,
+}
+
+/// `metrics.json` of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMetrics {
+    pub fingerprint: String,
+    pub system: String,
+    pub splits: BTreeMap<String, SplitMetrics>,
+    /// Unknown codes and mismatched evidence found while loading the data.
+    pub data_report: LoadReport,
+    pub seconds: f64,
+}
+
+/// What happened to one planned run.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run: PlannedRun,
+    pub reused: bool,
+    pub metrics: RunMetrics,
+}
+
+/// Documents generated or read once per data spec and shared by the runs that use them.
+#[derive(Default)]
+struct DataCache {
+    tables: HashMap<String, Arc<CodeTable>>,
+    datasets: HashMap<String, Arc<(Dataset, LoadReport)>>,
+}
+
+impl DataCache {
+    fn get(&mut self, spec: &DataSpec) -> Result<(Arc<CodeTable>, Arc<(Dataset, LoadReport)>), RunError> {
+        let table_key = format!("{}|{}", spec.base_dir.display(), spec.config.code_table);
+        let table = match self.tables.get(&table_key) {
+            Some(t) => t.clone(),
+            None => {
+                let t = Arc::new(data::code_table(&spec.config, &spec.base_dir)?);
+                self.tables.insert(table_key.clone(), t.clone());
+                t
+            }
+        };
+        let value = serde_json::to_value(spec).unwrap_or_default();
+        let data_key = format!("{}|{}", spec.base_dir.display(), canonical_json(&value));
+        let dataset = match self.datasets.get(&data_key) {
+            Some(d) => d.clone(),
+            None => {
+                let d = Arc::new(data::load(&spec.config, &spec.base_dir, &table)?);
+                self.datasets.insert(data_key, d.clone());
+                d
+            }
+        };
+        Ok((table, dataset))
+    }
+}
+
+/// Executes planned runs in order, reusing finished ones; `on_done` hears about each as it finishes.
+pub fn execute(runs: &[PlannedRun], opts: &RunOptions, mut on_done: impl FnMut(&RunRecord)) -> Result<Vec<RunRecord>, RunError> {
+    let mut cache = DataCache::default();
+    let mut records = Vec::new();
+    for run in runs {
+        let record = match (opts.force, finished(run)?) {
+            (false, Some(metrics)) => RunRecord { run: run.clone(), reused: true, metrics },
+            _ => {
+                let metrics = compute(run, opts, &mut cache)?;
+                RunRecord { run: run.clone(), reused: false, metrics }
+            }
+        };
+        on_done(&record);
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// The metrics of a finished run with this fingerprint, if there is one.
+pub fn finished(run: &PlannedRun) -> Result<Option<RunMetrics>, RunError> {
+    let marker = run.dir.join(DONE_MARKER);
+    let Ok(done) = std::fs::read_to_string(&marker) else { return Ok(None) };
+    if done.trim() != run.fingerprint.as_str() {
+        return Err(RunError::Corrupt { path: run.dir.clone(), reason: "its DONE marker names another fingerprint".into() });
+    }
+    let path = run.dir.join("metrics.json");
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let metrics = serde_json::from_str(&text).map_err(|e| RunError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    Ok(Some(metrics))
+}
+
+fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result<RunMetrics, RunError> {
+    let started = Instant::now();
+    let partial = partial_dir(&run.dir);
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+    }
+    std::fs::create_dir_all(&partial).map_err(io_err(&partial))?;
+    let mut log = RunLog::new();
+    log.line(format!("run {} fingerprint {}", run.label(), run.fingerprint));
+
+    let (table, data) = cache.get(&run.spec.data)?;
+    let (dataset, load_report) = (&data.0, &data.1);
+    log.line(format!(
+        "data {}: {} train / {} val / {} test documents, {} codes in the pool",
+        dataset.name,
+        dataset.count(Split::Train),
+        dataset.count(Split::Val),
+        dataset.count(Split::Test),
+        dataset.pool.len()
+    ));
+    if !load_report.is_clean() {
+        log.line(format!("data warnings: {}", load_report.summary()));
+    }
+
+    let system = System::build(&run.spec.system, &table, dataset, &mut log);
+    let seen: HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
+    let label_space: Option<Vec<String>> = (!dataset.pool.is_empty()).then(|| dataset.pool.iter().map(|c| c.to_string()).collect());
+    let mut splits = BTreeMap::new();
+    for split_name in &run.spec.eval.splits {
+        let Some(split) = Split::parse(split_name) else { continue };
+        let docs: Vec<&data::Document> = dataset.split(split).collect();
+        let bar = progress(opts, docs.len() as u64, &format!("{} · {split}", run.label()));
+        let preds: Vec<Prediction> = docs.par_iter().map(|d| {
+            let p = system.predict(d);
+            bar.inc(1);
+            p
+        }).collect();
+        bar.finish_and_clear();
+        let path = partial.join(format!("predictions-{split}.jsonl"));
+        write_atomic(&path, |w| write_predictions(w, &preds))?;
+        let scored = score_split(&docs, &preds, &run.spec.eval, run.spec.seed, &seen, label_space.clone())?;
+        log.line(format!(
+            "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
+            docs.len(),
+            scored.sets.overall.micro.f1,
+            scored.sets.overall.macro_gold.f1,
+            scored.sets.overall.macro_gold.n_codes
+        ));
+        splits.insert(split.to_string(), scored);
+    }
+    let metrics = RunMetrics {
+        fingerprint: run.fingerprint.to_string(),
+        system: run.spec.system.name(),
+        splits,
+        data_report: load_report.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    log.line(format!("finished in {:.2} s", metrics.seconds));
+    write_json(&partial.join("spec.json"), &run.spec)?;
+    write_json(&partial.join("manifest.json"), &run.manifest)?;
+    write_json(&partial.join("metrics.json"), &metrics)?;
+    write_atomic(&partial.join("run.log"), |w| w.write_all(log.text.as_bytes()))?;
+    write_atomic(&partial.join(DONE_MARKER), |w| writeln!(w, "{}", run.fingerprint))?;
+    if run.dir.exists() {
+        std::fs::remove_dir_all(&run.dir).map_err(io_err(&run.dir))?;
+    }
+    std::fs::rename(&partial, &run.dir).map_err(io_err(&run.dir))?;
+    Ok(metrics)
+}
+
+fn score_split(
+    docs: &[&data::Document],
+    preds: &[Prediction],
+    eval: &Eval,
+    seed: u64,
+    seen: &HashSet<String>,
+    label_space: Option<Vec<String>>,
+) -> Result<SplitMetrics, RunError> {
+    let gold: Vec<Vec<String>> = docs.iter().map(|d| d.codes.iter().map(|c| c.to_string()).collect()).collect();
+    let pred: Vec<Vec<String>> = preds.iter().map(|p| p.codes.iter().map(|c| c.to_string()).collect()).collect();
+    let sets = LabelSets::new(&gold, &pred)?;
+    let opts = ScoreOptions {
+        seen_codes: Some(seen.clone()),
+        label_space,
+        bootstrap: (eval.bootstrap_samples > 0).then(|| Bootstrap::new(eval.bootstrap_samples, seed)),
+    };
+    let report = metrics::score(&sets, &opts);
+    let evidence = if docs.iter().any(|d| !d.evidence.is_empty()) {
+        let spans = |ev: &[data::EvidenceSpan]| -> Vec<(String, usize, usize)> { ev.iter().map(|e| (e.code.to_string(), e.start, e.end)).collect() };
+        let gold_ev: Vec<_> = docs.iter().map(|d| spans(&d.evidence)).collect();
+        let pred_ev: Vec<_> = preds.iter().map(|p| spans(&p.evidence)).collect();
+        Some(metrics::evidence_scores(&gold_ev, &pred_ev)?)
+    } else {
+        None
+    };
+    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence })
+}
+
+/// A system that codes documents.
+enum System {
+    Dictionary(DictionaryCoder),
+}
+
+impl System {
+    fn build(spec: &SystemSpec, table: &CodeTable, dataset: &Dataset, log: &mut RunLog) -> System {
+        match spec {
+            SystemSpec::Baseline(Baseline::Dictionary(params)) => {
+                let scope = (params.restrict_to_pool && !dataset.pool.is_empty()).then_some(dataset.pool.as_slice());
+                let coder = DictionaryCoder::build(table, scope, params);
+                log.line(format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms));
+                System::Dictionary(coder)
+            }
+        }
+    }
+
+    fn predict(&self, doc: &data::Document) -> Prediction {
+        match self {
+            System::Dictionary(c) => c.predict(doc),
+        }
+    }
+}
+
+fn progress(opts: &RunOptions, len: u64, label: &str) -> ProgressBar {
+    if !opts.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>30} [{bar:30}] {pos}/{len} docs · {per_sec} · eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    bar
+}
+
+/// `results/x/abc123` -> `results/x/.abc123.partial`
+fn partial_dir(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    dir.with_file_name(format!(".{name}.partial"))
+}
+
+/// Writes through a temporary file and renames it into place.
+pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<(), RunError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_default()));
+    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut w = std::io::BufWriter::new(file);
+    fill(&mut w).map_err(io_err(&tmp))?;
+    let file = w.into_inner().map_err(|e| RunError::Io { path: tmp.clone(), source: e.into_error() })?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RunError> {
+    write_atomic(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value)?;
+        w.write_all(b"\n")
+    })
+}
+
+/// The run's log, kept in memory and written with the results.
+struct RunLog {
+    started: Instant,
+    text: String,
+}
+
+impl RunLog {
+    fn new() -> RunLog {
+        RunLog { started: Instant::now(), text: String::new() }
+    }
+
+    fn line(&mut self, s: String) {
+        self.text.push_str(&format!("[{:>8.2}s] {s}\n", self.started.elapsed().as_secs_f64()));
+    }
+}

@@ -1,0 +1,255 @@
+//! The command line as a user meets it: exit codes, messages, caching, fingerprints.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn icdbench() -> Command {
+    Command::cargo_bin("icdbench").expect("binary builds")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small synthetic experiment (fast) written into `dir`.
+fn small_experiment(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[experiment]
+name = "{name}"
+seed = 5
+
+[data.source]
+kind = "synthetic"
+train_docs = 60
+val_docs = 10
+test_docs = 40
+pool_size = 40
+unseen_codes = 8
+chapters = [4, 9]
+
+[eval]
+splits = ["test"]
+bootstrap_samples = 50
+
+[[baselines]]
+kind = "dictionary"
+{extra}
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn fingerprints(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ").and_then(|r| r.split_whitespace().next()).map(String::from))
+        .filter(|f| f.len() == 12 && f.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect()
+}
+
+#[test]
+fn quickstart_plans_with_fingerprints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = icdbench()
+        .current_dir(root())
+        .args(["plan", "experiments/quickstart.toml", "--results"])
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let fps = fingerprints(&out);
+    assert_eq!(fps.len(), 2, "two dictionary runs: {}", String::from_utf8_lossy(&out));
+    assert_ne!(fps[0], fps[1]);
+}
+
+#[test]
+fn second_run_reuses_the_first_and_force_recomputes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = small_experiment(tmp.path(), "cache", "");
+    let results = tmp.path().join("results");
+    let first = icdbench().arg("run").arg(&exp).arg("--results").arg(&results).assert().success();
+    let first_err = String::from_utf8_lossy(&first.get_output().stderr).to_string();
+    assert!(first_err.contains("computed"), "{first_err}");
+    let run_dirs: Vec<PathBuf> = std::fs::read_dir(results.join("cache")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    assert_eq!(run_dirs.len(), 1);
+    let dir = &run_dirs[0];
+    for f in ["spec.json", "manifest.json", "metrics.json", "predictions-test.jsonl", "run.log", "DONE"] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    assert!(results.join("cache/summary.md").is_file());
+    let metrics_before = std::fs::read_to_string(dir.join("metrics.json")).unwrap();
+
+    let second = icdbench().arg("run").arg(&exp).arg("--results").arg(&results).assert().success();
+    let err = String::from_utf8_lossy(&second.get_output().stderr).to_string();
+    assert!(err.contains("reused"), "{err}");
+    assert_eq!(std::fs::read_to_string(dir.join("metrics.json")).unwrap(), metrics_before);
+
+    let forced = icdbench().arg("run").arg(&exp).arg("--results").arg(&results).arg("--force").assert().success();
+    let err = String::from_utf8_lossy(&forced.get_output().stderr).to_string();
+    assert!(err.contains("computed"), "{err}");
+    // Same fingerprint, same numbers: only the timing may differ.
+    let strip = |s: &str| s.lines().filter(|l| !l.contains("\"seconds\"")).collect::<Vec<_>>().join("\n");
+    assert_eq!(strip(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()), strip(&metrics_before));
+}
+
+#[test]
+fn an_interrupted_run_leaves_no_finished_looking_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = small_experiment(tmp.path(), "partial", "");
+    let results = tmp.path().join("results");
+    let out = icdbench().arg("plan").arg(&exp).arg("--results").arg(&results).assert().success().get_output().stdout.clone();
+    let fp = fingerprints(&out).remove(0);
+    // What a killed run leaves: a .partial folder without DONE.
+    let partial = results.join("partial").join(format!(".{fp}.partial"));
+    std::fs::create_dir_all(&partial).unwrap();
+    std::fs::write(partial.join("metrics.json"), "{half").unwrap();
+    icdbench().arg("plan").arg(&exp).arg("--results").arg(&results).assert().success().stdout(predicate::str::contains("to run"));
+    let run = icdbench().arg("run").arg(&exp).arg("--results").arg(&results).assert().success();
+    assert!(String::from_utf8_lossy(&run.get_output().stderr).contains("computed"));
+    assert!(!partial.exists());
+    assert!(results.join("partial").join(&fp).join("DONE").is_file());
+}
+
+#[test]
+fn malformed_toml_exits_2_naming_the_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bad.toml");
+    std::fs::write(&path, "[experiment]\nname = \"x\"\nseed = \n").unwrap();
+    icdbench()
+        .arg("plan")
+        .arg(&path)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad.toml:3:"))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn unknown_key_wrong_type_and_out_of_range_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let unknown = small_experiment(tmp.path(), "unknown", "negatoin = true");
+    icdbench()
+        .arg("run")
+        .arg(&unknown)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown.toml:"))
+        .stderr(predicate::str::contains("negatoin"));
+
+    let wrong_type = tmp.path().join("wrong.toml");
+    std::fs::write(&wrong_type, "[experiment]\nname = \"w\"\nseed = \"seventeen\"\n\n[[baselines]]\nkind = \"dictionary\"\n").unwrap();
+    icdbench().arg("plan").arg(&wrong_type).assert().code(2).stderr(predicate::str::contains("wrong.toml:3:"));
+
+    let range = tmp.path().join("range.toml");
+    std::fs::write(&range, "[experiment]\nname = \"r\"\n\n[mix]\nspan_ratio = 1.5\n\n[[baselines]]\nkind = \"dictionary\"\n").unwrap();
+    icdbench()
+        .arg("plan")
+        .arg(&range)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("range.toml:5:"))
+        .stderr(predicate::str::contains("mix.span_ratio"))
+        .stderr(predicate::str::contains("between 0 and 1"));
+}
+
+#[test]
+fn missing_files_exit_2() {
+    icdbench().args(["run", "no/such/experiment.toml"]).assert().code(2).stderr(predicate::str::contains("no/such/experiment.toml"));
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("jsonl.toml");
+    std::fs::write(
+        &path,
+        "[experiment]\nname = \"j\"\n\n[data.source]\nkind = \"jsonl\"\ntrain = \"train.jsonl\"\ntest = \"test.jsonl\"\n\n[[baselines]]\nkind = \"dictionary\"\n",
+    )
+    .unwrap();
+    icdbench().arg("plan").arg(&path).assert().code(2).stderr(predicate::str::contains("train.jsonl not found"));
+}
+
+#[test]
+fn changing_one_byte_of_an_input_changes_the_fingerprint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let doc = |id: &str, split: &str, text: &str, code: &str| format!("{{\"id\":\"{id}\",\"split\":\"{split}\",\"text\":\"{text}\",\"codes\":[\"{code}\"]}}\n");
+    std::fs::write(tmp.path().join("train.jsonl"), doc("a", "train", "Essential hypertension.", "I10")).unwrap();
+    std::fs::write(tmp.path().join("test.jsonl"), doc("b", "test", "Type 2 diabetes mellitus without complications.", "E11.9")).unwrap();
+    let exp = tmp.path().join("j.toml");
+    std::fs::write(
+        &exp,
+        "[experiment]\nname = \"j\"\n\n[data.source]\nkind = \"jsonl\"\ntrain = \"train.jsonl\"\ntest = \"test.jsonl\"\n\n[eval]\nbootstrap_samples = 0\n\n[[baselines]]\nkind = \"dictionary\"\n",
+    )
+    .unwrap();
+    let plan = || fingerprints(&icdbench().arg("plan").arg(&exp).assert().success().get_output().stdout.clone());
+    let a = plan();
+    assert_eq!(a, plan(), "same inputs, same fingerprint across processes");
+    std::fs::write(tmp.path().join("test.jsonl"), doc("b", "test", "Type 2 diabetes mellitus without complications!", "E11.9")).unwrap();
+    assert_ne!(a, plan());
+
+    // The baseline finds the code in the JSONL document, and unknown codes are reported, not dropped silently.
+    let results = tmp.path().join("results");
+    std::fs::write(tmp.path().join("test.jsonl"), doc("b", "test", "Type 2 diabetes mellitus without complications.", "E11.9") + &doc("c", "test", "Nothing here.", "X99.999")).unwrap();
+    let out = icdbench().arg("run").arg(&exp).arg("--results").arg(&results).arg("--quiet").assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(stdout.contains("| dictionary | test  | 2 "), "{stdout}");
+    let dir = std::fs::read_dir(results.join("j")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["data_report"]["unknown_codes"]["X99.999"], 1);
+    assert_eq!(metrics["splits"]["test"]["sets"]["overall"]["tp"], 1);
+    assert_eq!(metrics["splits"]["test"]["sets"]["unseen"]["micro"]["f1"], 1.0);
+}
+
+#[test]
+fn score_reads_jsonl_from_other_tools() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gold = tmp.path().join("gold.jsonl");
+    let pred = tmp.path().join("pred.jsonl");
+    std::fs::write(
+        &gold,
+        concat!(
+            "{\"id\":\"t\",\"split\":\"train\",\"text\":\"x\",\"codes\":[\"I10\"]}\n",
+            "{\"id\":\"1\",\"split\":\"test\",\"text\":\"x\",\"codes\":[\"I10\",\"E11.9\"]}\n",
+            "{\"id\":\"2\",\"split\":\"test\",\"text\":\"y\",\"codes\":[\"J45.909\"]}\n"
+        ),
+    )
+    .unwrap();
+    // Lower case and no dots are normalised; doc 2 has no prediction.
+    std::fs::write(&pred, "{\"id\":\"1\",\"codes\":[\"i10\",\"E119\",\"K21.9\"]}\n").unwrap();
+    let out = icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(&pred).args(["--json", "--bootstrap", "0"]).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    // TP 2, FP 1, FN 1 -> micro F1 = 2 / (2 + 1) = 0.6667
+    assert_eq!(report["overall"]["tp"], 2);
+    assert!((report["overall"]["micro"]["f1"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    // Seen = {I10} from the train line: seen micro F1 = 1.
+    assert_eq!(report["seen"]["micro"]["f1"], 1.0);
+
+    icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(tmp.path().join("nope.jsonl")).assert().code(2).stderr(predicate::str::contains("nope.jsonl"));
+    std::fs::write(&pred, "{\"id\":\"1\",\"codes\":[\"I10\"]}\nnot json\n").unwrap();
+    icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(&pred).assert().code(2).stderr(predicate::str::contains("pred.jsonl:2:"));
+}
+
+#[test]
+fn report_and_check_say_they_are_not_available_yet() {
+    icdbench().arg("report").assert().code(2).stderr(predicate::str::contains("not available yet"));
+    icdbench().arg("check").assert().code(2).stderr(predicate::str::contains("not available yet"));
+}
+
+#[test]
+fn export_is_byte_identical_across_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = small_experiment(tmp.path(), "export", "");
+    let export = |out: &str| {
+        icdbench().args(["data", "export"]).arg(&exp).arg("--out").arg(tmp.path().join(out)).args(["--format", "both"]).assert().success();
+    };
+    export("a");
+    export("b");
+    for f in ["train.jsonl", "val.jsonl", "test.jsonl", "test.parquet", "dataset.json"] {
+        let a = std::fs::read(tmp.path().join("a").join(f)).unwrap();
+        let b = std::fs::read(tmp.path().join("b").join(f)).unwrap();
+        assert!(!a.is_empty(), "{f} empty");
+        assert_eq!(a, b, "{f} differs between two exports");
+    }
+}
