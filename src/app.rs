@@ -195,7 +195,36 @@ fn score_files(gold: &Path, pred: &Path, train: Option<&Path>, split: &str, code
         markdown_table(&["codes", "micro-P", "micro-R", "micro-F1 [95% CI]", "macro-F1 (gold codes)", "macro-F1 (TP+FP+FN>0)", "codes", "exact match"], &rows)
     );
     println!("Percent. micro-F1 = TP/(TP+(FP+FN)/2) (Edin et al. 2023); macro-F1 under two conventions as named.");
+    if let Some(ranking) = ranking_report(&docs, &by_id)? {
+        println!("\nScored predictions ({} documents, {} codes scored):", ranking.n_docs, ranking.n_listed_codes);
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        let at_k = ranking.precision_at_k.iter().map(|a| ("P", a)).chain(ranking.recall_at_k.iter().map(|a| ("R", a)));
+        for (name, a) in at_k {
+            rows.push(vec![format!("{name}@{}", a.k), format!("{:.2}", 100.0 * a.value)]);
+        }
+        rows.push(vec!["R-precision".into(), format!("{:.2}", 100.0 * ranking.r_precision.value)]);
+        rows.push(vec!["mAP".into(), format!("{:.2}", 100.0 * ranking.mean_average_precision.value)]);
+        for (name, auc) in [("AUC micro", &ranking.auc_micro), ("AUC macro", &ranking.auc_macro)] {
+            rows.push(vec![name.into(), auc.value.map_or("–".into(), |v| format!("{:.2}", 100.0 * v))]);
+        }
+        print!("{}", markdown_table(&["metric", "value"], &rows));
+    }
     Ok(())
+}
+
+/// P@k, R@k, R-precision, mAP and AUC when the predictions carry per-code scores.
+fn ranking_report(docs: &[&Document], by_id: &HashMap<&str, &jsonl::Prediction>) -> Result<Option<metrics::ScoredReport>, AppError> {
+    if !by_id.values().any(|p| !p.scores.is_empty()) {
+        return Ok(None);
+    }
+    let codes: Vec<String> = by_id.values().flat_map(|p| p.scores.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let gold: Vec<Vec<String>> = docs.iter().map(|d| d.codes.iter().map(|c| c.to_string()).collect()).collect();
+    let scores: Vec<Vec<(String, f64)>> = docs
+        .iter()
+        .map(|d| by_id.get(d.id.as_str()).map(|p| p.scores.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default())
+        .collect();
+    let scored = metrics::ScoredDocs::sparse(&codes, &gold, &scores).map_err(|e| AppError::Input(e.to_string()))?;
+    Ok(Some(metrics::score_ranking(&scored, &[8, 15]).map_err(|e| AppError::Input(e.to_string()))?))
 }
 
 fn data_command(command: DataCommand) -> Result<(), AppError> {

@@ -253,3 +253,38 @@ fn export_is_byte_identical_across_runs() {
         assert_eq!(a, b, "{f} differs between two exports");
     }
 }
+
+#[test]
+fn score_reports_ranking_metrics_when_predictions_carry_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gold = tmp.path().join("gold.jsonl");
+    let pred = tmp.path().join("pred.jsonl");
+    std::fs::write(
+        &gold,
+        concat!(
+            "{\"id\":\"1\",\"split\":\"test\",\"text\":\"x\",\"codes\":[\"I10\"]}\n",
+            "{\"id\":\"2\",\"split\":\"test\",\"text\":\"y\",\"codes\":[\"E11.9\"]}\n"
+        ),
+    )
+    .unwrap();
+    // Doc 1 ranks its gold code first, doc 2 second: perfect AUC is not reached, P@8 = (1 + 1) / 16.
+    std::fs::write(
+        &pred,
+        concat!(
+            "{\"id\":\"1\",\"codes\":[\"I10\"],\"scores\":{\"I10\":0.9,\"E11.9\":0.2}}\n",
+            "{\"id\":\"2\",\"codes\":[\"I10\"],\"scores\":{\"I10\":0.8,\"E11.9\":0.7}}\n"
+        ),
+    )
+    .unwrap();
+    icdbench()
+        .arg("score")
+        .arg("--gold")
+        .arg(&gold)
+        .arg("--pred")
+        .arg(&pred)
+        .args(["--bootstrap", "0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("| P@8         | 12.50"))
+        .stdout(predicate::str::contains("| R@8         | 100.00"));
+}

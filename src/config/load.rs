@@ -250,6 +250,8 @@ fn validate(exp: &Experiment, text: &str, path: &Path) -> Vec<Problem> {
             c.fail("backbone.device", format!("unknown device {d:?}: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""));
         }
     }
+    // In file order, so the messages read top to bottom like the file.
+    c.problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
     c.problems
 }
 

@@ -382,3 +382,41 @@ impl Default for DictionaryParams {
         DictionaryParams { name: None, negation: true, inclusion_terms: true, restrict_to_pool: true, min_words: 1 }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn quickstart_round_trips_through_toml() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments/quickstart.toml"));
+        let exp = load_experiment(path).unwrap();
+        let text = toml::to_string(&exp).unwrap();
+        let again = parse_experiment(&text, path).unwrap();
+        assert_eq!(exp, again);
+        assert_eq!(exp.baselines.len(), 2);
+        assert_eq!(exp.baselines[1].name(), "dictionary-no-negation");
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_file() {
+        let exp = parse_experiment("[experiment]\nname = \"m\"\n[[baselines]]\nkind = \"dictionary\"\n", Path::new("m.toml")).unwrap();
+        assert_eq!(exp.experiment.seed, 17);
+        assert_eq!(exp.data.code_table, "builtin");
+        assert!(matches!(exp.data.source, DataSource::Synthetic(ref p) if p.pool_size == 200 && p.unseen_codes == 40));
+        assert_eq!(exp.eval.splits, vec!["test".to_string()]);
+        assert_eq!(exp.mix.strategy, MixStrategy::DocumentOnly);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = "[experiment]\nname = \"bad name\"\n\n[train]\nlora_targets = [\"q\", \"qq\"]\nbatch_size = 0\n";
+        let err = parse_experiment(text, Path::new("x.toml")).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = &err else { panic!("{err}") };
+        let keys: Vec<&str> = problems.iter().filter_map(|p| p.key.as_deref()).collect();
+        assert_eq!(keys, ["experiment.name", "train.lora_targets", "train.batch_size", "baselines"]);
+        assert_eq!(problems[1].line, Some(5));
+        assert_eq!(err.to_string().lines().count(), 4);
+    }
+}

@@ -122,6 +122,9 @@ pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet
                 *report.unknown_codes.entry(ev.code.clone()).or_default() += 1;
                 continue;
             };
+            if ev.start >= ev.end {
+                return Err(fail(format!("evidence {}..{} for {} is empty or reversed: end must be greater than start", ev.start, ev.end, ev.code)));
+            }
             let Some(actual) = slice_chars(&raw.text, ev.start, ev.end) else {
                 return Err(fail(format!("evidence {}..{} for {} lies outside the text ({} characters)", ev.start, ev.end, ev.code, raw.text.chars().count())));
             };
@@ -176,6 +179,10 @@ pub fn read_predictions(path: &Path, codes: &CodeSet) -> Result<(Vec<Prediction>
             .evidence
             .into_iter()
             .filter_map(|e| {
+                // Empty or reversed predicted spans support nothing; they are left out.
+                if e.start >= e.end {
+                    return None;
+                }
                 let code = Code::parse(&e.code).ok()?;
                 Some(EvidenceSpan { code, start: e.start, end: e.end, text: e.text.unwrap_or_default() })
             })

@@ -42,7 +42,7 @@ fn part(m: Option<&SetMetrics>, f: impl Fn(&SetMetrics) -> String) -> String {
 /// One row per run and split: micro/macro F1 overall, seen and unseen, in percent.
 pub fn results_table(records: &[RunRecord]) -> String {
     let header = [
-        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes", "fingerprint", "status",
+        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes", "evidence F1 exact/overlap", "fingerprint", "status",
     ];
     let mut rows = Vec::new();
     for r in records {
@@ -62,6 +62,7 @@ pub fn results_table(records: &[RunRecord]) -> String {
                 part(s.unseen.as_ref(), |x| pct(x.micro.f1)),
                 part(s.unseen.as_ref(), |x| pct(x.macro_gold.f1)),
                 s.unseen.as_ref().map_or("0".into(), |x| x.macro_gold.n_codes.to_string()),
+                m.evidence.as_ref().map_or("–".into(), |e| format!("{} / {}", pct(e.exact.f1), pct(e.overlap.f1))),
                 r.run.fingerprint.short().to_string(),
                 if r.reused { "reused".into() } else { format!("computed {:.1}s", r.metrics.seconds) },
             ]);
@@ -70,7 +71,8 @@ pub fn results_table(records: &[RunRecord]) -> String {
     let mut out = markdown_table(&header, &rows);
     out.push_str(
         "\nPercent. micro-F1 = TP / (TP + (FP+FN)/2); macro-F1 averages per-code F1 over the codes in the split's gold labels (Edin et al. 2023). \
-         Seen = codes in training documents' labels; unseen = the rest. CIs: percentile bootstrap over documents.\n",
+         Seen = codes in training documents' labels; unseen = the rest. CIs: percentile bootstrap over documents. \
+         Evidence F1: predicted spans against gold spans of the same code, exact offsets / characters overlapping.\n",
     );
     out
 }
