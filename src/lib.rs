@@ -13,6 +13,7 @@ pub mod device;
 pub mod fingerprint;
 pub mod icd;
 pub mod metrics;
+pub mod model;
 pub mod plan;
 pub mod report;
 pub mod runner;
