@@ -1,5 +1,5 @@
 # The two commands of the README. Both set up what they need first (idempotent).
-.PHONY: setup quickstart test build bench
+.PHONY: setup quickstart test build bench parity-fixtures
 
 setup:
 	@bash scripts/setup.sh
@@ -16,3 +16,7 @@ test: setup
 # Criterion benches in release (a release build of all dependencies takes ~15 min on 2 cores).
 bench: setup
 	cargo bench
+
+# Regenerate the transformers parity fixtures (needs a 2.5 GB PyTorch + transformers virtualenv, made once).
+parity-fixtures:
+	bash scripts/parity/regenerate.sh

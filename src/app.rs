@@ -53,6 +53,9 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Check { .. } => Err(AppError::Input(
             "`icdbench check` (the CI gate against reference metrics) is not available yet".into(),
         )),
+        Command::Generate { backbone, prompts, max_new_tokens, temperature, seed, device, raw, constrain_codes } => {
+            generate_command(&backbone, &prompts, max_new_tokens, temperature, seed, &device, raw, constrain_codes)
+        }
         Command::Info { device } => {
             println!("icdbench {} ({})", env!("CARGO_PKG_VERSION"), env!("ICDBENCH_GIT_REVISION"));
             println!("{}", crate::device::describe());
@@ -285,5 +288,42 @@ fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), App
     let meta = serde_json::json!({"name": dataset.name, "documents": counts, "pool": pool, "unseen_test_codes": unseen});
     runner::write_json(&out.join("dataset.json"), &meta)?;
     println!("{}", out.join("dataset.json").display());
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn generate_command(backbone: &str, prompts: &[String], max_new_tokens: usize, temperature: f64, seed: u64, device: &str, raw: bool, constrain: bool) -> Result<(), AppError> {
+    use crate::model::{backbone as bb, generate};
+    let device = crate::device::resolve(device).map_err(|e| AppError::Input(e.to_string()))?;
+    let spec = crate::config::Backbone { name: backbone.to_string(), format: Default::default(), dtype: Default::default(), device: crate::device::name(device) };
+    let started = std::time::Instant::now();
+    let loaded = bb::load(&spec, Path::new("."), device).map_err(|e| AppError::Input(e.to_string()))?;
+    eprintln!("loaded {} on {} in {:.1}s", backbone, crate::device::name(device), started.elapsed().as_secs_f64());
+    let tok = &loaded.tokenizer;
+    let ids: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            let text = if raw { p.clone() } else { tok.chat_prompt(None, p) };
+            tok.encode(&text, tok.add_bos_default())
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| AppError::Input(e.to_string()))?;
+    let constraint = if constrain {
+        let codes = crate::icd::CodeSet::builtin()?;
+        let trie = generate::CodeTrie::new(codes.billable().map(|e| e.code.as_str()));
+        Some(generate::CodeConstraint::new(trie, tok))
+    } else {
+        None
+    };
+    let cfg = generate::GenerationConfig { max_new_tokens, temperature, seed, ..Default::default() };
+    let out = generate::generate(&loaded.model, tok, &ids, &cfg, constraint.as_ref()).map_err(|e| AppError::Failed(e.to_string()))?;
+    for (p, t) in prompts.iter().zip(&out.texts) {
+        println!("> {p}\n{}\n", t.trim());
+    }
+    let th = out.throughput;
+    eprintln!(
+        "prefill {} tokens in {:.2}s ({:.0} tok/s) · decode {} tokens in {:.2}s ({:.1} tok/s)",
+        th.prefill_tokens, th.prefill_seconds, th.prefill_per_second(), th.decode_tokens, th.decode_seconds, th.decode_per_second()
+    );
     Ok(())
 }

@@ -98,6 +98,35 @@ pub enum Command {
         #[arg(value_name = "CONFIG.toml")]
         config: Option<PathBuf>,
     },
+    /// Ask a backbone something: load it, apply its chat format, and decode (greedy unless --temperature).
+    #[command(long_about = "Load a backbone (a packaged short name such as smollm2-135m, a GGUF file, or a Hugging Face \
+                            folder), wrap the prompt in the model's chat format, and generate. Prints the answer and \
+                            prefill/decode throughput. --constrain-codes keeps every ICD-10-CM code the model writes \
+                            inside the code set.")]
+    Generate {
+        /// Backbone: `smollm2-135m`, a .gguf file, or a Hugging Face folder.
+        #[arg(long, default_value = "smollm2-135m")]
+        backbone: String,
+        /// The user message (repeat for a batch).
+        #[arg(long = "prompt", required = true)]
+        prompts: Vec<String>,
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// 0 = greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f64,
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        /// `auto`, `cpu`, `cuda`, `cuda:N`.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Send the prompt as it is, without the chat format.
+        #[arg(long)]
+        raw: bool,
+        /// Restrict any code the model writes to billable ICD-10-CM codes.
+        #[arg(long)]
+        constrain_codes: bool,
+    },
     /// Show the libtorch build, CUDA availability and thread count of this machine.
     Info {
         /// Also run a small forward/backward on this device (`cpu`, `cuda`, `auto`) and compare it with CPU.

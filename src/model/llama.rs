@@ -1,0 +1,568 @@
+//! One decoder-only transformer for the Llama, Qwen2 and Qwen3 families:
+//! RMSNorm, rotary position embeddings (default, linear and Llama 3.1 scaling),
+//! grouped-query attention, SwiGLU MLP, tied or untied output embeddings.
+//!
+//! Parameters live in a `tch::nn::VarStore` under the checkpoint's own names
+//! (`model.layers.0.self_attn.q_proj.weight`), so loading is a walk over the
+//! store's variables. The families differ only in small switches:
+//! Qwen2 puts biases on q/k/v; Qwen3 normalises each head's queries and keys
+//! before RoPE and may have a head size other than hidden / heads.
+//!
+//! Dtype policy: compute in the VarStore's kind (f32 on CPU, bf16 on CUDA);
+//! RMSNorm statistics and the RoPE angles in f32, as transformers does; logits
+//! are returned in f32.
+
+use super::config::{ConfigError, Family, ModelConfig};
+use super::lora::{LoraConfig, Projection};
+use super::weights::{load_safetensors, read_config, WeightMap};
+use super::ModelError;
+use std::path::Path;
+use tch::nn::{self, Init};
+use tch::{Device, Kind, Tensor};
+
+/// Standard deviation of the random init (transformers' `initializer_range` default).
+const INIT_STD: f64 = 0.02;
+
+/// How parameters are created: random (training from scratch) or as
+/// uninitialised placeholders that a checkpoint overwrites.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ParamInit {
+    Random,
+    Placeholder,
+}
+
+/// `root` extended by the dotted module path `a.b.c` (Hugging Face naming).
+pub(crate) fn sub_path<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
+    dotted.split('.').filter(|s| !s.is_empty()).fold(root.clone(), |p, s| p.sub(s))
+}
+
+/// Creates the parameter `dotted` (e.g. `model.norm.weight`) under `root`.
+fn param(root: &nn::Path, dotted: &str, shape: &[i64], init: ParamInit, random: Init) -> Result<Tensor, ModelError> {
+    let (module, name) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+    let path = sub_path(root, module);
+    match init {
+        ParamInit::Random => Ok(path.f_var(name, shape, random)?),
+        // Left uninitialised: on CPU the pages are only touched when the checkpoint's
+        // tensor is copied in, so loading holds about one copy of the weights.
+        ParamInit::Placeholder => {
+            let t = Tensor::f_empty(shape, (path.kind(), path.device()))?;
+            Ok(path.add(name, t, true))
+        }
+    }
+}
+
+/// A linear layer named `dotted` (`model.layers.0.mlp.up_proj`): weight [out, in], optional bias.
+fn projection(root: &nn::Path, dotted: &str, in_dim: usize, out_dim: usize, bias: bool, init: ParamInit) -> Result<Projection, ModelError> {
+    let (i, o) = (in_dim as i64, out_dim as i64);
+    let weight = param(root, &format!("{dotted}.weight"), &[o, i], init, Init::Randn { mean: 0.0, stdev: INIT_STD })?;
+    let bias = if bias { Some(param(root, &format!("{dotted}.bias"), &[o], init, Init::Const(0.0))?) } else { None };
+    Ok(Projection::new(dotted, weight, bias))
+}
+
+/// Root-mean-square layer norm: statistics in f32, scale in the model's kind.
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(root: &nn::Path, dotted: &str, dim: usize, eps: f64, init: ParamInit) -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm { weight: param(root, &format!("{dotted}.weight"), &[dim as i64], init, Init::Const(1.0))?, eps })
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let kind = x.kind();
+        let xf = x.to_kind(Kind::Float);
+        let variance = xf.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        let normed = (xf * (variance + self.eps).rsqrt()).to_kind(kind);
+        &self.weight * normed
+    }
+}
+
+/// RoPE inverse frequencies, `[head_dim / 2]` f32, computed with the same f32
+/// tensor operations, in the same order, as transformers' `rope_init_fn`s
+/// (`_compute_default_rope_parameters`, `..._linear_...`, `..._llama3_...`), so
+/// band edges fall where they fall there.
+pub fn rope_inv_freq(config: &ModelConfig, device: Device) -> Result<Tensor, ConfigError> {
+    let rope = config.rope();
+    let base = rope.rope_theta.unwrap_or(10_000.0);
+    let dim = config.head_dim() as i64;
+    let exponent = Tensor::arange_start_step(0i64, dim, 2, (Kind::Int64, device)).to_kind(Kind::Float) / dim as f64;
+    // Python's `1.0 / t` is `t.reciprocal() * 1.0`.
+    let inv_freq = Tensor::pow_scalar(base, &exponent).reciprocal();
+    let need = |v: Option<f64>, key: &str| v.ok_or_else(|| ConfigError::Inconsistent(format!("rope_type {:?} needs `{key}`", rope.rope_type.as_deref().unwrap_or(""))));
+    match rope.rope_type.as_deref() {
+        None | Some("default") => Ok(inv_freq),
+        Some("linear") => Ok(inv_freq / need(rope.factor, "factor")?),
+        Some("llama3") => {
+            let factor = need(rope.factor, "factor")?;
+            let low = need(rope.low_freq_factor, "low_freq_factor")?;
+            let high = need(rope.high_freq_factor, "high_freq_factor")?;
+            let old_ctx = need(rope.original_max_position_embeddings.map(|v| v as f64), "original_max_position_embeddings")?;
+            if high == low {
+                return Err(ConfigError::Inconsistent("rope_scaling: high_freq_factor equals low_freq_factor".into()));
+            }
+            let low_freq_wavelen = old_ctx / low;
+            let high_freq_wavelen = old_ctx / high;
+            // wavelen = 2π / inv_freq, i.e. reciprocal() * 2π in torch.
+            let wavelen = inv_freq.reciprocal() * (2.0 * std::f64::consts::PI);
+            // Long wavelengths (low frequencies) are divided by `factor` ...
+            let scaled = (&inv_freq / factor).where_self(&wavelen.gt(low_freq_wavelen), &inv_freq);
+            // ... short ones are kept, and the band between is interpolated.
+            let smooth = (wavelen.reciprocal() * old_ctx - low) / (high - low);
+            let smoothed = smooth.rsub_scalar(1.0) * &scaled / factor + &smooth * &scaled;
+            let medium = wavelen.lt(high_freq_wavelen).logical_not().logical_and(&wavelen.gt(low_freq_wavelen).logical_not());
+            Ok(smoothed.where_self(&medium, &scaled))
+        }
+        Some(other) => Err(ConfigError::Rope(other.to_string())),
+    }
+}
+
+/// `cos` and `sin` for `positions` [b, t]: [b, 1, t, head_dim] in `kind`, angles in f32.
+fn rope_tables(inv_freq: &Tensor, positions: &Tensor, kind: Kind) -> (Tensor, Tensor) {
+    let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * inv_freq; // [b, t, d/2]
+    let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);
+    (emb.cos().to_kind(kind), emb.sin().to_kind(kind))
+}
+
+/// x·cos + rotate_half(x)·sin, rotate_half(x) = [-x2, x1] (transformers' half-split layout).
+fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+    let half = x.size()[3] / 2;
+    let x1 = x.narrow(3, 0, half);
+    let x2 = x.narrow(3, half, half);
+    let rotated = Tensor::cat(&[&x2.neg(), &x1], -1);
+    x * cos + rotated * sin
+}
+
+/// Keys and values seen so far, per layer, each [b, kv_heads, len, head_dim].
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    pub fn new(n_layers: usize) -> KvCache {
+        KvCache { layers: (0..n_layers).map(|_| None).collect() }
+    }
+
+    /// Positions cached per row (including padding columns).
+    pub fn len(&self) -> i64 {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.size()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps the batch rows `rows` (i64 indices, repeats allowed), in that order:
+    /// reorders beams or drops finished sequences.
+    pub fn select_rows(&mut self, rows: &Tensor) {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let idx = rows.to_device(k.device());
+            *k = k.index_select(0, &idx);
+            *v = v.index_select(0, &idx);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.layers.iter_mut().for_each(|l| *l = None);
+    }
+}
+
+/// Which mask attention uses.
+enum Mask {
+    /// Every query sees every key (one new token, no padding).
+    None,
+    /// Plain causal: no cache, no padding (lets libtorch use its fused causal kernel).
+    Causal,
+    /// Explicit boolean [b or 1, 1, t, past + t], true = may attend.
+    Explicit(Tensor),
+}
+
+/// Causal + padding mask. A query may attend key j when j <= its own index and
+/// key j is a real token. Every query may also attend itself: a left-padding
+/// query has no real key before it, and a fully masked row makes softmax NaN,
+/// which would poison the whole batch in backward. Real queries never attend
+/// padding, so their outputs are unchanged.
+fn build_mask(padding: Option<&Tensor>, b: i64, t: i64, past: i64, device: Device) -> Mask {
+    let total = past + t;
+    let Some(padding) = padding else {
+        return match (t, past) {
+            (1, _) => Mask::None,
+            (_, 0) => Mask::Causal,
+            _ => {
+                let q = Tensor::arange_start(past, total, (Kind::Int64, device)).view([t, 1]);
+                let k = Tensor::arange(total, (Kind::Int64, device)).view([1, total]);
+                Mask::Explicit(k.le_tensor(&q).view([1, 1, t, total]))
+            }
+        };
+    };
+    assert_eq!(padding.size(), [b, total], "attention_mask must be [batch, cached + new tokens]");
+    let q = Tensor::arange_start(past, total, (Kind::Int64, device)).view([1, t, 1]);
+    let k = Tensor::arange(total, (Kind::Int64, device)).view([1, 1, total]);
+    let real = padding.to_device(device).ne(0).view([b, 1, total]);
+    let allowed = k.le_tensor(&q).logical_and(&real).logical_or(&k.eq_tensor(&q));
+    Mask::Explicit(allowed.unsqueeze(1))
+}
+
+struct Attention {
+    q_proj: Projection,
+    k_proj: Projection,
+    v_proj: Projection,
+    o_proj: Projection,
+    /// Qwen3: RMSNorm over each head's queries / keys, before RoPE.
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    heads: i64,
+    kv_heads: i64,
+    head_dim: i64,
+}
+
+impl Attention {
+    fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, family: Family, init: ParamInit) -> Result<Attention, ModelError> {
+        let (h, kv, hd) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
+        let qkv_bias = family == Family::Qwen2 || c.attention_bias;
+        let o_bias = family != Family::Qwen2 && c.attention_bias;
+        let (q_norm, k_norm) = if family == Family::Qwen3 {
+            (
+                Some(RmsNorm::new(root, &format!("{prefix}.q_norm"), hd, c.rms_norm_eps, init)?),
+                Some(RmsNorm::new(root, &format!("{prefix}.k_norm"), hd, c.rms_norm_eps, init)?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Attention {
+            q_proj: projection(root, &format!("{prefix}.q_proj"), c.hidden_size, h * hd, qkv_bias, init)?,
+            k_proj: projection(root, &format!("{prefix}.k_proj"), c.hidden_size, kv * hd, qkv_bias, init)?,
+            v_proj: projection(root, &format!("{prefix}.v_proj"), c.hidden_size, kv * hd, qkv_bias, init)?,
+            o_proj: projection(root, &format!("{prefix}.o_proj"), h * hd, c.hidden_size, o_bias, init)?,
+            q_norm,
+            k_norm,
+            heads: h as i64,
+            kv_heads: kv as i64,
+            head_dim: hd as i64,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Mask, cache: Option<&mut Option<(Tensor, Tensor)>>, train: bool) -> Tensor {
+        let (b, t) = (x.size()[0], x.size()[1]);
+        let heads = |p: &Projection, n: i64, norm: &Option<RmsNorm>| {
+            let y = p.forward(x, train).view([b, t, n, self.head_dim]);
+            let y = match norm {
+                Some(norm) => norm.forward(&y),
+                None => y,
+            };
+            y.transpose(1, 2)
+        };
+        let q = apply_rope(&heads(&self.q_proj, self.heads, &self.q_norm), cos, sin);
+        let mut k = apply_rope(&heads(&self.k_proj, self.kv_heads, &self.k_norm), cos, sin);
+        let mut v = heads(&self.v_proj, self.kv_heads, &None);
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.as_ref() {
+                k = Tensor::cat(&[pk, &k], 2);
+                v = Tensor::cat(&[pv, &v], 2);
+            }
+            *slot = Some((k.shallow_clone(), v.shallow_clone()));
+        }
+        let rep = self.heads / self.kv_heads;
+        let repeat = |x: Tensor| {
+            if rep == 1 {
+                return x;
+            }
+            let (len, hd) = (x.size()[2], self.head_dim);
+            x.unsqueeze(2).expand([b, self.kv_heads, rep, len, hd], false).reshape([b, self.heads, len, hd])
+        };
+        let (k, v) = (repeat(k), repeat(v));
+        let y = match mask {
+            Mask::None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, false, None, false),
+            Mask::Causal => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, None, false),
+            Mask::Explicit(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, false),
+        };
+        let y = y.transpose(1, 2).reshape([b, t, self.heads * self.head_dim]);
+        self.o_proj.forward(&y, train)
+    }
+}
+
+/// SwiGLU: down(silu(gate(x)) * up(x)).
+struct Mlp {
+    gate_proj: Projection,
+    up_proj: Projection,
+    down_proj: Projection,
+}
+
+impl Mlp {
+    fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, init: ParamInit) -> Result<Mlp, ModelError> {
+        let (d, f, bias) = (c.hidden_size, c.intermediate_size, c.mlp_bias);
+        Ok(Mlp {
+            gate_proj: projection(root, &format!("{prefix}.gate_proj"), d, f, bias, init)?,
+            up_proj: projection(root, &format!("{prefix}.up_proj"), d, f, bias, init)?,
+            down_proj: projection(root, &format!("{prefix}.down_proj"), f, d, bias, init)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let gated = self.gate_proj.forward(x, train).silu() * self.up_proj.forward(x, train);
+        self.down_proj.forward(&gated, train)
+    }
+}
+
+struct DecoderLayer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// A decoder-only causal language model (Llama, Qwen2, Qwen3).
+pub struct CausalLM {
+    pub config: ModelConfig,
+    pub family: Family,
+    embed_tokens: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: RmsNorm,
+    /// `None` when the output projection is tied to `embed_tokens`.
+    lm_head: Option<Tensor>,
+    inv_freq: Tensor,
+    device: Device,
+    pub(crate) lora: Option<LoraConfig>,
+}
+
+impl CausalLM {
+    /// Random init (tiny models for tests / from-scratch training), params in `vs`.
+    pub fn new(vs: &nn::Path, config: &ModelConfig) -> Result<CausalLM, ModelError> {
+        Self::build(vs, config, ParamInit::Random, "model config")
+    }
+
+    /// Builds in `vs` (its device/kind) and fills every parameter from `weights`.
+    ///
+    /// `vs` must be empty: its variables are exactly the model's, each taken from
+    /// `weights` by name (shape checked, converted to `vs`'s kind and device). A
+    /// name missing from `weights`, or a weight left over, is an error naming the
+    /// checkpoint. To keep one copy of a large model on a GPU, load `weights` to
+    /// the CPU (in the target kind) and let this copy them over one by one.
+    pub fn load(vs: &mut nn::VarStore, config: &ModelConfig, weights: &mut WeightMap) -> Result<CausalLM, ModelError> {
+        let origin = weights.origin().to_string();
+        if !vs.is_empty() {
+            return Err(ModelError::file(&origin, format!("cannot load into a VarStore that already holds {} variables", vs.len())));
+        }
+        let model = Self::build(&vs.root(), config, ParamInit::Placeholder, &origin)?;
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut var) in vars {
+            let w = weights.take_shaped(&name, &var.size())?;
+            tch::no_grad(|| var.f_copy_(&w))?;
+        }
+        // Tied checkpoints sometimes store lm_head anyway; old ones store RoPE buffers.
+        if config.tie_word_embeddings && weights.contains("lm_head.weight") {
+            drop(weights.take("lm_head.weight")?);
+        }
+        let buffers: Vec<String> = weights.remaining().into_iter().filter(|n| n.ends_with(".rotary_emb.inv_freq")).map(String::from).collect();
+        for name in buffers {
+            drop(weights.take(&name)?);
+        }
+        if !weights.is_empty() {
+            let left = weights.remaining();
+            let shown: Vec<&str> = left.iter().take(5).copied().collect();
+            let more = if left.len() > 5 { format!(" and {} more", left.len() - 5) } else { String::new() };
+            return Err(ModelError::file(
+                &origin,
+                format!("{} weights the {:?} model does not use: {}{more} (is config.json the checkpoint's own?)", left.len(), model.family, shown.join(", ")),
+            ));
+        }
+        Ok(model)
+    }
+
+    /// A Hugging Face checkpoint folder (config.json + safetensors) on `device` in
+    /// `kind`; the weights pass through host memory one tensor at a time.
+    pub fn from_pretrained(dir: &Path, device: Device, kind: Kind) -> Result<(nn::VarStore, CausalLM), ModelError> {
+        let config = read_config(dir)?;
+        let mut weights = load_safetensors(dir, kind, Device::Cpu)?;
+        let mut vs = nn::VarStore::new(device);
+        vs.set_kind(kind);
+        let model = CausalLM::load(&mut vs, &config, &mut weights)?;
+        Ok((vs, model))
+    }
+
+    fn build(vs: &nn::Path, config: &ModelConfig, init: ParamInit, origin: &str) -> Result<CausalLM, ModelError> {
+        let config_err = |source| ModelError::Config { origin: origin.to_string(), source };
+        let family = config.validate().map_err(config_err)?;
+        let inv_freq = rope_inv_freq(config, vs.device()).map_err(config_err)?;
+        let (vocab, d) = (config.vocab_size as i64, config.hidden_size as i64);
+        let random = Init::Randn { mean: 0.0, stdev: INIT_STD };
+        let embed_tokens = param(vs, "model.embed_tokens.weight", &[vocab, d], init, random)?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        for i in 0..config.num_hidden_layers {
+            let p = format!("model.layers.{i}");
+            layers.push(DecoderLayer {
+                input_layernorm: RmsNorm::new(vs, &format!("{p}.input_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
+                self_attn: Attention::new(vs, &format!("{p}.self_attn"), config, family, init)?,
+                post_attention_layernorm: RmsNorm::new(vs, &format!("{p}.post_attention_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
+                mlp: Mlp::new(vs, &format!("{p}.mlp"), config, init)?,
+            });
+        }
+        let norm = RmsNorm::new(vs, "model.norm", config.hidden_size, config.rms_norm_eps, init)?;
+        let lm_head = if config.tie_word_embeddings { None } else { Some(param(vs, "lm_head.weight", &[vocab, d], init, random)?) };
+        Ok(CausalLM { config: config.clone(), family, embed_tokens, layers, norm, lm_head, inv_freq, device: vs.device(), lora: None })
+    }
+
+    /// input_ids [b,t] i64; positions [b,t] i64 (explicit, so left padding works);
+    /// attention_mask: Option<&Tensor> [b, past+t] with 1 for real tokens, 0 for padding (None = all real);
+    /// cache: KV cache updated in place when given; train: dropout on (LoRA dropout).
+    /// Returns logits [b, t, vocab] in f32.
+    pub fn forward(&self, input_ids: &Tensor, positions: &Tensor, attention_mask: Option<&Tensor>, mut cache: Option<&mut KvCache>, train: bool) -> Tensor {
+        let (b, t) = input_ids.size2().expect("input_ids must be [batch, tokens]");
+        let ids = input_ids.to_device(self.device);
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        if let Some(c) = cache.as_deref_mut() {
+            if c.layers.len() < self.layers.len() {
+                c.layers.resize_with(self.layers.len(), || None);
+            }
+        }
+        let mut h = Tensor::embedding(&self.embed_tokens, &ids, -1, false, false);
+        let (cos, sin) = rope_tables(&self.inv_freq, &positions.to_device(self.device), h.kind());
+        let mask = build_mask(attention_mask, b, t, past, self.device);
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let attn = layer.self_attn.forward(&layer.input_layernorm.forward(&h), &cos, &sin, &mask, slot, train);
+            h = h + attn;
+            let mlp = layer.mlp.forward(&layer.post_attention_layernorm.forward(&h), train);
+            h = h + mlp;
+        }
+        let h = self.norm.forward(&h);
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        h.linear(head, None::<&Tensor>).to_kind(Kind::Float)
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The adapters' configuration, once LoRA is attached.
+    pub fn lora_config(&self) -> Option<&LoraConfig> {
+        self.lora.as_ref()
+    }
+
+    /// Every linear projection of every layer, in layer order.
+    pub(crate) fn projections_mut(&mut self) -> impl Iterator<Item = &mut Projection> {
+        self.layers.iter_mut().flat_map(|l| {
+            let a = &mut l.self_attn;
+            let m = &mut l.mlp;
+            [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.o_proj, &mut m.gate_proj, &mut m.up_proj, &mut m.down_proj]
+        })
+    }
+
+    pub(crate) fn projections(&self) -> impl Iterator<Item = &Projection> {
+        self.layers.iter().flat_map(|l| {
+            let a = &l.self_attn;
+            let m = &l.mlp;
+            [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
+        })
+    }
+}
+
+/// Positions for a (left- or right-) padded batch: each real token's index among
+/// its row's real tokens; padding gets 0. `attention_mask` is [b, L] (1 = real).
+pub fn positions_from_mask(attention_mask: &Tensor) -> Tensor {
+    let m = attention_mask.to_kind(Kind::Int64);
+    (m.cumsum(1, Kind::Int64) - 1).clamp_min(0) * &m
+}
+
+/// A tiny Llama config (2 layers, hidden 64, 4 heads / 2 KV heads, FFN 128) for
+/// tests and from-scratch experiments.
+pub fn tiny_config(vocab_size: usize) -> ModelConfig {
+    ModelConfig {
+        architectures: vec!["LlamaForCausalLM".into()],
+        model_type: "llama".into(),
+        vocab_size,
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(2),
+        head_dim: None,
+        rms_norm_eps: 1e-6,
+        rope_theta: Some(10_000.0),
+        rope_scaling: None,
+        rope_parameters: None,
+        max_position_embeddings: 2048,
+        tie_word_embeddings: false,
+        attention_bias: false,
+        mlp_bias: false,
+        hidden_act: "silu".into(),
+        bos_token_id: None,
+        eos_token_id: None,
+        pad_token_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_lets_padding_queries_see_themselves_only() {
+        // Row 0: two left pads then two tokens; row 1: four tokens.
+        let pad = Tensor::from_slice(&[0i64, 0, 1, 1, 1, 1, 1, 1]).view([2, 4]);
+        let Mask::Explicit(m) = build_mask(Some(&pad), 2, 4, 0, Device::Cpu) else { panic!("expected an explicit mask") };
+        let m: Vec<i64> = Vec::try_from(m.to_kind(Kind::Int64).view([-1])).unwrap();
+        #[rustfmt::skip]
+        let expected = [
+            1, 0, 0, 0,  0, 1, 0, 0,  0, 0, 1, 0,  0, 0, 1, 1,
+            1, 0, 0, 0,  1, 1, 0, 0,  1, 1, 1, 0,  1, 1, 1, 1,
+        ];
+        assert_eq!(m, expected);
+    }
+
+    #[test]
+    fn mask_with_cache_offsets_queries() {
+        let Mask::Explicit(m) = build_mask(None, 1, 2, 3, Device::Cpu) else { panic!("expected an explicit mask") };
+        let m: Vec<i64> = Vec::try_from(m.to_kind(Kind::Int64).view([-1])).unwrap();
+        assert_eq!(m, [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]);
+        assert!(matches!(build_mask(None, 1, 1, 3, Device::Cpu), Mask::None));
+        assert!(matches!(build_mask(None, 1, 5, 0, Device::Cpu), Mask::Causal));
+    }
+
+    #[test]
+    fn positions_skip_left_padding() {
+        let pad = Tensor::from_slice(&[0i64, 0, 1, 1, 1, 1, 1, 0]).view([2, 4]);
+        let p: Vec<i64> = Vec::try_from(positions_from_mask(&pad).view([-1])).unwrap();
+        assert_eq!(p, [0, 0, 0, 1, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn default_inv_freq_is_theta_power() {
+        let c = tiny_config(10); // head_dim 16, theta 1e4
+        let f: Vec<f32> = Vec::try_from(rope_inv_freq(&c, Device::Cpu).unwrap()).unwrap();
+        assert_eq!(f.len(), 8);
+        for (i, v) in f.iter().enumerate() {
+            let want = 10_000f64.powf(-(2.0 * i as f64) / 16.0);
+            assert!((*v as f64 - want).abs() <= want * 1e-6, "{i}: {v} vs {want}");
+        }
+    }
+
+    #[test]
+    fn rope_type_needs_its_parameters() {
+        let mut c = tiny_config(10);
+        c.rope_scaling = Some(super::super::config::RopeScaling {
+            rope_type: Some("llama3".into()),
+            rope_theta: None,
+            factor: Some(8.0),
+            low_freq_factor: None,
+            high_freq_factor: Some(4.0),
+            original_max_position_embeddings: Some(8192),
+        });
+        let err = rope_inv_freq(&c, Device::Cpu).unwrap_err();
+        assert!(err.to_string().contains("low_freq_factor"), "{err}");
+    }
+
+    #[test]
+    fn rms_norm_matches_formula() {
+        let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([1, 4]);
+        let n = RmsNorm { weight: Tensor::from_slice(&[1.0f32, 1.0, 2.0, 1.0]), eps: 0.0 };
+        let y: Vec<f32> = Vec::try_from(n.forward(&x).view([-1])).unwrap();
+        let rms = (30.0f32 / 4.0).sqrt();
+        let want = [1.0 / rms, 2.0 / rms, 6.0 / rms, 4.0 / rms];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6);
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! LoRA: low-rank adapters on a model's linear projections.
+//!
+//! Each adapted projection computes `W x + b + (alpha / r) · B A dropout(x)`, with
+//! A [r, in] and B [out, r]. The adapters live in their own VarStore, so an
+//! optimizer over that store trains only them while the base store is frozen.
+//! B starts at zero, so an adapted model starts out computing exactly the base.
+//!
+//! Files follow PEFT's layout, so adapters move between icdbench and
+//! transformers/PEFT: `adapter_model.safetensors` with names like
+//! `base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight`, and
+//! `adapter_config.json`.
+
+use super::config::ConfigError;
+use super::llama::{sub_path, CausalLM};
+use super::weights::{load_safetensors, save_safetensors};
+use super::ModelError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use tch::nn;
+use tch::Tensor;
+
+/// The projections LoRA may target, by their checkpoint names.
+pub const TARGETS: [&str; 7] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+/// File names inside an adapter folder (PEFT's).
+pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
+pub const ADAPTER_CONFIG: &str = "adapter_config.json";
+
+/// Prefix PEFT gives every adapter weight name.
+const PEFT_PREFIX: &str = "base_model.model.";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f64,
+    pub dropout: f64,
+    /// Projections to adapt: `q`, `k`, `v`, `o`, `gate`, `up`, `down`, or the same with `_proj`.
+    pub targets: Vec<String>,
+}
+
+impl Default for LoraConfig {
+    /// r = 16, alpha = 32, dropout 0.05, every projection.
+    fn default() -> Self {
+        LoraConfig { rank: 16, alpha: 32.0, dropout: 0.05, targets: TARGETS.iter().map(|t| t.to_string()).collect() }
+    }
+}
+
+impl LoraConfig {
+    /// The scale applied to B A x.
+    pub fn scale(&self) -> f64 {
+        self.alpha / self.rank as f64
+    }
+
+    /// Targets as checkpoint module names (`q` -> `q_proj`), checked, deduplicated.
+    pub fn target_modules(&self) -> Result<Vec<&'static str>, ConfigError> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for t in &self.targets {
+            let full = TARGETS
+                .iter()
+                .find(|m| **m == t.as_str() || m.strip_suffix("_proj") == Some(t.as_str()))
+                .ok_or_else(|| ConfigError::Inconsistent(format!("LoRA target {t:?} is not one of q, k, v, o, gate, up, down (or q_proj ...)")))?;
+            if !out.contains(full) {
+                out.push(full);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.rank == 0 {
+            return Err(ConfigError::Inconsistent("LoRA rank must be at least 1".into()));
+        }
+        if !self.alpha.is_finite() || self.alpha <= 0.0 {
+            return Err(ConfigError::Inconsistent(format!("LoRA alpha must be a positive number, not {}", self.alpha)));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ConfigError::Inconsistent(format!("LoRA dropout must be in [0, 1), not {}", self.dropout)));
+        }
+        if self.targets.is_empty() {
+            return Err(ConfigError::Inconsistent("LoRA needs at least one target projection".into()));
+        }
+        self.target_modules().map(|_| ())
+    }
+
+    /// PEFT's `adapter_config.json`.
+    pub fn to_peft_json(&self) -> Result<serde_json::Value, ConfigError> {
+        let alpha = if self.alpha.fract() == 0.0 && self.alpha.abs() < 1e15 { serde_json::json!(self.alpha as i64) } else { serde_json::json!(self.alpha) };
+        Ok(serde_json::json!({
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "base_model_name_or_path": null,
+            "r": self.rank,
+            "lora_alpha": alpha,
+            "lora_dropout": self.dropout,
+            "target_modules": self.target_modules()?,
+            "bias": "none",
+            "fan_in_fan_out": false,
+            "inference_mode": true,
+            "init_lora_weights": true,
+            "use_rslora": false,
+            "use_dora": false,
+            "modules_to_save": null,
+            "layers_to_transform": null,
+            "layers_pattern": null,
+            "rank_pattern": {},
+            "alpha_pattern": {},
+            "revision": null,
+        }))
+    }
+
+    /// Reads PEFT's `adapter_config.json`, refusing the features icdbench does not implement.
+    pub fn from_peft_json(v: &serde_json::Value) -> Result<LoraConfig, String> {
+        let field = |k: &str| v.get(k).filter(|x| !x.is_null());
+        if let Some(t) = field("peft_type").and_then(|t| t.as_str()) {
+            if t != "LORA" {
+                return Err(format!("peft_type {t:?}: only LORA adapters are supported"));
+            }
+        }
+        let rank = field("r").and_then(|r| r.as_u64()).ok_or("`r` must be a positive integer")? as usize;
+        let alpha = field("lora_alpha").and_then(|a| a.as_f64()).ok_or("`lora_alpha` must be a number")?;
+        let dropout = match field("lora_dropout") {
+            None => 0.0,
+            Some(d) => d.as_f64().ok_or("`lora_dropout` must be a number")?,
+        };
+        let targets = match field("target_modules") {
+            Some(serde_json::Value::Array(a)) => a.iter().map(|t| t.as_str().map(String::from).ok_or("`target_modules` must list names")).collect::<Result<Vec<_>, _>>()?,
+            Some(serde_json::Value::String(s)) if TARGETS.contains(&s.as_str()) => vec![s.clone()],
+            _ => return Err("`target_modules` must be a list of projection names (regular expressions are not supported)".into()),
+        };
+        for (key, off) in [("use_dora", false), ("use_rslora", false), ("fan_in_fan_out", false)] {
+            if field(key).and_then(|b| b.as_bool()).is_some_and(|b| b != off) {
+                return Err(format!("`{key}: true` is not supported"));
+            }
+        }
+        if field("bias").and_then(|b| b.as_str()).is_some_and(|b| b != "none") {
+            return Err("only `bias: \"none\"` is supported".into());
+        }
+        for key in ["rank_pattern", "alpha_pattern"] {
+            if field(key).and_then(|p| p.as_object()).is_some_and(|p| !p.is_empty()) {
+                return Err(format!("`{key}` is not supported"));
+            }
+        }
+        for key in ["layers_to_transform", "modules_to_save"] {
+            if field(key).is_some_and(|x| x.as_array().is_none_or(|a| !a.is_empty())) {
+                return Err(format!("`{key}` is not supported"));
+            }
+        }
+        let cfg = LoraConfig { rank, alpha, dropout, targets };
+        cfg.validate().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+}
+
+/// One adapter: A [r, in], B [out, r].
+struct Adapter {
+    a: Tensor,
+    b: Tensor,
+    scale: f64,
+    dropout: f64,
+}
+
+/// A linear projection (weight [out, in], optional bias) with an optional LoRA adapter.
+pub struct Projection {
+    /// Checkpoint module name, e.g. `model.layers.0.self_attn.q_proj`.
+    module: String,
+    weight: Tensor,
+    bias: Option<Tensor>,
+    adapter: Option<Adapter>,
+}
+
+impl Projection {
+    pub fn new(module: impl Into<String>, weight: Tensor, bias: Option<Tensor>) -> Projection {
+        Projection { module: module.into(), weight, bias, adapter: None }
+    }
+
+    pub fn module(&self) -> &str {
+        &self.module
+    }
+
+    /// The last part of the module name (`q_proj`), which LoRA targets match.
+    pub fn kind_name(&self) -> &str {
+        self.module.rsplit('.').next().unwrap_or(&self.module)
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn has_adapter(&self) -> bool {
+        self.adapter.is_some()
+    }
+
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.linear(&self.weight, self.bias.as_ref());
+        let Some(ad) = &self.adapter else { return y };
+        // As PEFT: the adapter path runs in the adapters' kind (f32 adapters on a bf16 base).
+        let xa = x.to_kind(ad.a.kind());
+        let xa = if train && ad.dropout > 0.0 { xa.dropout(ad.dropout, true) } else { xa };
+        let delta = xa.linear(&ad.a, None::<&Tensor>).linear(&ad.b, None::<&Tensor>) * ad.scale;
+        y + delta.to_kind(x.kind())
+    }
+
+    /// Creates A (uniform ±1/√in, PEFT's kaiming_uniform(a=√5)) and B (zeros) under `lora_vs`.
+    fn attach(&mut self, lora_vs: &nn::Path, cfg: &LoraConfig) -> Result<(), ModelError> {
+        let (out_dim, in_dim) = (self.weight.size()[0], self.weight.size()[1]);
+        let r = cfg.rank as i64;
+        let bound = 1.0 / (in_dim as f64).sqrt();
+        let a = sub_path(lora_vs, &format!("{}.lora_A", self.module)).f_var("weight", &[r, in_dim], nn::Init::Uniform { lo: -bound, up: bound })?;
+        let b = sub_path(lora_vs, &format!("{}.lora_B", self.module)).f_var("weight", &[out_dim, r], nn::Init::Const(0.0))?;
+        self.adapter = Some(Adapter { a, b, scale: cfg.scale(), dropout: cfg.dropout });
+        Ok(())
+    }
+
+    /// W += scale · B A in W's kind; the adapter is dropped.
+    fn merge(&mut self) -> Result<(), ModelError> {
+        if let Some(ad) = self.adapter.take() {
+            tch::no_grad(|| -> Result<(), tch::TchError> {
+                let delta = ad.b.f_matmul(&ad.a)? * ad.scale;
+                let _ = self.weight.f_add_(&delta.f_to_device_(self.weight.device(), self.weight.kind(), false, false)?)?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+fn lora_config_error(origin: &str, source: ConfigError) -> ModelError {
+    ModelError::Config { origin: origin.to_string(), source }
+}
+
+impl CausalLM {
+    /// Attaches fresh adapters (A random, B zero) to the projections `cfg` targets,
+    /// creating them in `lora_vs` under the checkpoint's module names.
+    pub fn attach_lora(&mut self, lora_vs: &nn::Path, cfg: &LoraConfig) -> Result<(), ModelError> {
+        cfg.validate().map_err(|e| lora_config_error("LoRA config", e))?;
+        if self.lora.is_some() {
+            return Err(lora_config_error("LoRA config", ConfigError::Inconsistent("adapters are already attached; merge them or start from a fresh model".into())));
+        }
+        let targets = cfg.target_modules().map_err(|e| lora_config_error("LoRA config", e))?;
+        for p in self.projections_mut() {
+            if targets.contains(&p.kind_name()) {
+                p.attach(lora_vs, cfg)?;
+            }
+        }
+        self.lora = Some(cfg.clone());
+        Ok(())
+    }
+
+    /// Folds every adapter into its base weight (W += alpha/r · B A) for inference;
+    /// afterwards the model has no adapters and no longer reads `lora_vs`.
+    pub fn merge_lora(&mut self) -> Result<(), ModelError> {
+        for p in self.projections_mut() {
+            p.merge()?;
+        }
+        self.lora = None;
+        Ok(())
+    }
+
+    /// Adapter tensors under PEFT's names.
+    pub fn adapter_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for p in self.projections() {
+            if let Some(ad) = &p.adapter {
+                out.push((format!("{PEFT_PREFIX}{}.lora_A.weight", p.module), ad.a.detach()));
+                out.push((format!("{PEFT_PREFIX}{}.lora_B.weight", p.module), ad.b.detach()));
+            }
+        }
+        out
+    }
+
+    /// Writes `adapter_model.safetensors` and `adapter_config.json` into `dir` (created if needed).
+    pub fn save_adapters(&self, dir: &Path) -> Result<(), ModelError> {
+        let cfg = self.lora.as_ref().ok_or_else(|| ModelError::file(dir, "no LoRA adapters are attached to save"))?;
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::file(dir, format!("cannot create: {e}")))?;
+        save_safetensors(&dir.join(ADAPTER_WEIGHTS), &self.adapter_tensors())?;
+        let config_path = dir.join(ADAPTER_CONFIG);
+        let json = cfg.to_peft_json().map_err(|e| lora_config_error(&config_path.display().to_string(), e))?;
+        let text = serde_json::to_string_pretty(&json).map_err(|e| ModelError::file(&config_path, e.to_string()))?;
+        std::fs::write(&config_path, text + "\n").map_err(|e| ModelError::file(&config_path, format!("cannot write: {e}")))
+    }
+
+    /// Reads a PEFT adapter folder: attaches adapters as its `adapter_config.json`
+    /// says (in `lora_vs`) and fills them from `adapter_model.safetensors`. Every
+    /// adapter weight must be present with its shape, and nothing else.
+    pub fn load_adapters(&mut self, lora_vs: &nn::Path, dir: &Path) -> Result<LoraConfig, ModelError> {
+        let config_path = dir.join(ADAPTER_CONFIG);
+        let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::file(&config_path, format!("cannot read: {e}")))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::file(&config_path, format!("not valid JSON: {e}")))?;
+        let cfg = LoraConfig::from_peft_json(&json).map_err(|e| ModelError::file(&config_path, e))?;
+        let mut weights = load_safetensors(&dir.join(ADAPTER_WEIGHTS), lora_vs.kind(), lora_vs.device())?;
+        self.attach_lora(lora_vs, &cfg)?;
+        for p in self.projections_mut() {
+            if let Some(ad) = &mut p.adapter {
+                for (part, t) in [("lora_A", &mut ad.a), ("lora_B", &mut ad.b)] {
+                    let w = weights.take_shaped(&format!("{PEFT_PREFIX}{}.{part}.weight", p.module), &t.size())?;
+                    tch::no_grad(|| t.f_copy_(&w))?;
+                }
+            }
+        }
+        if !weights.is_empty() {
+            let left = weights.remaining();
+            return Err(ModelError::file(
+                weights.origin(),
+                format!("{} adapter weights match no adapted projection (first: {}); does adapter_config.json match the file?", left.len(), left[0]),
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_full_target_names() {
+        let cfg = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec!["q".into(), "v_proj".into(), "q_proj".into()] };
+        assert_eq!(cfg.target_modules().unwrap(), ["q_proj", "v_proj"]);
+        assert_eq!(cfg.scale(), 2.0);
+        let bad = LoraConfig { targets: vec!["lm_head".into()], ..cfg };
+        assert!(bad.validate().unwrap_err().to_string().contains("lm_head"));
+    }
+
+    #[test]
+    fn peft_json_round_trip() {
+        let cfg = LoraConfig { rank: 8, alpha: 16.0, dropout: 0.1, targets: vec!["q".into(), "down".into()] };
+        let json = cfg.to_peft_json().unwrap();
+        assert_eq!(json["r"], 8);
+        assert_eq!(json["lora_alpha"], 16);
+        assert_eq!(json["target_modules"], serde_json::json!(["q_proj", "down_proj"]));
+        let back = LoraConfig::from_peft_json(&json).unwrap();
+        assert_eq!(back.rank, 8);
+        assert_eq!(back.alpha, 16.0);
+        assert_eq!(back.targets, ["q_proj", "down_proj"]);
+    }
+
+    #[test]
+    fn peft_json_refuses_unsupported_features() {
+        let mut json = LoraConfig::default().to_peft_json().unwrap();
+        json["use_dora"] = serde_json::json!(true);
+        assert!(LoraConfig::from_peft_json(&json).unwrap_err().contains("use_dora"));
+        let mut json = LoraConfig::default().to_peft_json().unwrap();
+        json["target_modules"] = serde_json::json!(".*attn.*");
+        assert!(LoraConfig::from_peft_json(&json).unwrap_err().contains("regular expressions"));
+    }
+
+    #[test]
+    fn zero_b_means_base_output_and_merge_matches() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let w = Tensor::randn([5, 3], (tch::Kind::Float, tch::Device::Cpu));
+        let mut p = Projection::new("model.layers.0.mlp.up_proj", w, None);
+        let x = Tensor::randn([2, 3], (tch::Kind::Float, tch::Device::Cpu));
+        let base = p.forward(&x, false);
+        let cfg = LoraConfig { rank: 2, alpha: 4.0, dropout: 0.0, targets: vec!["up".into()] };
+        p.attach(&vs.root(), &cfg).unwrap();
+        assert!(p.forward(&x, false).equal(&base));
+        assert!(vs.variables().contains_key("model.layers.0.mlp.up_proj.lora_A.weight"));
+        tch::no_grad(|| p.adapter.as_mut().unwrap().b.fill_(0.5));
+        let adapted = p.forward(&x, false);
+        assert!((&adapted - &base).abs().max().double_value(&[]) > 0.1);
+        p.merge().unwrap();
+        assert!((p.forward(&x, false) - adapted).abs().max().double_value(&[]) < 1e-5);
+    }
+}

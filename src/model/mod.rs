@@ -1,7 +1,9 @@
 //! The model layer: decoder-only LLM backbones on libtorch, their weights
 //! (Hugging Face safetensors, GGUF), tokenizers, LoRA adapters and generation.
 
+pub mod backbone;
 pub mod config;
+pub mod generate;
 pub mod gguf;
 pub mod llama;
 pub mod lora;
