@@ -311,7 +311,7 @@ fn generate_command(backbone: &str, prompts: &[String], max_new_tokens: usize, t
     let constraint = if constrain {
         let codes = crate::icd::CodeSet::builtin()?;
         let trie = generate::CodeTrie::new(codes.billable().map(|e| e.code.as_str()));
-        Some(generate::CodeConstraint::new(trie, tok))
+        Some(generate::CodeConstraint::new(trie, tok, generate::Scope::Anywhere))
     } else {
         None
     };

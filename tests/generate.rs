@@ -2,7 +2,7 @@
 //! sampling, stop strings, and constrained decoding to the code set.
 
 use icdbench::icd::CodeSet;
-use icdbench::model::generate::{generate, CodeConstraint, CodeTrie, GenerationConfig};
+use icdbench::model::generate::{generate, CodeConstraint, CodeTrie, GenerationConfig, Scope};
 use icdbench::model::llama::{tiny_config, CausalLM};
 use icdbench::model::tokenizer::TextTokenizer;
 
@@ -76,7 +76,7 @@ fn constrained_decoding_writes_only_existing_codes() {
     let free_bad: usize = free.texts.iter().map(|t| invalid_codes(t, &trie).len()).sum();
     assert!(free_bad > 0, "a random model writes invalid codes when unconstrained: {:?}", free.texts);
 
-    let constraint = CodeConstraint::new(CodeTrie::new(billable()), &tok);
+    let constraint = CodeConstraint::new(CodeTrie::new(billable()), &tok, Scope::Anywhere);
     let held = generate(&model, &tok, &prompts, &cfg, Some(&constraint)).unwrap();
     for (p, t) in ["E", "K21", "Codes: I", "S72.0"].iter().zip(&held.texts) {
         // The prompt's unfinished code continues into the output.

@@ -1,7 +1,8 @@
 //! Reading an experiment file: TOML syntax and schema errors with their line
 //! and column, then semantic validation that reports every problem at once.
 
-use super::{Baseline, Coverage, DataSource, Experiment, MixStrategy};
+use super::{Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MixStrategy};
+use crate::icd::Code;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -193,12 +194,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path) -> Vec<Problem> {
         c.fail("data.code_table", format!("file {} not found (or use \"builtin\")", base.join(&exp.data.code_table).display()));
     }
     for (i, e) in exp.expansion.iter().enumerate() {
-        c.positive(&format!("expansion.{i}.per_code_cap"), e.per_code_cap);
-        if let Coverage::Chapters(chs) = &e.coverage {
-            if chs.iter().any(|ch| !(1..=22).contains(ch)) {
-                c.fail(&format!("expansion.{i}.coverage"), "chapters must be 1-22");
-            }
-        }
+        validate_expansion(&mut c, i, e);
     }
     let m = &exp.mix;
     c.range_f("mix.span_ratio", m.span_ratio, 0.0, 1.0);
@@ -253,6 +249,52 @@ fn validate(exp: &Experiment, text: &str, path: &Path) -> Vec<Problem> {
     // In file order, so the messages read top to bottom like the file.
     c.problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
     c.problems
+}
+
+fn validate_expansion(c: &mut Checker, i: usize, e: &Expansion) {
+    let key = |k: &str| format!("expansion.{i}.{k}");
+    c.positive(&key("per_code_cap"), e.per_code_cap);
+    match &e.coverage {
+        Coverage::Chapters(chs) => {
+            if chs.is_empty() || chs.iter().any(|ch| !(1..=22).contains(ch)) {
+                c.fail(&key("coverage"), "give chapters 1-22, e.g. coverage = { chapters = [9, 10] }");
+            }
+        }
+        Coverage::Codes(codes) => {
+            if codes.is_empty() {
+                c.fail(&key("coverage"), "give at least one code, e.g. coverage = { codes = [\"I26.09\"] }");
+            }
+            for raw in codes {
+                if let Err(err) = Code::parse(raw) {
+                    c.fail(&key("coverage"), err.to_string());
+                }
+            }
+        }
+        _ => {}
+    }
+    for p in e.set_parameters() {
+        if !e.kind.parameters().contains(&p) {
+            let users: Vec<&str> = ExpansionKind::ALL.iter().filter(|k| k.parameters().contains(&p)).map(|k| k.as_str()).collect();
+            let own = match e.kind.parameters() {
+                [] => "none".to_string(),
+                ps => ps.join(", "),
+            };
+            c.fail(&key(p), format!("`{p}` is not a parameter of kind \"{}\" (it is one of {}); {} takes: {own}", e.kind, users.join(", "), e.kind));
+        }
+    }
+    for (k, v) in [("variants", e.variants), ("max_ops", e.max_ops), ("min_words", e.min_words), ("n", e.n), ("max_words", e.max_words)] {
+        if let Some(v) = v {
+            c.positive(&key(k), v);
+        }
+    }
+    if e.ops.as_ref().is_some_and(Vec::is_empty) {
+        c.fail(&key("ops"), "name at least one rewrite: drop, invert, typo, shorthand, case");
+    }
+    if let Some(prompt) = &e.prompt {
+        if !prompt.contains("{description}") && !prompt.contains("{code}") {
+            c.fail(&key("prompt"), "the prompt must name the code: include {description} or {code}");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -184,8 +184,12 @@ impl Default for SyntheticParams {
     }
 }
 
-/// One code-centric expansion strategy; its parameters are free-form until the
-/// expansion stage defines them, but the kind must be known.
+/// One code-centric expansion strategy: which codes it expands, how many
+/// examples per code, and its own parameters.
+///
+/// Strategy parameters are optional and flat (`[[expansion]] kind = "perturb"
+/// variants = 6`); a parameter given to a kind that does not use it is a
+/// validation error, and an unset one takes the default its accessor names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expansion {
@@ -193,16 +197,166 @@ pub struct Expansion {
     /// Which codes to expand.
     #[serde(default)]
     pub coverage: Coverage,
-    /// At most this many examples per code from this strategy.
+    /// At most this many (distinct) examples per code from this strategy.
     #[serde(default = "default_per_code_cap")]
     pub per_code_cap: usize,
+    /// description, inclusion_terms: also emit the table text verbatim when its note form differs (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_raw: Option<bool>,
+    /// hierarchy: emit the code's description with its parent category as context (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_context: Option<bool>,
+    /// hierarchy: contrastive examples against this many most similar siblings (default 2; 0 = none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siblings: Option<usize>,
+    /// hierarchy: emit the sibling's half of a contrastive pair even when the sibling is outside the coverage (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contrast_outside_coverage: Option<bool>,
+    /// abbreviation, perturb: rewrite inclusion terms as well as the description (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_inclusion_terms: Option<bool>,
+    /// abbreviation: besides the fully abbreviated form, forms with one rule applied (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<bool>,
+    /// perturb: rewrites attempted per code (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variants: Option<usize>,
+    /// perturb: which rewrites may be applied (default all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<Vec<PerturbOp>>,
+    /// perturb: at most this many rewrites combined in one variant (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ops: Option<usize>,
+    /// silver: skip mentions under a negation / family-history / ruled-out cue (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negation: Option<bool>,
+    /// silver: match inclusion terms as well as descriptions (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion_terms: Option<bool>,
+    /// silver: shortest term in words the matcher uses (default 1; only gold codes are kept, so short terms do little harm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_words: Option<usize>,
+    /// silver, gold_evidence: give the sentence around the span as its context (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sentence_context: Option<bool>,
+    /// synthesize: phrasings requested from the generator per code (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+    /// synthesize: prompt template; `{code}`, `{description}`, `{inclusion_terms}`, `{parent}` and `{n}` are filled in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// synthesize: drop generated phrasings longer than this many words (default 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_words: Option<usize>,
 }
 
 fn default_per_code_cap() -> usize {
     8
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The default synthesize prompt (see [`Expansion::prompt`]).
+pub const DEFAULT_SYNTHESIZE_PROMPT: &str = "Write {n} different short phrases (2 to 12 words) that a clinician could write in a discharge summary to document this diagnosis: {description} (ICD-10-CM {code}; category: {parent}). Vary the wording, word order and abbreviations; do not write the code. One phrase per line.";
+
+impl Expansion {
+    /// A spec of `kind` with default coverage, cap and parameters.
+    pub fn new(kind: ExpansionKind) -> Expansion {
+        Expansion {
+            kind,
+            coverage: Coverage::default(),
+            per_code_cap: default_per_code_cap(),
+            keep_raw: None,
+            parent_context: None,
+            siblings: None,
+            contrast_outside_coverage: None,
+            from_inclusion_terms: None,
+            partial: None,
+            variants: None,
+            ops: None,
+            max_ops: None,
+            negation: None,
+            inclusion_terms: None,
+            min_words: None,
+            sentence_context: None,
+            n: None,
+            prompt: None,
+            max_words: None,
+        }
+    }
+
+    pub fn keep_raw(&self) -> bool {
+        self.keep_raw.unwrap_or(false)
+    }
+    pub fn parent_context(&self) -> bool {
+        self.parent_context.unwrap_or(true)
+    }
+    pub fn siblings(&self) -> usize {
+        self.siblings.unwrap_or(2)
+    }
+    pub fn contrast_outside_coverage(&self) -> bool {
+        self.contrast_outside_coverage.unwrap_or(false)
+    }
+    pub fn from_inclusion_terms(&self) -> bool {
+        self.from_inclusion_terms.unwrap_or(true)
+    }
+    pub fn partial(&self) -> bool {
+        self.partial.unwrap_or(true)
+    }
+    pub fn variants(&self) -> usize {
+        self.variants.unwrap_or(4)
+    }
+    pub fn ops(&self) -> Vec<PerturbOp> {
+        self.ops.clone().unwrap_or_else(|| PerturbOp::ALL.to_vec())
+    }
+    pub fn max_ops(&self) -> usize {
+        self.max_ops.unwrap_or(2)
+    }
+    pub fn negation(&self) -> bool {
+        self.negation.unwrap_or(true)
+    }
+    pub fn inclusion_terms(&self) -> bool {
+        self.inclusion_terms.unwrap_or(true)
+    }
+    pub fn min_words(&self) -> usize {
+        self.min_words.unwrap_or(1)
+    }
+    pub fn sentence_context(&self) -> bool {
+        self.sentence_context.unwrap_or(false)
+    }
+    pub fn n(&self) -> usize {
+        self.n.unwrap_or(8)
+    }
+    pub fn prompt(&self) -> &str {
+        self.prompt.as_deref().unwrap_or(DEFAULT_SYNTHESIZE_PROMPT)
+    }
+    pub fn max_words(&self) -> usize {
+        self.max_words.unwrap_or(12)
+    }
+
+    /// Names of the strategy parameters this spec sets, in declaration order.
+    pub fn set_parameters(&self) -> Vec<&'static str> {
+        let set = [
+            ("keep_raw", self.keep_raw.is_some()),
+            ("parent_context", self.parent_context.is_some()),
+            ("siblings", self.siblings.is_some()),
+            ("contrast_outside_coverage", self.contrast_outside_coverage.is_some()),
+            ("from_inclusion_terms", self.from_inclusion_terms.is_some()),
+            ("partial", self.partial.is_some()),
+            ("variants", self.variants.is_some()),
+            ("ops", self.ops.is_some()),
+            ("max_ops", self.max_ops.is_some()),
+            ("negation", self.negation.is_some()),
+            ("inclusion_terms", self.inclusion_terms.is_some()),
+            ("min_words", self.min_words.is_some()),
+            ("sentence_context", self.sentence_context.is_some()),
+            ("n", self.n.is_some()),
+            ("prompt", self.prompt.is_some()),
+            ("max_words", self.max_words.is_some()),
+        ];
+        set.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpansionKind {
     Description,
@@ -215,6 +369,84 @@ pub enum ExpansionKind {
     Synthesize,
 }
 
+impl ExpansionKind {
+    pub const ALL: [ExpansionKind; 8] = [
+        ExpansionKind::Description,
+        ExpansionKind::InclusionTerms,
+        ExpansionKind::Hierarchy,
+        ExpansionKind::Abbreviation,
+        ExpansionKind::Perturb,
+        ExpansionKind::Silver,
+        ExpansionKind::GoldEvidence,
+        ExpansionKind::Synthesize,
+    ];
+
+    /// The name the TOML uses, e.g. `gold_evidence`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExpansionKind::Description => "description",
+            ExpansionKind::InclusionTerms => "inclusion_terms",
+            ExpansionKind::Hierarchy => "hierarchy",
+            ExpansionKind::Abbreviation => "abbreviation",
+            ExpansionKind::Perturb => "perturb",
+            ExpansionKind::Silver => "silver",
+            ExpansionKind::GoldEvidence => "gold_evidence",
+            ExpansionKind::Synthesize => "synthesize",
+        }
+    }
+
+    /// The strategy parameters (beyond `coverage` and `per_code_cap`) this kind reads.
+    pub fn parameters(self) -> &'static [&'static str] {
+        match self {
+            ExpansionKind::Description | ExpansionKind::InclusionTerms => &["keep_raw"],
+            ExpansionKind::Hierarchy => &["parent_context", "siblings", "contrast_outside_coverage"],
+            ExpansionKind::Abbreviation => &["from_inclusion_terms", "partial"],
+            ExpansionKind::Perturb => &["from_inclusion_terms", "variants", "ops", "max_ops"],
+            ExpansionKind::Silver => &["negation", "inclusion_terms", "min_words", "sentence_context"],
+            ExpansionKind::GoldEvidence => &["sentence_context"],
+            ExpansionKind::Synthesize => &["n", "prompt", "max_words"],
+        }
+    }
+}
+
+impl std::fmt::Display for ExpansionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A seeded rewrite the `perturb` strategy may apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerturbOp {
+    /// Drop a word or clause that carries no coding information ("mellitus", ", unspecified").
+    Drop,
+    /// Move a trailing clause to the front, or a leading modifier behind a comma.
+    Invert,
+    /// One character-level slip (swapped, missing or doubled letter) in a long word.
+    Typo,
+    /// A problem-list marker around the mention ("dx:", "known ...", "..., stable").
+    Shorthand,
+    /// Upper case or title case, as headings and problem lists write it.
+    Case,
+}
+
+impl PerturbOp {
+    pub const ALL: [PerturbOp; 5] = [PerturbOp::Drop, PerturbOp::Invert, PerturbOp::Typo, PerturbOp::Shorthand, PerturbOp::Case];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PerturbOp::Drop => "drop",
+            PerturbOp::Invert => "invert",
+            PerturbOp::Typo => "typo",
+            PerturbOp::Shorthand => "shorthand",
+            PerturbOp::Case => "case",
+        }
+    }
+}
+
+/// Which codes an expansion strategy covers.
+/// TOML: `coverage = "pool"`, `coverage = { chapters = [9, 10] }`, `coverage = { codes = ["I26.09"] }`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Coverage {
@@ -225,7 +457,7 @@ pub enum Coverage {
     Pool,
     /// The whole billable code set.
     All,
-    /// Codes of the given chapters.
+    /// Billable codes of the given chapters.
     Chapters(Vec<u8>),
     /// An explicit list of codes.
     Codes(Vec<String>),

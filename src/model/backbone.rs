@@ -113,16 +113,19 @@ pub fn load(spec: &config::Backbone, base_dir: &Path, device: tch::Device) -> Re
     load_source(source, device, kind)
 }
 
+/// Loads from a resolved source. Weights pass through host memory one tensor at a
+/// time into parameters created directly in `kind` on `device` (no second full copy).
 pub fn load_source(source: Source, device: tch::Device, kind: tch::Kind) -> Result<Loaded, ModelError> {
+    let host = tch::Device::Cpu;
     let (config, mut weights, tokenizer) = match &source {
         Source::Gguf(path) => {
-            let ck = load_gguf(path, kind, device)?;
+            let ck = load_gguf(path, kind, host)?;
             (ck.config, ck.weights, ck.tokenizer)
         }
         Source::HuggingFace(dir) => {
             let config = read_config(dir)?;
             let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"))?;
-            (config, load_safetensors(dir, kind, device)?, tokenizer)
+            (config, load_safetensors(dir, kind, host)?, tokenizer)
         }
     };
     let origin = match &source {
@@ -135,9 +138,7 @@ pub fn load_source(source: Source, device: tch::Device, kind: tch::Kind) -> Resu
         });
     }
     let mut vs = tch::nn::VarStore::new(device);
+    vs.set_kind(kind);
     let model = CausalLM::load(&mut vs, &config, &mut weights)?;
-    if kind != tch::Kind::Float {
-        vs.set_kind(kind);
-    }
     Ok(Loaded { model, vs, tokenizer, source, kind })
 }

@@ -112,6 +112,24 @@ fn code_like(run: &str) -> bool {
     matches!((cs.next(), cs.next()), (Some(a), Some(b)) if a.is_ascii_uppercase() && b.is_ascii_digit())
 }
 
+/// Where codes are written in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Anywhere in the text.
+    Anywhere,
+    /// Only in the code part of each line, before the first `|` (the task format
+    /// `E11.9 | evidence ; evidence`): evidence quotes such as "T2DM" stay free.
+    BeforeBar,
+}
+
+/// The constraint's state after some text: inside evidence (after `|` on this
+/// line) or not, and the trailing run of code characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct RunState {
+    pub in_evidence: bool,
+    pub run: String,
+}
+
 /// Restricts decoding so that any code the model writes exists in the code set.
 ///
 /// The state is the trailing run of code characters (`[A-Z0-9.]`). Once the run
@@ -120,56 +138,76 @@ fn code_like(run: &str) -> bool {
 /// only where it is a complete valid code.
 pub struct CodeConstraint {
     trie: CodeTrie,
+    scope: Scope,
     /// Decoded text of every token id.
     pieces: Vec<String>,
     /// Token ids that end the sequence (allowed only where a code is not left half-written).
     end_ids: HashSet<u32>,
-    /// Allowed-token masks by run, computed once per distinct run.
-    cache: std::sync::Mutex<HashMap<String, Tensor>>,
+    /// Allowed-token masks by state, computed once per distinct state.
+    cache: std::sync::Mutex<HashMap<RunState, Tensor>>,
 }
 
 impl CodeConstraint {
-    pub fn new(trie: CodeTrie, tokenizer: &TextTokenizer) -> CodeConstraint {
+    pub fn new(trie: CodeTrie, tokenizer: &TextTokenizer, scope: Scope) -> CodeConstraint {
         let pieces = (0..tokenizer.vocab_size() as u32).map(|id| tokenizer.piece(id)).collect();
         let end_ids = tokenizer.eos_ids().iter().copied().collect();
-        CodeConstraint { trie, pieces, end_ids, cache: std::sync::Mutex::new(HashMap::new()) }
+        CodeConstraint { trie, scope, pieces, end_ids, cache: std::sync::Mutex::new(HashMap::new()) }
     }
 
-    /// The run state after `text`: its trailing code-character run.
+    /// The trailing code-character run of `text`.
     pub fn run_of(text: &str) -> String {
         let tail: String = text.chars().rev().take_while(|c| code_char(*c)).collect();
         tail.chars().rev().collect()
     }
 
-    /// Whether appending `piece` to a text whose trailing run is `run` keeps every code valid.
-    pub fn allows(&self, run: &str, piece: &str, is_end: bool) -> bool {
-        let mut run = run.to_string();
+    /// The state after `text`.
+    pub fn state_of(&self, text: &str) -> RunState {
+        let line = text.rsplit('\n').next().unwrap_or("");
+        if self.scope == Scope::BeforeBar && line.contains('|') {
+            return RunState { in_evidence: true, run: String::new() };
+        }
+        RunState { in_evidence: false, run: Self::run_of(line) }
+    }
+
+    /// Whether appending `piece` in state `state` keeps every code valid.
+    pub fn allows(&self, state: &RunState, piece: &str, is_end: bool) -> bool {
+        let mut in_evidence = state.in_evidence;
+        let mut run = state.run.clone();
         for c in piece.chars() {
+            if in_evidence {
+                if c == '\n' {
+                    in_evidence = false;
+                }
+                continue;
+            }
             if code_char(c) {
                 run.push(c);
                 if code_like(&run) && !self.trie.is_prefix(&run) {
                     return false;
                 }
-            } else {
-                if code_like(&run) && !self.trie.is_code(&run) {
-                    return false;
-                }
-                run.clear();
+                continue;
+            }
+            if code_like(&run) && !self.trie.is_code(&run) {
+                return false;
+            }
+            run.clear();
+            if c == '|' && self.scope == Scope::BeforeBar {
+                in_evidence = true;
             }
         }
         !(is_end && code_like(&run) && !self.trie.is_code(&run))
     }
 
-    /// A [vocab] bool mask of allowed next tokens after a text with trailing run `run`.
-    fn mask(&self, run: &str, device: tch::Device) -> Tensor {
+    /// A [vocab] bool mask of allowed next tokens in `state`.
+    fn mask(&self, state: &RunState, device: tch::Device) -> Tensor {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(m) = cache.get(run) {
+        if let Some(m) = cache.get(state) {
             return m.to_device(device);
         }
         let allowed: Vec<bool> =
-            self.pieces.iter().enumerate().map(|(id, p)| self.allows(run, p, self.end_ids.contains(&(id as u32)))).collect();
+            self.pieces.iter().enumerate().map(|(id, p)| self.allows(state, p, self.end_ids.contains(&(id as u32)))).collect();
         let m = Tensor::from_slice(&allowed);
-        cache.insert(run.to_string(), m.shallow_clone());
+        cache.insert(state.clone(), m.shallow_clone());
         m.to_device(device)
     }
 }
@@ -216,11 +254,11 @@ pub fn generate(
     sync(device);
     throughput.prefill_seconds = started.elapsed().as_secs_f64();
 
-    // A code may begin in the prompt ("... code is E"): constraints continue from its trailing run.
-    let prompt_runs: Vec<String> = match constraint {
+    // A code may begin in the prompt ("... code is E"): constraints continue from the prompt's last line.
+    let prompt_tails: Vec<String> = match constraint {
         Some(_) => prompts
             .iter()
-            .map(|p| tokenizer.decode(&p[p.len().saturating_sub(8)..], true).map(|t| CodeConstraint::run_of(&t)))
+            .map(|p| tokenizer.decode(&p[p.len().saturating_sub(8)..], true).map(|t| t.rsplit('\n').next().unwrap_or("").to_string()))
             .collect::<Result<_, _>>()?,
         None => vec![String::new(); b],
     };
@@ -233,7 +271,7 @@ pub fn generate(
     for _ in 0..cfg.max_new_tokens {
         if let Some(c) = constraint {
             let masks: Vec<Tensor> =
-                texts.iter().zip(&prompt_runs).map(|(t, p)| c.mask(&CodeConstraint::run_of(&format!("{p}{t}")), device)).collect();
+                texts.iter().zip(&prompt_tails).map(|(t, p)| c.mask(&c.state_of(&format!("{p}{t}")), device)).collect();
             let allowed = Tensor::stack(&masks, 0);
             last = last.masked_fill(&allowed.logical_not(), f64::NEG_INFINITY);
         }
@@ -342,19 +380,40 @@ mod tests {
 
     #[test]
     fn only_existing_codes_can_be_written() {
-        let c = CodeConstraint { trie: constraint_trie(), pieces: Vec::new(), end_ids: HashSet::new(), cache: Default::default() };
+        let c = constraint(Scope::Anywhere);
+        let st = |run: &str| RunState { in_evidence: false, run: run.into() };
         // Prose is free; a capital letter alone is not yet a code.
-        assert!(c.allows("", "The patient", false));
-        assert!(c.allows("", "I", false));
+        assert!(c.allows(&st(""), "The patient", false));
+        assert!(c.allows(&st(""), "I", false));
         // Once a letter and a digit are written, the run must stay inside the trie.
-        assert!(c.allows("E1", "1.", false));
-        assert!(!c.allows("E1", "2", false));
-        assert!(c.allows("E11.", "65", false));
+        assert!(c.allows(&st("E1"), "1.", false));
+        assert!(!c.allows(&st("E1"), "2", false));
+        assert!(c.allows(&st("E11."), "65", false));
         // Ending a code requires a complete one: "E11" is a category, not in this set.
-        assert!(!c.allows("E11", ", ", false));
-        assert!(c.allows("E11.9", ", I10", false));
-        assert!(!c.allows("E11.9", ", I1", true));
-        assert!(!c.allows("", "Z99.9", false));
-        assert!(c.allows("", "J45.909\n", false));
+        assert!(!c.allows(&st("E11"), ", ", false));
+        assert!(c.allows(&st("E11.9"), ", I10", false));
+        assert!(!c.allows(&st("E11.9"), ", I1", true));
+        assert!(!c.allows(&st(""), "Z99.9", false));
+        assert!(c.allows(&st(""), "J45.909\n", false));
+        // Anywhere, an abbreviation that looks like a code is held to the trie too.
+        assert!(!c.allows(&st(""), "T2DM", false));
+    }
+
+    fn constraint(scope: Scope) -> CodeConstraint {
+        CodeConstraint { trie: constraint_trie(), scope, pieces: Vec::new(), end_ids: HashSet::new(), cache: Default::default() }
+    }
+
+    #[test]
+    fn evidence_after_the_bar_is_free() {
+        let c = constraint(Scope::BeforeBar);
+        let s = c.state_of("E11.9 | history of ");
+        assert!(s.in_evidence);
+        assert!(c.allows(&s, "T2DM ; HbA1c 9", false));
+        // A new line is a new code position.
+        assert!(!c.allows(&s, "\nZ99", false));
+        assert!(c.allows(&s, "\nI10 | HTN", false));
+        // Before the bar the code must be complete.
+        assert!(!c.allows(&c.state_of("E11"), " | x", false));
+        assert_eq!(c.state_of("E11.9 | x\nI1"), RunState { in_evidence: false, run: "I1".into() });
     }
 }

@@ -337,8 +337,9 @@ impl CausalLM {
     /// `vs` must be empty: its variables are exactly the model's, each taken from
     /// `weights` by name (shape checked, converted to `vs`'s kind and device). A
     /// name missing from `weights`, or a weight left over, is an error naming the
-    /// checkpoint. To keep one copy of a large model on a GPU, load `weights` to
-    /// the CPU (in the target kind) and let this copy them over one by one.
+    /// checkpoint. To keep one copy of a large model on a GPU, set `vs`'s kind
+    /// first, load `weights` to the CPU and let this copy them over one by one.
+    /// Parameters start uninitialised: after an error, drop `vs`.
     pub fn load(vs: &mut nn::VarStore, config: &ModelConfig, weights: &mut WeightMap) -> Result<CausalLM, ModelError> {
         let origin = weights.origin().to_string();
         if !vs.is_empty() {
@@ -420,6 +421,8 @@ impl CausalLM {
         let mut h = Tensor::embedding(&self.embed_tokens, &ids, -1, false, false);
         let (cos, sin) = rope_tables(&self.inv_freq, &positions.to_device(self.device), h.kind());
         let mask = build_mask(attention_mask, b, t, past, self.device);
+        // `h = h + x`, never `h += x`: autograd keeps `h` for the norm's backward.
+        #[allow(clippy::assign_op_pattern)]
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let attn = layer.self_attn.forward(&layer.input_layernorm.forward(&h), &cos, &sin, &mask, slot, train);

@@ -357,7 +357,7 @@ mod tests {
         p.attach(&vs.root(), &cfg).unwrap();
         assert!(p.forward(&x, false).equal(&base));
         assert!(vs.variables().contains_key("model.layers.0.mlp.up_proj.lora_A.weight"));
-        tch::no_grad(|| p.adapter.as_mut().unwrap().b.fill_(0.5));
+        let _ = tch::no_grad(|| p.adapter.as_mut().unwrap().b.fill_(0.5));
         let adapted = p.forward(&x, false);
         assert!((&adapted - &base).abs().max().double_value(&[]) > 0.1);
         p.merge().unwrap();
