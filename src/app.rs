@@ -56,6 +56,9 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Generate { backbone, prompts, max_new_tokens, temperature, seed, device, raw, constrain_codes } => {
             generate_command(&backbone, &prompts, max_new_tokens, temperature, seed, &device, raw, constrain_codes)
         }
+        Command::Speed { shapes, cases, device, dtype, threads, repeats_tiny, repeats_large } => {
+            speed_command(&shapes, &cases, &device, &dtype, threads, repeats_tiny, repeats_large)
+        }
         Command::Info { device } => {
             println!("icdbench {} ({})", env!("CARGO_PKG_VERSION"), env!("ICDBENCH_GIT_REVISION"));
             println!("{}", crate::device::describe());
@@ -325,5 +328,30 @@ fn generate_command(backbone: &str, prompts: &[String], max_new_tokens: usize, t
         "prefill {} tokens in {:.2}s ({:.0} tok/s) · decode {} tokens in {:.2}s ({:.1} tok/s)",
         th.prefill_tokens, th.prefill_seconds, th.prefill_per_second(), th.decode_tokens, th.decode_seconds, th.decode_per_second()
     );
+    Ok(())
+}
+
+fn speed_command(shapes: &str, cases: &str, device: &str, dtype: &str, threads: i32, repeats_tiny: usize, repeats_large: usize) -> Result<(), AppError> {
+    use crate::model::speed::{measure, Shape};
+    let device = crate::device::resolve(device).map_err(|e| AppError::Input(e.to_string()))?;
+    let kind = match dtype {
+        "f32" => tch::Kind::Float,
+        "bf16" => tch::Kind::BFloat16,
+        other => return Err(AppError::Input(format!("--dtype {other:?}: use f32 or bf16"))),
+    };
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+    let cases: Vec<&str> = cases.split(',').map(str::trim).collect();
+    if let Some(bad) = cases.iter().find(|c| !["lora_step", "generate"].contains(c)) {
+        return Err(AppError::Input(format!("--cases: unknown case {bad:?}: use lora_step, generate")));
+    }
+    for name in shapes.split(',').map(str::trim) {
+        let shape = Shape::parse(name).ok_or_else(|| AppError::Input(format!("--shapes: unknown shape {name:?}: use tiny, smollm2")))?;
+        let repeats = if shape == Shape::Tiny { repeats_tiny } else { repeats_large };
+        for t in measure(shape, device, kind, repeats.max(1), &cases).map_err(|e| AppError::Failed(e.to_string()))? {
+            println!("{}", serde_json::to_string(&t).unwrap_or_default());
+        }
+    }
     Ok(())
 }

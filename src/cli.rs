@@ -127,6 +127,31 @@ pub enum Command {
         #[arg(long)]
         constrain_codes: bool,
     },
+    /// Time the model layer on fixed workloads (LoRA step, greedy decoding), one JSON line per case.
+    #[command(long_about = "Times a LoRA training step (r=16 on all projections, batch 8 x 128) and greedy \
+                            decoding (32 tokens after 256) on a tiny Llama and a SmolLM2-135M-shaped Llama with \
+                            random weights, printing JSON lines in the format of scripts/bench/pytorch_reference.py; \
+                            scripts/bench/compare.sh runs both and prints the ratios.")]
+    Speed {
+        /// Comma-separated: tiny, smollm2.
+        #[arg(long, default_value = "tiny,smollm2")]
+        shapes: String,
+        /// Comma-separated: lora_step, generate.
+        #[arg(long, default_value = "lora_step,generate")]
+        cases: String,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// f32 or bf16.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// libtorch threads (0 = libtorch's default).
+        #[arg(long, default_value_t = 0)]
+        threads: i32,
+        #[arg(long, default_value_t = 5)]
+        repeats_tiny: usize,
+        #[arg(long, default_value_t = 3)]
+        repeats_large: usize,
+    },
     /// Show the libtorch build, CUDA availability and thread count of this machine.
     Info {
         /// Also run a small forward/backward on this device (`cpu`, `cuda`, `auto`) and compare it with CPU.

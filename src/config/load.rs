@@ -255,10 +255,8 @@ fn validate_expansion(c: &mut Checker, i: usize, e: &Expansion) {
     let key = |k: &str| format!("expansion.{i}.{k}");
     c.positive(&key("per_code_cap"), e.per_code_cap);
     match &e.coverage {
-        Coverage::Chapters(chs) => {
-            if chs.is_empty() || chs.iter().any(|ch| !(1..=22).contains(ch)) {
-                c.fail(&key("coverage"), "give chapters 1-22, e.g. coverage = { chapters = [9, 10] }");
-            }
+        Coverage::Chapters(chs) if chs.is_empty() || chs.iter().any(|ch| !(1..=22).contains(ch)) => {
+            c.fail(&key("coverage"), "give chapters 1-22, e.g. coverage = { chapters = [9, 10] }");
         }
         Coverage::Codes(codes) => {
             if codes.is_empty() {

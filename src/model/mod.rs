@@ -7,6 +7,7 @@ pub mod generate;
 pub mod gguf;
 pub mod llama;
 pub mod lora;
+pub mod speed;
 pub mod tokenizer;
 pub mod weights;
 
