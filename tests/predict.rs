@@ -1,0 +1,121 @@
+//! Document-level inference end to end with a tiny random model: windows,
+//! batched generation, constrained decoding, aggregation in input order.
+
+use icdbench::data::{Document, Split};
+use icdbench::icd::CodeSet;
+use icdbench::model::generate::CodeTrie;
+use icdbench::model::llama::{tiny_config, CausalLM};
+use icdbench::model::tokenizer::TextTokenizer;
+use icdbench::predict::{predict_documents, reparse, split_raw, windows, PredictConfig, PredictError};
+use icdbench::prompt::{Formatter, Instructions, PromptStyle};
+
+const NOTES: [&str; 3] = [
+    "Chest pain at rest. Known hypertension, on lisinopril.\n\nAssessment: type 2 diabetes mellitus without complications. Plan: metformin.",
+    "Asthma exacerbation. No fever.",
+    "History of gout and chronic kidney disease stage 3. Denies smoking. Follow up in two weeks; recheck creatinine.",
+];
+
+fn setup() -> (tch::nn::VarStore, CausalLM, TextTokenizer, &'static CodeSet, Vec<Document>) {
+    let codes = CodeSet::builtin().expect("builtin code set");
+    // Code lines make letters, digits and dots tokens, so the random model writes code-like runs.
+    let mut corpus: Vec<String> = codes.billable().take(300).map(|e| format!("{} | {}\n", e.code, e.description)).collect();
+    corpus.extend(NOTES.iter().map(|n| n.to_string()));
+    let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
+    let tok = TextTokenizer::tiny(&refs, 400).expect("tiny tokenizer");
+    tch::manual_seed(7);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let model = CausalLM::new(&vs.root(), &tiny_config(tok.vocab_size())).expect("tiny model");
+    let docs = NOTES
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Document { id: format!("note-{i}"), split: Split::Test, text: t.to_string(), codes: Vec::new(), evidence: Vec::new() })
+        .collect();
+    (vs, model, tok, codes, docs)
+}
+
+/// Code-like runs (a capital letter then a digit) before the `|` of a line
+/// that are not complete codes. A run that ends the text may be a code the
+/// token limit cut off: it only has to be a prefix of one.
+fn invalid_codes(text: &str, trie: &CodeTrie) -> Vec<String> {
+    let is_code_char = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '.';
+    let open_tail = text.ends_with(is_code_char);
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut bad = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let head = line.split('|').next().unwrap_or("");
+        let runs: Vec<&str> = head.split(|c: char| !is_code_char(c)).collect();
+        for (k, run) in runs.iter().enumerate() {
+            let mut cs = run.chars();
+            let code_like = matches!((cs.next(), cs.next()), (Some(a), Some(b)) if a.is_ascii_uppercase() && b.is_ascii_digit());
+            let cut_off = open_tail && i + 1 == lines.len() && k + 1 == runs.len() && !line.contains('|');
+            let valid = if cut_off { trie.is_prefix(run) } else { trie.is_code(run) };
+            if code_like && !valid {
+                bad.push(run.to_string());
+            }
+        }
+    }
+    bad
+}
+
+fn config(constrained: bool) -> PredictConfig {
+    PredictConfig { chunk_tokens: 32, chunk_overlap: 8, max_new_tokens: 16, batch_size: 2, constrained, temperature: 1.0, seed: 5 }
+}
+
+/// A short instruction keeps the prompts (and the test) small.
+fn formatter(style: PromptStyle) -> Formatter {
+    Formatter::new(style).with_instructions(Instructions { doc: "Code the note: CODE | quote.".into(), ..Instructions::default() })
+}
+
+#[test]
+fn predicts_every_document_in_order_with_only_valid_codes_when_constrained() {
+    let (_vs, model, tok, codes, docs) = setup();
+    let refs: Vec<&Document> = docs.iter().collect();
+    let formatter = formatter(PromptStyle::Chat);
+    let cfg = config(true);
+    let out = predict_documents(&model, &tok, &formatter, codes, &refs, &cfg, false).expect("prediction runs");
+
+    let ids: Vec<&str> = out.predictions.iter().map(|p| p.id.as_str()).collect();
+    assert_eq!(ids, ["note-0", "note-1", "note-2"]);
+    let expected_windows: Vec<usize> = docs.iter().map(|d| windows(&d.text, &tok, cfg.chunk_tokens, cfg.chunk_overlap).len()).collect();
+    assert!(expected_windows[0] > 1 && expected_windows[1] == 1, "{expected_windows:?}");
+    assert_eq!(out.stats.windows, expected_windows.iter().sum::<usize>());
+    assert!(out.stats.constrained);
+    assert!(out.throughput.decode_tokens > 0 && out.throughput.prefill_tokens > 0);
+
+    let trie = CodeTrie::new(codes.billable().map(|e| e.code.as_str()));
+    for (p, doc) in out.predictions.iter().zip(&docs) {
+        assert!(p.codes.iter().all(|c| codes.contains(c)), "{:?}", p.codes);
+        assert!(p.codes.windows(2).all(|w| w[0] < w[1]), "codes sorted and unique: {:?}", p.codes);
+        for e in &p.evidence {
+            assert_eq!(doc.slice_chars(e.start, e.end), Some(e.text.as_str()));
+        }
+        let raw = p.raw.as_deref().expect("raw output kept");
+        let (_, outputs) = split_raw(raw).expect("raw splits into windows");
+        for o in &outputs {
+            assert!(invalid_codes(o, &trie).is_empty(), "constrained output wrote {:?}: {o:?}", invalid_codes(o, &trie));
+        }
+        let again = reparse(doc, raw, codes).expect("raw re-parses");
+        assert_eq!(&again.0, p, "re-parsing raw gives the same prediction");
+    }
+
+    // The same seeded run unconstrained writes something else: the constraint reached generation.
+    let free = predict_documents(&model, &tok, &formatter, codes, &refs, &config(false), false).expect("prediction runs");
+    assert!(!free.stats.constrained);
+    let raws = |o: &icdbench::predict::PredictOutput| o.predictions.iter().map(|p| p.raw.clone()).collect::<Vec<_>>();
+    assert_ne!(raws(&free), raws(&out));
+}
+
+#[test]
+fn a_bad_config_is_refused_with_what_to_change() {
+    let (_vs, model, tok, codes, docs) = setup();
+    let refs: Vec<&Document> = docs.iter().collect();
+    let formatter = formatter(PromptStyle::Plain);
+    let bad = PredictConfig { chunk_tokens: 20, chunk_overlap: 15, ..config(true) };
+    let err = predict_documents(&model, &tok, &formatter, codes, &refs, &bad, false).expect_err("overlap too large");
+    assert!(matches!(err, PredictError::Config(ref m) if m.contains("chunk_overlap")), "{err}");
+    let long = PredictConfig { max_new_tokens: 5000, ..config(true) };
+    let err = predict_documents(&model, &tok, &formatter, codes, &refs, &long, false).expect_err("beyond the context");
+    assert!(err.to_string().contains("max_new_tokens"), "{err}");
+    let none = predict_documents(&model, &tok, &formatter, codes, &[], &config(true), false).expect("no documents");
+    assert!(none.predictions.is_empty() && none.stats.windows == 0);
+}
