@@ -41,7 +41,9 @@ impl AppError {
 
 pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
-        Command::Run { experiments, force, results, quiet } => run_experiments(&experiments, force, &results, !quiet),
+        Command::Run { experiments, force, results, quiet, stop_after_steps } => {
+            run_experiments(&experiments, &results, RunOptions { force, progress: !quiet, stop_after_steps })
+        }
         Command::Plan { experiments, results, json } => plan_experiments(&experiments, &results, json),
         Command::Score { gold, pred, train, split, code_table, bootstrap, seed, json } => {
             score_files(&gold, &pred, train.as_deref(), &split, &code_table, bootstrap, seed, json)
@@ -72,13 +74,12 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
     }
 }
 
-fn run_experiments(files: &[PathBuf], force: bool, results: &Path, progress: bool) -> Result<(), AppError> {
+fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions) -> Result<(), AppError> {
     // Plan everything first: a bad file fails before any work starts.
     let mut planned = Vec::new();
     for f in files {
         planned.push((f, plan::plan_file(f, results)?));
     }
-    let opts = RunOptions { force, progress };
     for (file, runs) in planned {
         eprintln!("{}: {} run(s)", file.display(), runs.len());
         let records = runner::execute(&runs, &opts, |r| {
@@ -298,7 +299,7 @@ fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), App
 fn generate_command(backbone: &str, prompts: &[String], max_new_tokens: usize, temperature: f64, seed: u64, device: &str, raw: bool, constrain: bool) -> Result<(), AppError> {
     use crate::model::{backbone as bb, generate};
     let device = crate::device::resolve(device).map_err(|e| AppError::Input(e.to_string()))?;
-    let spec = crate::config::Backbone { name: backbone.to_string(), format: Default::default(), dtype: Default::default(), device: crate::device::name(device) };
+    let spec = crate::config::Backbone { name: backbone.to_string(), device: crate::device::name(device), format: Default::default(), dtype: Default::default(), prompt: Default::default(), tiny: Default::default() };
     let started = std::time::Instant::now();
     let loaded = bb::load(&spec, Path::new("."), device).map_err(|e| AppError::Input(e.to_string()))?;
     eprintln!("loaded {} on {} in {:.1}s", backbone, crate::device::name(device), started.elapsed().as_secs_f64());

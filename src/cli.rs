@@ -41,6 +41,9 @@ pub enum Command {
         /// Hide progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Stop training after N optimizer steps as if killed (tests resuming).
+        #[arg(long, hide = true, value_name = "N")]
+        stop_after_steps: Option<usize>,
     },
     /// Print the runs an experiment resolves to, with their fingerprints, without running anything.
     Plan {

@@ -2,7 +2,7 @@
 //! spec (defaults filled), the hashes of every input it reads, and the
 //! fingerprint that names its results folder. Nothing is computed here.
 
-use crate::config::{self, Baseline, Data, DataSource, Eval, Experiment};
+use crate::config::{self, Backbone, Baseline, Data, DataSource, Eval, Expansion, Experiment, Mix, Train, TrainMode};
 use crate::data::synthetic::GENERATOR_VERSION;
 use crate::fingerprint::{hash_bytes, hash_file, Fingerprint, InputHash, Manifest, Versions};
 use crate::icd::CodeSet;
@@ -15,8 +15,8 @@ pub enum PlanError {
     Config(#[from] config::ConfigError),
     #[error("{path}: cannot hash input file: {source}")]
     Input { path: PathBuf, source: std::io::Error },
-    #[error("{path}: [backbone] runs (fine-tuning and prompting an LLM) are not available in this version of icdbench; remove [backbone] to run the baselines")]
-    ModelRunsUnavailable { path: PathBuf },
+    #[error("{path}: [backbone] {message}")]
+    Backbone { path: PathBuf, message: String },
 }
 
 /// What one run computes: everything that can change its numbers, resolved.
@@ -35,12 +35,33 @@ pub struct RunSpec {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SystemSpec {
     Baseline(Baseline),
+    /// An LLM backbone, fine-tuned on the mix (or prompted zero-shot).
+    Model(ModelSpec),
+}
+
+/// Everything a model run depends on besides data and evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub backbone: Backbone,
+    pub expansion: Vec<Expansion>,
+    pub mix: Mix,
+    pub train: Train,
 }
 
 impl SystemSpec {
     pub fn name(&self) -> String {
         match self {
             SystemSpec::Baseline(b) => b.name(),
+            SystemSpec::Model(m) if m.train.mode == TrainMode::ZeroShot => format!("{} zero-shot", m.backbone.name),
+            SystemSpec::Model(m) => {
+                let mix = match m.mix.strategy {
+                    config::MixStrategy::DocumentOnly => "document_only".to_string(),
+                    config::MixStrategy::SpanOnly => "span_only".to_string(),
+                    config::MixStrategy::Mixed => format!("mixed {:.2}", m.mix.span_ratio),
+                    config::MixStrategy::Curriculum => format!("curriculum {}", m.mix.phases.join(">")),
+                };
+                format!("{} {mix}", m.backbone.name)
+            }
         }
     }
 }
@@ -89,15 +110,38 @@ pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, Pl
     let mut runs: Vec<PlannedRun> = Vec::new();
     for point in points {
         let exp = &point.experiment;
-        if exp.backbone.is_some() {
-            return Err(PlanError::ModelRunsUnavailable { path: path.to_path_buf() });
-        }
         let inputs = input_hashes(exp, &base_dir)?;
         let data = DataSpec {
             config: exp.data.clone(),
             generator_version: matches!(exp.data.source, DataSource::Synthetic(_)).then_some(GENERATOR_VERSION),
             base_dir: base_dir.clone(),
         };
+        if let Some(backbone) = &exp.backbone {
+            let device = crate::device::resolve(&backbone.device)
+                .map_err(|e| PlanError::Backbone { path: path.to_path_buf(), message: e.to_string() })?;
+            let mut model_inputs = inputs.clone();
+            if !backbone.is_tiny() {
+                let source = crate::model::backbone::resolve(&backbone.name, backbone.format, &base_dir)
+                    .map_err(|e| PlanError::Backbone { path: path.to_path_buf(), message: e.to_string() })?;
+                for f in source.files() {
+                    model_inputs.push(hash_file("backbone", &f).map_err(|source| PlanError::Input { path: f.clone(), source })?);
+                }
+            }
+            let spec = RunSpec {
+                experiment: exp.experiment.name.clone(),
+                sweep: point.settings.clone(),
+                seed: exp.experiment.seed,
+                system: SystemSpec::Model(ModelSpec {
+                    backbone: backbone.clone(),
+                    expansion: exp.expansion.clone(),
+                    mix: exp.mix.clone(),
+                    train: exp.train.clone(),
+                }),
+                data: data.clone(),
+                eval: exp.eval.clone(),
+            };
+            push_run(&mut runs, spec, model_inputs, &crate::device::name(device), results_root, path)?;
+        }
         for baseline in &exp.baselines {
             let spec = RunSpec {
                 experiment: exp.experiment.name.clone(),
@@ -107,22 +151,27 @@ pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, Pl
                 data: data.clone(),
                 eval: exp.eval.clone(),
             };
-            // Baselines compute on CPU and do not depend on the sweep label itself.
-            let mut keyed = spec.clone();
-            keyed.sweep.clear();
-            let manifest = Manifest::new(&keyed, inputs.clone(), Versions::current("cpu")).map_err(|e| PlanError::Input {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e),
-            })?;
-            let fingerprint = manifest.fingerprint();
-            if runs.iter().any(|r| r.fingerprint == fingerprint) {
-                continue;
-            }
-            let dir = results_root.join(&exp.experiment.name).join(fingerprint.short());
-            runs.push(PlannedRun { spec, manifest, fingerprint, dir });
+            // Baselines compute on CPU.
+            push_run(&mut runs, spec, inputs.clone(), "cpu", results_root, path)?;
         }
     }
     Ok(runs)
+}
+
+/// Fingerprints a run and adds it unless an identical one is planned already.
+/// The sweep label is not fingerprinted: two points that resolve alike are one run.
+fn push_run(runs: &mut Vec<PlannedRun>, spec: RunSpec, inputs: Vec<InputHash>, device: &str, results_root: &Path, path: &Path) -> Result<(), PlanError> {
+    let mut keyed = spec.clone();
+    keyed.sweep.clear();
+    let manifest = Manifest::new(&keyed, inputs, Versions::current(device))
+        .map_err(|e| PlanError::Input { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    let fingerprint = manifest.fingerprint();
+    if runs.iter().any(|r| r.fingerprint == fingerprint) {
+        return Ok(());
+    }
+    let dir = results_root.join(&spec.experiment).join(fingerprint.short());
+    runs.push(PlannedRun { spec, manifest, fingerprint, dir });
+    Ok(())
 }
 
 /// The sha256 of every file the runs of `exp` read.

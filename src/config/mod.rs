@@ -69,10 +69,51 @@ pub struct Backbone {
     /// `auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.
     #[serde(default = "default_device")]
     pub device: String,
+    /// How prompts are written: `auto` (the chat format for pretrained backbones, plain for tiny), `chat`, `plain`.
+    #[serde(default)]
+    pub prompt: PromptChoice,
+    /// Size of the `tiny` backbone (a random model trained from scratch with its own small tokenizer).
+    #[serde(default)]
+    pub tiny: TinyModel,
 }
 
 fn default_device() -> String {
     "auto".into()
+}
+
+impl Backbone {
+    /// Whether this is the from-scratch tiny model rather than a pretrained checkpoint.
+    pub fn is_tiny(&self) -> bool {
+        self.format == WeightFormat::Tiny || self.name == "tiny"
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptChoice {
+    #[default]
+    Auto,
+    Chat,
+    Plain,
+}
+
+/// The tiny from-scratch model: a Llama-style decoder and a byte-level BPE tokenizer
+/// trained on the experiment's training text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TinyModel {
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+}
+
+impl Default for TinyModel {
+    fn default() -> Self {
+        TinyModel { layers: 4, hidden: 128, heads: 4, kv_heads: 2, intermediate: 256, vocab: 2000 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -517,6 +558,20 @@ pub struct Train {
     pub weight_decay: f64,
     /// Longest training example in tokens.
     pub max_length: usize,
+    /// `finetune`, or `zero_shot` to predict with the backbone as it is (a baseline).
+    pub mode: TrainMode,
+    /// Save a resumable checkpoint every this many optimizer steps.
+    pub checkpoint_every: usize,
+    /// Validation loss every this many optimizer steps (0 = only at the end).
+    pub validate_every: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainMode {
+    #[default]
+    Finetune,
+    ZeroShot,
 }
 
 impl Default for Train {
@@ -536,6 +591,9 @@ impl Default for Train {
             max_grad_norm: 1.0,
             weight_decay: 0.0,
             max_length: 1024,
+            mode: TrainMode::Finetune,
+            checkpoint_every: 100,
+            validate_every: 0,
         }
     }
 }

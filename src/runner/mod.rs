@@ -1,7 +1,12 @@
 //! The only place that knows the whole chain: planned run -> data -> system ->
 //! predictions -> scores -> results folder. Finished runs are found by their
 //! fingerprint and reused; a run is written to a `.partial` folder and renamed
-//! into place only when complete, so a killed run never looks finished.
+//! into place only when complete, so a killed run never looks finished (and a
+//! model run resumes from the training checkpoint kept there).
+
+mod model;
+
+pub use model::ModelRecord;
 
 use crate::baselines::DictionaryCoder;
 use crate::config::{Baseline, Eval};
@@ -32,6 +37,10 @@ pub enum RunError {
     Metrics(#[from] metrics::MetricsError),
     #[error("{path}: results folder is corrupt ({reason}); rerun with --force to recompute it")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("model run failed: {0}")]
+    Model(String),
+    #[error("{path}: training stopped after {step} optimizer steps; run again to resume from the last checkpoint")]
+    Interrupted { path: PathBuf, step: usize },
 }
 
 impl RunError {
@@ -51,6 +60,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Show progress bars (they also hide themselves when stderr is not a terminal).
     pub progress: bool,
+    /// Stop training after this many optimizer steps, as if killed (to test resuming).
+    pub stop_after_steps: Option<usize>,
 }
 
 /// Scores of one split.
@@ -71,7 +82,48 @@ pub struct RunMetrics {
     pub splits: BTreeMap<String, SplitMetrics>,
     /// Unknown codes and mismatched evidence found while loading the data.
     pub data_report: LoadReport,
+    /// Training cost of a model run (None for baselines and zero-shot runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
     pub seconds: f64,
+}
+
+/// What training cost: read off any run's metrics.json to compare supervision schemes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub optimizer_steps: usize,
+    pub examples: u64,
+    pub span_examples: u64,
+    pub document_examples: u64,
+    pub input_tokens: u64,
+    pub span_tokens: u64,
+    pub document_tokens: u64,
+    pub padded_tokens: u64,
+    pub estimated_flops: f64,
+    pub train_seconds: f64,
+    pub tokens_per_second: f64,
+    pub peak_rss_bytes: Option<u64>,
+    pub peak_gpu_memory_bytes: Option<u64>,
+}
+
+impl Cost {
+    fn from_report(r: &crate::train::TrainReport) -> Cost {
+        Cost {
+            optimizer_steps: r.optimizer_steps,
+            examples: r.examples_seen.total(),
+            span_examples: r.examples_seen.span,
+            document_examples: r.examples_seen.document,
+            input_tokens: r.input_tokens.total(),
+            span_tokens: r.input_tokens.span,
+            document_tokens: r.input_tokens.document,
+            padded_tokens: r.padded_tokens,
+            estimated_flops: r.estimated_flops,
+            train_seconds: r.wall_seconds,
+            tokens_per_second: r.tokens_per_second,
+            peak_rss_bytes: r.peak_rss_bytes,
+            peak_gpu_memory_bytes: r.peak_gpu_memory_bytes,
+        }
+    }
 }
 
 /// What happened to one planned run.
@@ -148,8 +200,16 @@ pub fn finished(run: &PlannedRun) -> Result<Option<RunMetrics>, RunError> {
 fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result<RunMetrics, RunError> {
     let started = Instant::now();
     let partial = partial_dir(&run.dir);
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial).map_err(io_err(&partial))?;
+    // Whatever an interrupted attempt left is redone, except a training checkpoint, which resumes.
+    if let Ok(entries) = std::fs::read_dir(&partial) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == "checkpoint" || n == "expansion-cache") {
+                continue;
+            }
+            let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            removed.map_err(io_err(&p))?;
+        }
     }
     std::fs::create_dir_all(&partial).map_err(io_err(&partial))?;
     let mut log = RunLog::new();
@@ -169,23 +229,21 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         log.line(format!("data warnings: {}", load_report.summary()));
     }
 
-    let system = System::build(&run.spec.system, &table, dataset, &mut log);
     let seen: HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
     let label_space: Option<Vec<String>> = (!dataset.pool.is_empty()).then(|| dataset.pool.iter().map(|c| c.to_string()).collect());
+    let (predictions, record) = match &run.spec.system {
+        SystemSpec::Baseline(b) => (baseline_predictions(b, run, &table, dataset, opts, &mut log), None),
+        SystemSpec::Model(spec) => {
+            let out = model::run(run, spec, &table, dataset, &partial, opts, &mut log)?;
+            (out.predictions, Some(out.record))
+        }
+    };
     let mut splits = BTreeMap::new();
-    for split_name in &run.spec.eval.splits {
-        let Some(split) = Split::parse(split_name) else { continue };
-        let docs: Vec<&data::Document> = dataset.split(split).collect();
-        let bar = progress(opts, docs.len() as u64, &format!("{} · {split}", run.label()));
-        let preds: Vec<Prediction> = docs.par_iter().map(|d| {
-            let p = system.predict(d);
-            bar.inc(1);
-            p
-        }).collect();
-        bar.finish_and_clear();
+    for (split, preds) in &predictions {
+        let docs: Vec<&data::Document> = dataset.split(*split).collect();
         let path = partial.join(format!("predictions-{split}.jsonl"));
-        write_atomic(&path, |w| write_predictions(w, &preds))?;
-        let scored = score_split(&docs, &preds, &run.spec.eval, run.spec.seed, &seen, label_space.clone())?;
+        write_atomic(&path, |w| write_predictions(w, preds))?;
+        let scored = score_split(&docs, preds, &run.spec.eval, run.spec.seed, &seen, label_space.clone())?;
         log.line(format!(
             "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
             docs.len(),
@@ -195,11 +253,16 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         ));
         splits.insert(split.to_string(), scored);
     }
+    let cost = record.as_ref().and_then(|r| r.training.as_ref()).map(Cost::from_report);
+    if let Some(r) = &record {
+        write_json(&partial.join("training.json"), r)?;
+    }
     let metrics = RunMetrics {
         fingerprint: run.fingerprint.to_string(),
         system: run.spec.system.name(),
         splits,
         data_report: load_report.clone(),
+        cost,
         seconds: started.elapsed().as_secs_f64(),
     };
     log.line(format!("finished in {:.2} s", metrics.seconds));
@@ -243,28 +306,40 @@ fn score_split(
     Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence })
 }
 
-/// A system that codes documents.
-enum System {
-    Dictionary(DictionaryCoder),
-}
-
-impl System {
-    fn build(spec: &SystemSpec, table: &CodeTable, dataset: &Dataset, log: &mut RunLog) -> System {
-        match spec {
-            SystemSpec::Baseline(Baseline::Dictionary(params)) => {
-                let scope = (params.restrict_to_pool && !dataset.pool.is_empty()).then_some(dataset.pool.as_slice());
-                let coder = DictionaryCoder::build(table, scope, params);
-                log.line(format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms));
-                System::Dictionary(coder)
-            }
+/// Predictions of a baseline on every evaluated split.
+fn baseline_predictions(
+    baseline: &Baseline,
+    run: &PlannedRun,
+    table: &CodeTable,
+    dataset: &Dataset,
+    opts: &RunOptions,
+    log: &mut RunLog,
+) -> Vec<(Split, Vec<Prediction>)> {
+    let coder = match baseline {
+        Baseline::Dictionary(params) => {
+            let scope = (params.restrict_to_pool && !dataset.pool.is_empty()).then_some(dataset.pool.as_slice());
+            let coder = DictionaryCoder::build(table, scope, params);
+            log.line(format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms));
+            coder
         }
+    };
+    let mut out = Vec::new();
+    for split_name in &run.spec.eval.splits {
+        let Some(split) = Split::parse(split_name) else { continue };
+        let docs: Vec<&data::Document> = dataset.split(split).collect();
+        let bar = progress(opts, docs.len() as u64, &format!("{} · {split}", run.label()));
+        let preds: Vec<Prediction> = docs
+            .par_iter()
+            .map(|d| {
+                let p = coder.predict(d);
+                bar.inc(1);
+                p
+            })
+            .collect();
+        bar.finish_and_clear();
+        out.push((split, preds));
     }
-
-    fn predict(&self, doc: &data::Document) -> Prediction {
-        match self {
-            System::Dictionary(c) => c.predict(doc),
-        }
-    }
+    out
 }
 
 fn progress(opts: &RunOptions, len: u64, label: &str) -> ProgressBar {
@@ -309,7 +384,7 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RunError> {
 }
 
 /// The run's log, kept in memory and written with the results.
-struct RunLog {
+pub(crate) struct RunLog {
     started: Instant,
     text: String,
 }
@@ -319,7 +394,7 @@ impl RunLog {
         RunLog { started: Instant::now(), text: String::new() }
     }
 
-    fn line(&mut self, s: String) {
+    pub(crate) fn line(&mut self, s: String) {
         self.text.push_str(&format!("[{:>8.2}s] {s}\n", self.started.elapsed().as_secs_f64()));
     }
 }

@@ -1,0 +1,228 @@
+//! A model run: backbone -> expansion -> mix -> train -> predict. Scoring and
+//! recording are the runner's, as for every system.
+
+use super::{RunError, RunLog, RunOptions};
+use crate::config::{Backbone, PromptChoice, TrainMode};
+use crate::data::jsonl::Prediction;
+use crate::data::{Dataset, Document, Split};
+use crate::expand::{expand, ExpandContext, ExpansionReport};
+use crate::icd::CodeSet;
+use crate::mix::{self, MixReport};
+use crate::model::backbone;
+use crate::model::config::ModelConfig;
+use crate::model::generate::Throughput;
+use crate::model::llama::{tiny_config, CausalLM};
+use crate::model::lora::LoraConfig;
+use crate::model::tokenizer::TextTokenizer;
+use crate::plan::{ModelSpec, PlannedRun};
+use crate::predict::{self, PredictConfig, PredictStats};
+use crate::prompt::{DocExample, Formatter, PromptStyle, SpanExample, TrainingPair};
+use crate::train::{self, encode_pairs, ExampleKind, TrainOptions, TrainReport, Trainable};
+use serde::Serialize;
+use std::path::Path;
+
+/// What a model run records beside its scores: the cost of training and what it was fed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelRecord {
+    pub device: String,
+    pub backbone: String,
+    pub parameters: u64,
+    pub training: Option<TrainReport>,
+    pub mix: Option<MixReport>,
+    pub expansion: Option<ExpansionReport>,
+    pub inference: Throughput,
+    pub predict_stats: PredictStats,
+    pub span_examples: usize,
+    pub document_examples: usize,
+}
+
+/// Predictions per evaluated split, and the record.
+pub(super) struct ModelOutcome {
+    pub predictions: Vec<(Split, Vec<Prediction>)>,
+    pub record: ModelRecord,
+}
+
+fn model_err(e: impl std::fmt::Display) -> RunError {
+    RunError::Model(e.to_string())
+}
+
+/// Text the tiny tokenizer is trained on: training documents and the code pool's descriptions.
+fn tokenizer_corpus(dataset: &Dataset, codes: &CodeSet) -> Vec<String> {
+    let mut corpus: Vec<String> = dataset.split(Split::Train).map(|d| d.text.clone()).collect();
+    for code in &dataset.pool {
+        if let Some(e) = codes.get(code) {
+            corpus.push(format!("{} | {}", e.code, e.description));
+        }
+    }
+    corpus
+}
+
+fn tiny_model_config(spec: &Backbone, vocab: usize) -> ModelConfig {
+    let mut c = tiny_config(vocab);
+    c.num_hidden_layers = spec.tiny.layers;
+    c.hidden_size = spec.tiny.hidden;
+    c.num_attention_heads = spec.tiny.heads;
+    c.num_key_value_heads = Some(spec.tiny.kv_heads);
+    c.intermediate_size = spec.tiny.intermediate;
+    c.max_position_embeddings = 4096;
+    c
+}
+
+pub(super) fn run(
+    run: &PlannedRun,
+    spec: &ModelSpec,
+    codes: &CodeSet,
+    dataset: &Dataset,
+    work_dir: &Path,
+    opts: &RunOptions,
+    log: &mut RunLog,
+) -> Result<ModelOutcome, RunError> {
+    let seed = run.spec.seed;
+    let base_dir = run.spec.data.base_dir.clone();
+    let device = crate::device::resolve(&spec.backbone.device).map_err(model_err)?;
+    tch::manual_seed(seed as i64);
+
+    // Backbone and tokenizer.
+    let (model_holder, tok, mut base_vs, style) = if spec.backbone.is_tiny() {
+        let corpus = tokenizer_corpus(dataset, codes);
+        let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
+        let tok = TextTokenizer::tiny(&refs, spec.backbone.tiny.vocab).map_err(model_err)?;
+        let config = tiny_model_config(&spec.backbone, tok.vocab_size());
+        let vs = tch::nn::VarStore::new(device);
+        let model = CausalLM::new(&vs.root(), &config).map_err(model_err)?;
+        let style = if spec.backbone.prompt == PromptChoice::Chat { PromptStyle::Chat } else { PromptStyle::Plain };
+        (model, tok, vs, style)
+    } else {
+        let loaded = backbone::load(&spec.backbone, &base_dir, device).map_err(model_err)?;
+        let style = if spec.backbone.prompt == PromptChoice::Plain { PromptStyle::Plain } else { PromptStyle::Chat };
+        (loaded.model, loaded.tokenizer, loaded.vs, style)
+    };
+    let mut model = model_holder;
+    let parameters: u64 = base_vs.variables().values().map(|t| t.numel() as u64).sum();
+    log.line(format!("backbone {} on {}: {parameters} parameters, vocabulary {}", spec.backbone.name, crate::device::name(device), tok.vocab_size()));
+    let formatter = Formatter::new(style);
+
+    let mut record = ModelRecord {
+        device: crate::device::name(device),
+        backbone: spec.backbone.name.clone(),
+        parameters,
+        training: None,
+        mix: None,
+        expansion: None,
+        inference: Throughput::default(),
+        predict_stats: PredictStats::default(),
+        span_examples: 0,
+        document_examples: 0,
+    };
+
+    if spec.train.mode == TrainMode::Finetune {
+        // Spans from the expansion strategies.
+        let mut ctx = ExpandContext { codes, dataset, seed, cache_dir: Some(work_dir.join("expansion-cache")), writer: None };
+        let expanded = expand(&spec.expansion, &mut ctx).map_err(model_err)?;
+        log.line(format!("expansion: {} span examples", expanded.examples.len()));
+        let spans: Vec<SpanExample> = expanded
+            .examples
+            .iter()
+            .map(|e| SpanExample { span: e.span.clone(), context: e.context.clone(), codes: vec![e.code.clone()], source: format!("{:?}", e.strategy) })
+            .collect();
+        // Documents, split into windows that fit the training length.
+        let budget = spec.train.max_length.saturating_sub(160).max(64);
+        let mut docs: Vec<DocExample> = Vec::new();
+        for d in dataset.split(Split::Train) {
+            let windows = predict::windows(&d.text, &tok, budget, budget / 8);
+            if windows.len() <= 1 {
+                docs.push(DocExample::from_document(d));
+            } else {
+                docs.extend(windows.iter().filter_map(|w| DocExample::from_window(d, w.start_char, w.end_char)));
+            }
+        }
+        let mut pairs: Vec<(TrainingPair, ExampleKind)> = spans.iter().map(|s| (formatter.span_pair(s, Some(&tok)), ExampleKind::Span)).collect();
+        pairs.extend(docs.iter().map(|d| (formatter.doc_pair(d, Some(&tok)), ExampleKind::Document)));
+        let (examples, enc) = encode_pairs(&pairs, &tok, spec.train.max_length).map_err(model_err)?;
+        let n_spans = examples.iter().filter(|e| e.kind == ExampleKind::Span).count();
+        let n_docs = examples.len() - n_spans;
+        log.line(format!("examples: {n_spans} spans, {n_docs} document windows ({} truncated, {} dropped)", enc.truncated, enc.dropped));
+        let val_docs: Vec<TrainingPair> = dataset.split(Split::Val).take(32).map(|d| formatter.doc_pair(&DocExample::from_document(d), Some(&tok))).collect();
+        let val_pairs: Vec<(TrainingPair, ExampleKind)> = val_docs.into_iter().map(|p| (p, ExampleKind::Document)).collect();
+        let (val, _) = encode_pairs(&val_pairs, &tok, spec.train.max_length).map_err(model_err)?;
+
+        // The mix decides the order; the trainer then makes exactly one pass over it.
+        let per_step = spec.train.batch_size.max(1) * spec.train.grad_accum.max(1);
+        let total = if spec.train.steps > 0 { spec.train.steps * per_step } else { mix::examples_for_epochs(&spec.mix, n_spans, n_docs, spec.train.epochs) };
+        let plan = mix::plan(&spec.mix, n_spans, n_docs, total.max(per_step), seed).map_err(model_err)?;
+        let mut train_cfg = spec.train.clone();
+        train_cfg.steps = plan.schedule.len().div_ceil(per_step);
+        train_cfg.epochs = 1.0;
+
+        // Adapter tensors are shared with the model and the trainer, so their store may go out of scope.
+        let trainable = if spec.backbone.is_tiny() {
+            Trainable::full(&base_vs)
+        } else {
+            let lora_vs = tch::nn::VarStore::new(device);
+            let lora = LoraConfig {
+                rank: spec.train.lora_rank,
+                alpha: spec.train.lora_alpha,
+                dropout: spec.train.lora_dropout,
+                targets: spec.train.lora_targets.clone(),
+            };
+            model.attach_lora(&lora_vs.root(), &lora).map_err(model_err)?;
+            Trainable::lora(&lora_vs, &mut base_vs)
+        };
+        let topts = TrainOptions {
+            seed,
+            checkpoint_dir: Some(work_dir.join("checkpoint")),
+            checkpoint_every: spec.train.checkpoint_every.max(1),
+            validate_every: spec.train.validate_every,
+            stop_after: opts.stop_after_steps,
+            progress: opts.progress,
+            pad_id: tok.pad_id(),
+            ..TrainOptions::default()
+        };
+        let report = train::train(&model, &trainable, &examples, &plan.schedule, &val, &train_cfg, &topts).map_err(model_err)?;
+        if !report.finished {
+            return Err(RunError::Interrupted { path: work_dir.to_path_buf(), step: report.optimizer_steps });
+        }
+        log.line(format!(
+            "trained {} steps: {} span / {} document examples, {} input tokens, {:.1} s, {:.3e} FLOPs",
+            report.optimizer_steps,
+            report.examples_seen.span,
+            report.examples_seen.document,
+            report.input_tokens.total(),
+            report.wall_seconds,
+            report.estimated_flops
+        ));
+        record.span_examples = n_spans;
+        record.document_examples = n_docs;
+        record.training = Some(report);
+        record.mix = Some(plan.report);
+        record.expansion = Some(expanded.report);
+    }
+
+    // Predict every evaluated split.
+    let pcfg = PredictConfig {
+        chunk_tokens: run.spec.eval.chunk_tokens,
+        chunk_overlap: run.spec.eval.chunk_overlap,
+        max_new_tokens: run.spec.eval.max_new_tokens,
+        batch_size: run.spec.eval.batch_size,
+        constrained: run.spec.eval.constrained,
+        temperature: 0.0,
+        seed,
+    };
+    let mut predictions = Vec::new();
+    for split_name in &run.spec.eval.splits {
+        let Some(split) = Split::parse(split_name) else { continue };
+        let docs: Vec<&Document> = dataset.split(split).collect();
+        let out = predict::predict_documents(&model, &tok, &formatter, codes, &docs, &pcfg, opts.progress).map_err(model_err)?;
+        log.line(format!(
+            "{split}: predicted {} documents in {} windows, decode {:.0} tok/s, {} rejected codes",
+            docs.len(),
+            out.stats.windows,
+            out.throughput.decode_per_second(),
+            out.stats.rejected_codes
+        ));
+        record.inference.add(&out.throughput);
+        record.predict_stats.add(&out.stats);
+        predictions.push((split, out.predictions));
+    }
+    Ok(ModelOutcome { predictions, record })
+}

@@ -1,0 +1,93 @@
+//! Model runs end to end on a tiny from-scratch backbone: training cost is
+//! recorded, and a run killed during training resumes from its checkpoint and
+//! ends with the same numbers as an uninterrupted run.
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+fn experiment(dir: &Path) -> PathBuf {
+    let text = r#"
+[experiment]
+name = "resume"
+seed = 11
+
+[backbone]
+name = "tiny"
+device = "cpu"
+tiny = { layers = 2, hidden = 32, heads = 2, kv_heads = 1, intermediate = 64, vocab = 600 }
+
+[data.source]
+kind = "synthetic"
+train_docs = 40
+val_docs = 4
+test_docs = 8
+pool_size = 30
+unseen_codes = 5
+chapters = [4, 9]
+
+[[expansion]]
+kind = "description"
+coverage = "pool"
+
+[mix]
+strategy = "mixed"
+span_ratio = 0.5
+
+[train]
+steps = 12
+batch_size = 4
+lr = 2e-3
+warmup_steps = 2
+max_length = 384
+checkpoint_every = 5
+
+[eval]
+splits = ["test"]
+bootstrap_samples = 20
+max_new_tokens = 16
+batch_size = 8
+"#;
+    let path = dir.join("resume.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(exp: &Path, results: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("icdbench").unwrap().arg("run").arg(exp).arg("--results").arg(results).arg("--quiet").args(extra).assert()
+}
+
+fn metrics(results: &Path) -> serde_json::Value {
+    let dir = std::fs::read_dir(results.join("resume")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir() && p.join("DONE").is_file()).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+    // Timings differ between runs; everything else must not.
+    m["seconds"] = serde_json::Value::Null;
+    for k in ["train_seconds", "tokens_per_second", "peak_rss_bytes"] {
+        m["cost"][k] = serde_json::Value::Null;
+    }
+    m
+}
+
+#[test]
+fn killed_training_resumes_to_the_same_metrics_and_cost_is_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path());
+    let straight = tmp.path().join("straight");
+    run(&exp, &straight, &[]).success();
+
+    let resumed = tmp.path().join("resumed");
+    let killed = run(&exp, &resumed, &["--stop-after-steps", "7"]).code(1);
+    let err = String::from_utf8_lossy(&killed.get_output().stderr).to_string();
+    assert!(err.contains("run again to resume"), "{err}");
+    let partial = std::fs::read_dir(resumed.join("resume")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".partial")).unwrap();
+    assert!(partial.join("checkpoint").is_dir(), "a checkpoint survives the kill");
+    run(&exp, &resumed, &[]).success();
+
+    let (a, b) = (metrics(&straight), metrics(&resumed));
+    assert_eq!(a, b, "resumed run differs from the uninterrupted one");
+    let cost = &a["cost"];
+    assert_eq!(cost["optimizer_steps"], 12);
+    assert_eq!(cost["examples"], 48);
+    assert!(cost["span_tokens"].as_u64().unwrap() > 0 && cost["document_tokens"].as_u64().unwrap() > cost["span_tokens"].as_u64().unwrap());
+    assert!(cost["padded_tokens"].as_u64().unwrap() >= cost["input_tokens"].as_u64().unwrap());
+    assert!(cost["estimated_flops"].as_f64().unwrap() > 0.0);
+}
