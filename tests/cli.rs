@@ -202,22 +202,26 @@ fn changing_one_byte_of_an_input_changes_the_fingerprint() {
     assert_eq!(metrics["splits"]["test"]["sets"]["unseen"]["micro"]["f1"], 1.0);
 }
 
+/// Writes gold and prediction JSONL files into a temporary folder.
+fn score_files(gold: &str, pred: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (g, p) = (tmp.path().join("gold.jsonl"), tmp.path().join("pred.jsonl"));
+    std::fs::write(&g, gold).unwrap();
+    std::fs::write(&p, pred).unwrap();
+    (tmp, g, p)
+}
+
 #[test]
 fn score_reads_jsonl_from_other_tools() {
-    let tmp = tempfile::tempdir().unwrap();
-    let gold = tmp.path().join("gold.jsonl");
-    let pred = tmp.path().join("pred.jsonl");
-    std::fs::write(
-        &gold,
+    let (tmp, gold, pred) = score_files(
         concat!(
             "{\"id\":\"t\",\"split\":\"train\",\"text\":\"x\",\"codes\":[\"I10\"]}\n",
             "{\"id\":\"1\",\"split\":\"test\",\"text\":\"x\",\"codes\":[\"I10\",\"E11.9\"]}\n",
             "{\"id\":\"2\",\"split\":\"test\",\"text\":\"y\",\"codes\":[\"J45.909\"]}\n"
         ),
-    )
-    .unwrap();
-    // Lower case and no dots are normalised; doc 2 has no prediction.
-    std::fs::write(&pred, "{\"id\":\"1\",\"codes\":[\"i10\",\"E119\",\"K21.9\"]}\n").unwrap();
+        // Lower case and no dots are normalised; doc 2 has no prediction.
+        "{\"id\":\"1\",\"codes\":[\"i10\",\"E119\",\"K21.9\"]}\n",
+    );
     let out = icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(&pred).args(["--json", "--bootstrap", "0"]).assert().success();
     let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     // TP 2, FP 1, FN 1 -> micro F1 = 2 / (2 + 1) = 0.6667
@@ -256,26 +260,17 @@ fn export_is_byte_identical_across_runs() {
 
 #[test]
 fn score_reports_ranking_metrics_when_predictions_carry_scores() {
-    let tmp = tempfile::tempdir().unwrap();
-    let gold = tmp.path().join("gold.jsonl");
-    let pred = tmp.path().join("pred.jsonl");
-    std::fs::write(
-        &gold,
+    // Doc 1 ranks its gold code first, doc 2 second: P@8 = (1 + 1) / 16.
+    let (_tmp, gold, pred) = score_files(
         concat!(
             "{\"id\":\"1\",\"split\":\"test\",\"text\":\"x\",\"codes\":[\"I10\"]}\n",
             "{\"id\":\"2\",\"split\":\"test\",\"text\":\"y\",\"codes\":[\"E11.9\"]}\n"
         ),
-    )
-    .unwrap();
-    // Doc 1 ranks its gold code first, doc 2 second: perfect AUC is not reached, P@8 = (1 + 1) / 16.
-    std::fs::write(
-        &pred,
         concat!(
             "{\"id\":\"1\",\"codes\":[\"I10\"],\"scores\":{\"I10\":0.9,\"E11.9\":0.2}}\n",
             "{\"id\":\"2\",\"codes\":[\"I10\"],\"scores\":{\"I10\":0.8,\"E11.9\":0.7}}\n"
         ),
-    )
-    .unwrap();
+    );
     icdbench()
         .arg("score")
         .arg("--gold")
