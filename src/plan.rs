@@ -127,6 +127,17 @@ pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, Pl
                     model_inputs.push(hash_file("backbone", &f).map_err(|source| PlanError::Input { path: f.clone(), source })?);
                 }
             }
+            // The LLM that writes `synthesize` spans is an input too.
+            for e in exp.expansion.iter().filter(|e| e.kind == config::ExpansionKind::Synthesize) {
+                let name = e.generator.clone().unwrap_or_else(|| backbone.name.clone());
+                if name != "tiny" && name != backbone.name {
+                    let source = crate::model::backbone::resolve(&name, config::WeightFormat::Auto, &base_dir)
+                        .map_err(|err| PlanError::Backbone { path: path.to_path_buf(), message: err.to_string() })?;
+                    for f in source.files() {
+                        model_inputs.push(hash_file("generator", &f).map_err(|source| PlanError::Input { path: f.clone(), source })?);
+                    }
+                }
+            }
             let spec = RunSpec {
                 experiment: exp.experiment.name.clone(),
                 sweep: point.settings.clone(),

@@ -286,6 +286,9 @@ pub struct Expansion {
     /// synthesize: prompt template; `{code}`, `{description}`, `{inclusion_terms}`, `{parent}` and `{n}` are filled in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
+    /// synthesize: the LLM that writes phrasings — a backbone name or path (default: the experiment's backbone).
+    #[serde(default)]
+    pub generator: Option<String>,
     /// synthesize: drop generated phrasings longer than this many words (default 12).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_words: Option<usize>,
@@ -321,6 +324,7 @@ impl Expansion {
             n: None,
             prompt: None,
             max_words: None,
+            generator: None,
         }
     }
 
@@ -392,6 +396,7 @@ impl Expansion {
             ("n", self.n.is_some()),
             ("prompt", self.prompt.is_some()),
             ("max_words", self.max_words.is_some()),
+            ("generator", self.generator.is_some()),
         ];
         set.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect()
     }
@@ -445,7 +450,7 @@ impl ExpansionKind {
             ExpansionKind::Perturb => &["from_inclusion_terms", "variants", "ops", "max_ops"],
             ExpansionKind::Silver => &["negation", "inclusion_terms", "min_words", "sentence_context"],
             ExpansionKind::GoldEvidence => &["sentence_context"],
-            ExpansionKind::Synthesize => &["n", "prompt", "max_words"],
+            ExpansionKind::Synthesize => &["n", "prompt", "max_words", "generator"],
         }
     }
 }

@@ -21,6 +21,7 @@ mod description;
 mod gold_evidence;
 mod hierarchy;
 mod inclusion_terms;
+pub mod llm;
 mod perturb;
 mod rewrite;
 mod silver;

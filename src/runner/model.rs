@@ -5,6 +5,8 @@ use super::{RunError, RunLog, RunOptions};
 use crate::config::{Backbone, PromptChoice, TrainMode};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
+use crate::config::ExpansionKind;
+use crate::expand::llm::LlmWriter;
 use crate::expand::{expand, ExpandContext, ExpansionReport};
 use crate::icd::CodeSet;
 use crate::mix::{self, MixReport};
@@ -68,6 +70,23 @@ fn tiny_model_config(spec: &Backbone, vocab: usize) -> ModelConfig {
     c
 }
 
+/// The LLM behind `synthesize` (its `generator`, or the backbone), with an identity naming its weights.
+fn load_generator(spec: &ModelSpec, base_dir: &Path, device: tch::Device) -> Result<Option<(backbone::Loaded, String)>, RunError> {
+    let Some(entry) = spec.expansion.iter().find(|e| e.kind == ExpansionKind::Synthesize) else { return Ok(None) };
+    let name = entry.generator.clone().unwrap_or_else(|| spec.backbone.name.clone());
+    if name == "tiny" {
+        return Err(RunError::Model("synthesize needs a pretrained generator: set generator = \"smollm2-135m\" (or a checkpoint path) on the synthesize entry".into()));
+    }
+    let source = backbone::resolve(&name, crate::config::WeightFormat::Auto, base_dir).map_err(model_err)?;
+    let mut identity = name.clone();
+    for f in source.files() {
+        let h = crate::fingerprint::hash_file("generator", &f).map_err(|e| RunError::Io { path: f.clone(), source: e })?;
+        identity.push_str(&format!(" {}", &h.sha256[..16]));
+    }
+    let loaded = backbone::load_source(source, device, backbone::kind_for(crate::config::DType::Auto, device)).map_err(model_err)?;
+    Ok(Some((loaded, identity)))
+}
+
 pub(super) fn run(
     run: &PlannedRun,
     spec: &ModelSpec,
@@ -116,8 +135,23 @@ pub(super) fn run(
     };
 
     if spec.train.mode == TrainMode::Finetune {
-        // Spans from the expansion strategies.
-        let mut ctx = ExpandContext { codes, dataset, seed, cache_dir: Some(work_dir.join("expansion-cache")), writer: None };
+        // Spans from the expansion strategies; `synthesize` asks an LLM, cached across runs.
+        let generator = load_generator(spec, &base_dir, device)?;
+        let mut writer = generator.as_ref().map(|(g, identity)| LlmWriter {
+            model: &g.model,
+            tokenizer: &g.tokenizer,
+            identity: identity.clone(),
+            temperature: 0.8,
+            max_new_tokens: 160,
+        });
+        let cache_dir = run.dir.parent().and_then(Path::parent).map(|root| root.join(".cache").join("expansion"));
+        let mut ctx = ExpandContext {
+            codes,
+            dataset,
+            seed,
+            cache_dir,
+            writer: writer.as_mut().map(|w| w as &mut dyn crate::expand::SpanWriter),
+        };
         let expanded = expand(&spec.expansion, &mut ctx).map_err(model_err)?;
         log.line(format!("expansion: {} span examples", expanded.examples.len()));
         let spans: Vec<SpanExample> = expanded
