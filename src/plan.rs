@@ -48,6 +48,33 @@ pub struct ModelSpec {
     pub train: Train,
 }
 
+impl ModelSpec {
+    /// Settings a strategy does not use are reset, so runs that differ only there are one run
+    /// (and share one fingerprint).
+    pub fn canonical(mut self) -> ModelSpec {
+        use config::MixStrategy::*;
+        match self.mix.strategy {
+            DocumentOnly => {
+                self.expansion.clear();
+                self.mix.span_ratio = 0.0;
+                self.mix.phases.clear();
+            }
+            SpanOnly => {
+                self.mix.span_ratio = 1.0;
+                self.mix.phases.clear();
+            }
+            Mixed => self.mix.phases.clear(),
+            Curriculum if !self.mix.phases.iter().any(|p| p == "mixed") => self.mix.span_ratio = 0.0,
+            Curriculum => {}
+        }
+        if self.train.mode == TrainMode::ZeroShot {
+            self.expansion.clear();
+            self.mix = Mix::default();
+        }
+        self
+    }
+}
+
 impl SystemSpec {
     pub fn name(&self) -> String {
         match self {
@@ -142,12 +169,10 @@ pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, Pl
                 experiment: exp.experiment.name.clone(),
                 sweep: point.settings.clone(),
                 seed: exp.experiment.seed,
-                system: SystemSpec::Model(ModelSpec {
-                    backbone: backbone.clone(),
-                    expansion: exp.expansion.clone(),
-                    mix: exp.mix.clone(),
-                    train: exp.train.clone(),
-                }),
+                system: SystemSpec::Model(
+                    ModelSpec { backbone: backbone.clone(), expansion: exp.expansion.clone(), mix: exp.mix.clone(), train: exp.train.clone() }
+                        .canonical(),
+                ),
                 data: data.clone(),
                 eval: exp.eval.clone(),
             };

@@ -198,6 +198,15 @@ fn validate(exp: &Experiment, text: &str, path: &Path) -> Vec<Problem> {
     }
     let m = &exp.mix;
     c.range_f("mix.span_ratio", m.span_ratio, 0.0, 1.0);
+    let uses_spans = match m.strategy {
+        MixStrategy::DocumentOnly => false,
+        MixStrategy::SpanOnly => true,
+        MixStrategy::Mixed => m.span_ratio > 0.0,
+        MixStrategy::Curriculum => m.phases.iter().any(|p| p != "documents"),
+    };
+    if exp.backbone.is_some() && exp.train.mode == crate::config::TrainMode::Finetune && uses_spans && exp.expansion.is_empty() {
+        c.fail("mix.strategy", "this mix trains on span examples, but there is no [[expansion]] entry to make them (e.g. kind = \"description\")");
+    }
     if m.strategy == MixStrategy::Curriculum && m.phases.is_empty() {
         c.fail("mix.phases", "curriculum needs phases, e.g. [\"spans\", \"documents\"]");
     }

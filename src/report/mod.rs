@@ -24,6 +24,10 @@ fn pct(x: f64) -> String {
     format!("{:.1}", 100.0 * x)
 }
 
+fn millions(n: u64) -> String {
+    format!("{:.2}M", n as f64 / 1e6)
+}
+
 fn with_ci(m: &SetMetrics) -> String {
     match &m.ci {
         Some(ci) => format!("{} [{}–{}]", pct(m.micro.f1), pct(ci.micro_f1.lower), pct(ci.micro_f1.upper)),
@@ -42,7 +46,7 @@ fn part(m: Option<&SetMetrics>, f: impl Fn(&SetMetrics) -> String) -> String {
 /// One row per run and split: micro/macro F1 overall, seen and unseen, in percent.
 pub fn results_table(records: &[RunRecord]) -> String {
     let header = [
-        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes", "evidence F1 exact/overlap", "fingerprint", "status",
+        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes", "evidence F1 exact/overlap", "train tokens (span/doc)", "fingerprint", "status",
     ];
     let mut rows = Vec::new();
     for r in records {
@@ -63,6 +67,7 @@ pub fn results_table(records: &[RunRecord]) -> String {
                 part(s.unseen.as_ref(), |x| pct(x.macro_gold.f1)),
                 s.unseen.as_ref().map_or("0".into(), |x| x.macro_gold.n_codes.to_string()),
                 m.evidence.as_ref().map_or("–".into(), |e| format!("{} / {}", pct(e.exact.f1), pct(e.overlap.f1))),
+                r.metrics.cost.as_ref().map_or("–".into(), |c| format!("{} ({}/{})", millions(c.input_tokens), millions(c.span_tokens), millions(c.document_tokens))),
                 r.run.fingerprint.short().to_string(),
                 if r.reused { "reused".into() } else { format!("computed {:.1}s", r.metrics.seconds) },
             ]);
@@ -72,7 +77,8 @@ pub fn results_table(records: &[RunRecord]) -> String {
     out.push_str(
         "\nPercent. micro-F1 = TP / (TP + (FP+FN)/2); macro-F1 averages per-code F1 over the codes in the split's gold labels (Edin et al. 2023). \
          Seen = codes in training documents' labels; unseen = the rest. CIs: percentile bootstrap over documents. \
-         Evidence F1: predicted spans against gold spans of the same code, exact offsets / characters overlapping.\n",
+         Evidence F1: predicted spans against gold spans of the same code, exact offsets / characters overlapping. \
+         Train tokens: input tokens fed in training (spans / documents); see each run's metrics.json `cost` for steps, FLOPs and time.\n",
     );
     out
 }
