@@ -10,8 +10,10 @@ build: setup
 quickstart: setup
 	cargo run --quiet -- run experiments/quickstart.toml
 
+# Benches run once each in test mode first, so cargo test's summary closes the output.
 test: setup
-	cargo test --all-targets
+	cargo test --benches
+	cargo test
 
 # Criterion benches in release (a release build of all dependencies takes ~15 min on 2 cores).
 bench: setup
