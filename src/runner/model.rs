@@ -206,7 +206,8 @@ pub(super) fn run(
             seed,
             checkpoint_dir: Some(work_dir.join("checkpoint")),
             checkpoint_every: spec.train.checkpoint_every.max(1),
-            validate_every: spec.train.validate_every,
+            // 0 in the experiment means: validate once, at the end.
+            validate_every: if spec.train.validate_every == 0 { train_cfg.steps } else { spec.train.validate_every },
             stop_after: opts.stop_after_steps,
             progress: opts.progress,
             pad_id: tok.pad_id(),
