@@ -10,10 +10,12 @@ build: setup
 quickstart: setup
 	cargo run --quiet -- run experiments/quickstart.toml
 
-# Benches run once each in test mode first, so cargo test's summary closes the output.
+# Benches run once each in test mode first, doc tests next, and the test suites last,
+# so cargo test's summaries of real tests close the output.
 test: setup
 	cargo test --benches
-	cargo test
+	cargo test --doc
+	cargo test --lib --bins --tests
 
 # Criterion benches in release (a release build of all dependencies takes ~15 min on 2 cores).
 bench: setup
