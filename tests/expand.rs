@@ -126,19 +126,9 @@ fn per_code_cap_is_respected_by_every_strategy() {
     }
 }
 
+/// Every strategy that needs no LLM.
 fn every_rule_strategy(coverage: Coverage) -> Vec<Expansion> {
-    [
-        ExpansionKind::Description,
-        ExpansionKind::InclusionTerms,
-        ExpansionKind::Hierarchy,
-        ExpansionKind::Abbreviation,
-        ExpansionKind::Perturb,
-        ExpansionKind::Silver,
-        ExpansionKind::GoldEvidence,
-    ]
-    .into_iter()
-    .map(|k| spec(k, coverage.clone()))
-    .collect()
+    ExpansionKind::ALL.into_iter().filter(|k| *k != ExpansionKind::Synthesize).map(|k| spec(k, coverage.clone())).collect()
 }
 
 #[test]
