@@ -4,7 +4,7 @@
 use crate::cli::{Cli, Command, DataCommand, ExportFormat};
 use crate::data::jsonl::{self, write_documents};
 use crate::data::{self, Document, Split};
-use crate::metrics::{self, Bootstrap, LabelSets, ScoreOptions};
+use crate::metrics;
 use crate::plan::{self, PlanError};
 use crate::report::{markdown_table, results_table};
 use crate::runner::{self, write_atomic, RunError, RunOptions, RunRecord};
@@ -157,22 +157,25 @@ fn score_files(gold: &Path, pred: &Path, train: Option<&Path>, split: &str, code
     if stray > 0 {
         eprintln!("warning: {}: {stray} predictions name documents not in the {split} split of {}; ignored", pred.display(), gold.display());
     }
-    let gold_sets: Vec<Vec<String>> = docs.iter().map(|d| d.codes.iter().map(|c| c.to_string()).collect()).collect();
-    let pred_sets: Vec<Vec<String>> = docs
+    // One prediction per gold document, in order; a document without one predicts nothing.
+    let aligned: Vec<jsonl::Prediction> = docs
         .iter()
-        .map(|d| by_id.get(d.id.as_str()).map(|p| p.codes.iter().map(|c| c.to_string()).collect()).unwrap_or_default())
+        .map(|d| {
+            by_id.get(d.id.as_str()).map(|p| (*p).clone()).unwrap_or_else(|| jsonl::Prediction {
+                id: d.id.clone(),
+                codes: Vec::new(),
+                evidence: Vec::new(),
+                scores: Default::default(),
+                raw: None,
+            })
+        })
         .collect();
     let missing = docs.iter().filter(|d| !by_id.contains_key(d.id.as_str())).count();
     if missing > 0 {
         eprintln!("warning: {missing} of {} documents have no prediction; they count as predicting nothing", docs.len());
     }
-    let sets = LabelSets::new(&gold_sets, &pred_sets).map_err(|e| AppError::Failed(e.to_string()))?;
-    let opts = ScoreOptions {
-        seen_codes: (!seen.is_empty()).then_some(seen),
-        label_space: None,
-        bootstrap: (bootstrap > 0).then(|| Bootstrap::new(bootstrap, seed)),
-    };
-    let report = metrics::score(&sets, &opts);
+    let seen = (!seen.is_empty()).then_some(seen);
+    let report = runner::score_split(&docs, &aligned, bootstrap, seed, seen, None).map_err(|e| AppError::Failed(e.to_string()))?.sets;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         return Ok(());

@@ -9,7 +9,7 @@ mod model;
 pub use model::ModelRecord;
 
 use crate::baselines::DictionaryCoder;
-use crate::config::{Baseline, Eval};
+use crate::config::Baseline;
 use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
 use crate::data::{self, CodeTable, Dataset, Split};
 use crate::fingerprint::canonical_json;
@@ -243,7 +243,7 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         let docs: Vec<&data::Document> = dataset.split(*split).collect();
         let path = partial.join(format!("predictions-{split}.jsonl"));
         write_atomic(&path, |w| write_predictions(w, preds))?;
-        let scored = score_split(&docs, preds, &run.spec.eval, run.spec.seed, &seen, label_space.clone())?;
+        let scored = score_split(&docs, preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
         log.line(format!(
             "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
             docs.len(),
@@ -278,21 +278,23 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     Ok(metrics)
 }
 
-fn score_split(
+/// Scores predictions aligned with `docs` (sets, seen/unseen, bootstrap CIs, and evidence
+/// where the documents have gold evidence): icdbench's runs and `icdbench score` alike.
+pub fn score_split(
     docs: &[&data::Document],
     preds: &[Prediction],
-    eval: &Eval,
+    bootstrap_samples: usize,
     seed: u64,
-    seen: &HashSet<String>,
+    seen: Option<HashSet<String>>,
     label_space: Option<Vec<String>>,
 ) -> Result<SplitMetrics, RunError> {
     let gold: Vec<Vec<String>> = docs.iter().map(|d| d.codes.iter().map(|c| c.to_string()).collect()).collect();
     let pred: Vec<Vec<String>> = preds.iter().map(|p| p.codes.iter().map(|c| c.to_string()).collect()).collect();
     let sets = LabelSets::new(&gold, &pred)?;
     let opts = ScoreOptions {
-        seen_codes: Some(seen.clone()),
+        seen_codes: seen,
         label_space,
-        bootstrap: (eval.bootstrap_samples > 0).then(|| Bootstrap::new(eval.bootstrap_samples, seed)),
+        bootstrap: (bootstrap_samples > 0).then(|| Bootstrap::new(bootstrap_samples, seed)),
     };
     let report = metrics::score(&sets, &opts);
     let evidence = if docs.iter().any(|d| !d.evidence.is_empty()) {
