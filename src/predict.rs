@@ -14,7 +14,7 @@
 use crate::data::jsonl::Prediction;
 use crate::data::{slice_chars, Document, EvidenceSpan};
 use crate::icd::{Code, CodeSet};
-use crate::model::generate::{generate, CodeConstraint, CodeTrie, GenerationConfig, Scope, Throughput};
+use crate::model::generate::{generate, CodeConstraint, CodeTrie, GenerationConfig, Throughput};
 use crate::model::llama::CausalLM;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::ModelError;
@@ -414,7 +414,7 @@ pub fn predict_documents(
 
     let constraint = cfg
         .constrained
-        .then(|| CodeConstraint::new(CodeTrie::new(codes.billable().map(|e| e.code.as_str())), tok, Scope::BeforeBar));
+        .then(|| CodeConstraint::new(CodeTrie::new(codes.billable().map(|e| e.code.as_str())), tok, formatter.code_scope()));
     let bar = progress_bar(progress, jobs.len());
     let mut outputs: Vec<Vec<String>> = doc_windows.iter().map(|ws| vec![String::new(); ws.len()]).collect();
     let mut throughput = Throughput::default();

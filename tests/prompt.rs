@@ -6,7 +6,7 @@ use icdbench::data::{slice_chars, Document, EvidenceSpan, Split};
 use icdbench::icd::{Code, CodeSet};
 use icdbench::model::tokenizer::TextTokenizer;
 use icdbench::prompt::{
-    parse_output, parse_span_output, DocExample, Formatter, Instructions, MatchKind, PromptStyle, SpanExample,
+    parse_output, parse_span_output, AnswerOrder, DocExample, Formatter, Instructions, MatchKind, PromptStyle, SpanExample,
     DOC_INSTRUCTION, SPAN_INSTRUCTION,
 };
 
@@ -45,8 +45,16 @@ fn three_code_doc() -> Document {
 fn formatted_targets_parse_back_to_the_gold_codes_and_offsets() {
     let doc = three_code_doc();
     let ex = DocExample::from_document(&doc);
-    let target = Formatter::doc_target(&ex.targets);
-    assert_eq!(target, "E11.9 | type 2 diabetes mellitus\nI10 | essential hypertension ; essential hypertension\nM10.9 | Gout\n");
+    let code_first = Formatter::new(PromptStyle::Plain)
+        .with_order(AnswerOrder::CodeFirst)
+        .doc_target(&ex.targets);
+    assert_eq!(code_first, "E11.9 | type 2 diabetes mellitus\nI10 | essential hypertension ; essential hypertension\nM10.9 | Gout\n");
+    let target = Formatter::new(PromptStyle::Plain).doc_target(&ex.targets);
+    assert_eq!(target, "type 2 diabetes mellitus => E11.9\nessential hypertension ; essential hypertension => I10\nGout => M10.9\n");
+    assert_eq!(
+        parse_output(&code_first, Some(&doc.text), codes()),
+        parse_output(&target, Some(&doc.text), codes())
+    );
     let parsed = parse_output(&target, Some(&doc.text), codes());
     assert_eq!(parsed.codes, doc.codes);
     assert!(parsed.rejected.is_empty() && !parsed.unterminated && !parsed.said_none);
@@ -72,8 +80,11 @@ fn synthetic_documents_round_trip_through_pairs_of_both_styles() {
     let corpus: Vec<&str> = data.documents.iter().map(|d| d.text.as_str()).collect();
     let tok = TextTokenizer::tiny(&corpus, 400).expect("tiny tokenizer");
     let (mut spans, mut exact_at_gold) = (0usize, 0usize);
-    for style in [PromptStyle::Chat, PromptStyle::Plain] {
-        let f = Formatter::new(style);
+    for (style, order) in [
+        (PromptStyle::Chat, AnswerOrder::EvidenceFirst),
+        (PromptStyle::Plain, AnswerOrder::CodeFirst),
+    ] {
+        let f = Formatter::new(style).with_order(order);
         for doc in &data.documents {
             let pair = f.doc_pair(&DocExample::from_document(doc), Some(&tok));
             let parsed = parse_output(&pair.target, Some(&doc.text), codes());
@@ -99,9 +110,10 @@ fn doc_targets_of_synthetic_documents_are_short() {
     let tok = TextTokenizer::tiny(&corpus, 600).expect("tiny tokenizer");
     let (mut target_tokens, mut doc_tokens) = (0usize, 0usize);
     for doc in &data.documents {
-        let target = Formatter::doc_target(&DocExample::from_document(doc).targets);
+        let target =
+            Formatter::new(PromptStyle::Plain).doc_target(&DocExample::from_document(doc).targets);
         let quoted: usize = doc.evidence.iter().map(|e| e.text.chars().count()).sum();
-        // Overhead beyond the quotes themselves: at most the code, " | " and "\n" per code, " ; " per extra quote.
+        // Overhead beyond the quotes themselves: at most the code, " => " and "\n" per code, " ; " per extra quote.
         let overhead = target.chars().count().saturating_sub(quoted);
         assert!(overhead <= 12 * doc.codes.len() + 3 * doc.evidence.len(), "{}: {target:?}", doc.id);
         target_tokens += tok.encode(&target, false).expect("encodes").len();
@@ -250,20 +262,30 @@ fn a_cut_off_last_line_keeps_what_is_complete() {
 }
 
 #[test]
-fn span_answers_are_codes_one_per_line() {
+fn span_answers_are_one_line_per_code() {
     let ex = SpanExample {
         span: "T2DM without complications".into(),
         context: Some("The patient has\nT2DM without complications, on metformin.".into()),
         codes: vec![code("E11.9"), code("I10")],
         source: "inclusion_terms".into(),
     };
-    assert_eq!(Formatter::span_target(&ex), "E11.9\nI10\n");
+    let code_first = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::CodeFirst);
+    assert_eq!(code_first.span_target(&ex), "E11.9\nI10\n");
+    let evidence_first = Formatter::new(PromptStyle::Plain);
+    assert_eq!(
+        evidence_first.span_target(&ex),
+        "T2DM without complications => E11.9\nT2DM without complications => I10\n"
+    );
+    assert_eq!(
+        parse_span_output(&evidence_first.span_target(&ex), codes()).codes,
+        [code("E11.9"), code("I10")]
+    );
     let plain = Formatter::new(PromptStyle::Plain).span_prompt(&ex, None);
     assert!(plain.ends_with("Span: T2DM without complications\nContext: The patient has T2DM without complications, on metformin.\n\n<answer>\n"), "{plain}");
     let p = parse_span_output("e119 | T2DM\nI10\nZ99.999\n", codes());
     assert_eq!((p.codes, p.evidence.len(), p.unlocated, p.rejected), (vec![code("E11.9"), code("I10")], 0, 0, vec!["Z99.999".to_string()]));
     let none = SpanExample { codes: vec![], ..ex };
-    assert_eq!(Formatter::span_target(&none), "none\n");
+    assert_eq!(evidence_first.span_target(&none), "none\n");
 }
 
 #[test]
@@ -273,7 +295,7 @@ fn chat_prompts_use_the_template_and_end_targets_with_the_turn_end_token() {
     let tok = TextTokenizer::tiny(&corpus, 300).expect("tiny tokenizer");
     let ex = DocExample::from_document(&doc);
 
-    let chat = Formatter::new(PromptStyle::Chat);
+    let chat = Formatter::new(PromptStyle::Chat).with_order(AnswerOrder::CodeFirst);
     let pair = chat.doc_pair(&ex, Some(&tok));
     assert!(pair.prompt.starts_with(&format!("<|im_start|>system\n{DOC_INSTRUCTION}<|im_end|>\n<|im_start|>user\nNote:\n")), "{}", pair.prompt);
     assert!(pair.prompt.ends_with("<|im_end|>\n<|im_start|>assistant\n"));
@@ -284,7 +306,7 @@ fn chat_prompts_use_the_template_and_end_targets_with_the_turn_end_token() {
     assert!(chat.stop_strings(Some(&tok)).is_empty());
     assert_eq!(parse_output(&pair.target, Some(&doc.text), codes()).codes, doc.codes);
 
-    let plain = Formatter::new(PromptStyle::Plain);
+    let plain = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::CodeFirst);
     let pair = plain.doc_pair(&ex, Some(&tok));
     assert!(!pair.prompt.contains("<|im_start|>"));
     assert!(pair.prompt.starts_with(DOC_INSTRUCTION) && pair.prompt.ends_with("controlled.\n\n<answer>\n"));

@@ -10,6 +10,7 @@ mod sweep;
 pub use load::{load_experiment, parse_experiment, ConfigError, Problem};
 pub use sweep::{expand_sweep, SweepPoint};
 
+pub use crate::prompt::AnswerOrder;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -72,6 +73,9 @@ pub struct Backbone {
     /// How prompts are written: `auto` (the chat format for pretrained backbones, plain for tiny), `chat`, `plain`.
     #[serde(default)]
     pub prompt: PromptChoice,
+    /// How answer lines are laid out: `evidence_first` (`quote ; quote => CODE`) or `code_first` (`CODE | quote ; quote`).
+    #[serde(default)]
+    pub answer: AnswerOrder,
     /// Size of the `tiny` backbone (a random model trained from scratch with its own small tokenizer).
     #[serde(default)]
     pub tiny: TinyModel,

@@ -120,10 +120,20 @@ pub enum Scope {
     /// Only in the code part of each line, before the first `|` (the task format
     /// `E11.9 | evidence ; evidence`): evidence quotes such as "T2DM" stay free.
     BeforeBar,
+    /// Only after the first `=>` of each line (the task format `evidence ; evidence => E11.9`).
+    AfterArrow,
 }
 
-/// The constraint's state after some text: inside evidence (after `|` on this
-/// line) or not, and the trailing run of code characters.
+impl Scope {
+    /// Whether a line starts inside evidence (where codes are not constrained).
+    fn line_starts_in_evidence(self) -> bool {
+        self == Scope::AfterArrow
+    }
+}
+
+/// The constraint's state after some text: inside evidence (after `|`, or
+/// before `=>`, on this line) or not, and the trailing run of code characters
+/// (inside evidence before `=>`: `"="` when the text ends with one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct RunState {
     pub in_evidence: bool,
@@ -163,10 +173,15 @@ impl CodeConstraint {
     /// The state after `text`.
     pub fn state_of(&self, text: &str) -> RunState {
         let line = text.rsplit('\n').next().unwrap_or("");
-        if self.scope == Scope::BeforeBar && line.contains('|') {
-            return RunState { in_evidence: true, run: String::new() };
+        let evidence = |run: &str| RunState { in_evidence: true, run: run.to_string() };
+        match self.scope {
+            Scope::BeforeBar if line.contains('|') => evidence(""),
+            Scope::AfterArrow => match line.find("=>") {
+                Some(at) => RunState { in_evidence: false, run: Self::run_of(&line[at + 2..]) },
+                None => evidence(if line.ends_with('=') { "=" } else { "" }),
+            },
+            _ => RunState { in_evidence: false, run: Self::run_of(line) },
         }
-        RunState { in_evidence: false, run: Self::run_of(line) }
     }
 
     /// Whether appending `piece` in state `state` keeps every code valid.
@@ -175,8 +190,17 @@ impl CodeConstraint {
         let mut run = state.run.clone();
         for c in piece.chars() {
             if in_evidence {
-                if c == '\n' {
-                    in_evidence = false;
+                match c {
+                    '\n' => {
+                        in_evidence = self.scope.line_starts_in_evidence();
+                        run.clear();
+                    }
+                    '>' if self.scope == Scope::AfterArrow && run == "=" => {
+                        in_evidence = false;
+                        run.clear();
+                    }
+                    '=' if self.scope == Scope::AfterArrow => run = "=".into(),
+                    _ => run.clear(),
                 }
                 continue;
             }
@@ -191,7 +215,7 @@ impl CodeConstraint {
                 return false;
             }
             run.clear();
-            if c == '|' && self.scope == Scope::BeforeBar {
+            if (c == '|' && self.scope == Scope::BeforeBar) || (c == '\n' && self.scope.line_starts_in_evidence()) {
                 in_evidence = true;
             }
         }
@@ -401,6 +425,22 @@ mod tests {
 
     fn constraint(scope: Scope) -> CodeConstraint {
         CodeConstraint { trie: constraint_trie(), scope, pieces: Vec::new(), end_ids: HashSet::new(), cache: Default::default() }
+    }
+
+    #[test]
+    fn evidence_before_the_arrow_is_free() {
+        let c = constraint(Scope::AfterArrow);
+        let s = c.state_of("prompt\nT2DM ; HbA1c 9");
+        assert_eq!(s, RunState { in_evidence: true, run: String::new() });
+        assert!(c.allows(&s, " ; Z99 =", false));
+        // After the arrow the code must exist, and be complete where the line ends.
+        assert!(!c.allows(&c.state_of("T2DM ="), "> Z99", false));
+        assert!(c.allows(&c.state_of("T2DM ="), "> E11.9\nZ99 ; I1", false));
+        assert!(!c.allows(&c.state_of("T2DM => E11"), "\n", false));
+        assert!(c.allows(&c.state_of("T2DM"), " => E11.", false));
+        assert!(!c.allows(&c.state_of("T2DM"), " => E12", false));
+        assert_eq!(c.state_of("x => E11.9\nI10 => I1"), RunState { in_evidence: false, run: "I1".into() });
+        assert!(c.state_of("x => E11.9\nI1").in_evidence);
     }
 
     #[test]

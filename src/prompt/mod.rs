@@ -5,17 +5,23 @@
 //! Two tasks share one answer format, so span training reinforces exactly the
 //! lines the document task emits:
 //!
-//! - span -> code: a short evidence span (optionally with a little context);
-//!   the answer is the code(s), one per line.
+//! - span -> code: a short evidence span (optionally with a little context).
 //! - document -> evidence + codes: a note (or a window of one); the answer
 //!   pairs every code with the evidence quoted from the note.
 //!
-//! The answer format, one line per code, every line ending in `\n`:
+//! The answer format, one line per code, every line ending in `\n`, comes in
+//! two orders ([`AnswerOrder`]). Evidence first, the default:
 //!
 //! ```text
-//! E11.9 | type 2 diabetes mellitus ; T2DM
-//! I10 | essential hypertension
+//! type 2 diabetes mellitus ; T2DM => E11.9
+//! essential hypertension => I10
 //! ```
+//!
+//! and the span task answers with the same line, echoing its span
+//! (`T2DM => E11.9`), so both tasks end every line with the same step: from
+//! the quoted text to its code. Code first (`E11.9 | type 2 diabetes mellitus ;
+//! T2DM`, span answers `E11.9`) makes the model pick the code before it quotes
+//! anything, so the span task's text-to-code skill has nothing to attach to.
 //!
 //! Codes are written with their dot; several quotes for one code are joined by
 //! ` ; `; a code without evidence is written alone (`E11.9`); a note with
@@ -34,6 +40,7 @@ pub use parse::{parse_output, parse_span_output, ParsedOutput, TERMINATORS};
 
 use crate::data::{slice_chars, Document};
 use crate::icd::Code;
+use crate::model::generate::Scope;
 use crate::model::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,8 +49,15 @@ use std::collections::BTreeMap;
 pub const SPAN_INSTRUCTION: &str =
     "Assign the ICD-10-CM code(s) that the clinical text span supports. Answer with one code per line.";
 
-/// Default instruction of the document task (override with [`Instructions`]).
+/// Default instruction of the document task, code-first answers.
 pub const DOC_INSTRUCTION: &str = "Find the evidence in the clinical note for every condition to code, then list each ICD-10-CM code with its evidence, one per line: CODE | quote ; quote. Write none if nothing is codable.";
+
+/// Default instruction of the span task, evidence-first answers.
+pub const SPAN_INSTRUCTION_EVIDENCE_FIRST: &str =
+    "Assign the ICD-10-CM code(s) that the clinical text span supports, one per line: span => CODE.";
+
+/// Default instruction of the document task, evidence-first answers.
+pub const DOC_INSTRUCTION_EVIDENCE_FIRST: &str = "Quote the evidence in the clinical note for every condition to code, each followed by its ICD-10-CM code, one per line: quote ; quote => CODE. Write none if nothing is codable.";
 
 /// Opens the answer in the plain template; the model writes after it.
 pub const PLAIN_ANSWER_OPEN: &str = "<answer>\n";
@@ -54,8 +68,11 @@ pub const PLAIN_ANSWER_CLOSE: &str = "</answer>";
 /// The line a target holds when nothing is codable.
 pub const NONE_LINE: &str = "none";
 
-/// Joins a code to its evidence.
+/// Joins a code to its evidence (code-first answers).
 pub const CODE_SEPARATOR: &str = " | ";
+
+/// Joins evidence to its code (evidence-first answers).
+pub const ARROW: &str = " => ";
 
 /// Joins several quotes for one code.
 pub const EVIDENCE_SEPARATOR: &str = " ; ";
@@ -146,6 +163,17 @@ pub enum PromptStyle {
     Plain,
 }
 
+/// The order of an answer line (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerOrder {
+    /// `quote ; quote => CODE`; span answers `span => CODE`.
+    #[default]
+    EvidenceFirst,
+    /// `CODE | quote ; quote`; span answers `CODE`.
+    CodeFirst,
+}
+
 /// The instruction texts, so experiments can override them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -156,7 +184,24 @@ pub struct Instructions {
 
 impl Default for Instructions {
     fn default() -> Self {
-        Instructions { span: SPAN_INSTRUCTION.to_string(), doc: DOC_INSTRUCTION.to_string() }
+        Instructions::for_order(AnswerOrder::default())
+    }
+}
+
+impl Instructions {
+    /// The default instructions, which describe the answer layout of `order`.
+    pub fn for_order(order: AnswerOrder) -> Instructions {
+        let (span, doc) = match order {
+            AnswerOrder::EvidenceFirst => (
+                SPAN_INSTRUCTION_EVIDENCE_FIRST,
+                DOC_INSTRUCTION_EVIDENCE_FIRST,
+            ),
+            AnswerOrder::CodeFirst => (SPAN_INSTRUCTION, DOC_INSTRUCTION),
+        };
+        Instructions {
+            span: span.to_string(),
+            doc: doc.to_string(),
+        }
     }
 }
 
@@ -172,12 +217,30 @@ pub struct TrainingPair {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Formatter {
     style: PromptStyle,
+    order: AnswerOrder,
     instructions: Instructions,
 }
 
 impl Formatter {
+    /// Evidence-first answers with the default instructions.
     pub fn new(style: PromptStyle) -> Formatter {
-        Formatter { style, instructions: Instructions::default() }
+        Formatter {
+            style,
+            order: AnswerOrder::default(),
+            instructions: Instructions::default(),
+        }
+    }
+
+    /// Sets the answer order, and the default instructions that describe it
+    /// (call [`Formatter::with_instructions`] after this to override them).
+    pub fn with_order(mut self, order: AnswerOrder) -> Formatter {
+        self.order = order;
+        self.instructions = Instructions::for_order(order);
+        self
+    }
+
+    pub fn order(&self) -> AnswerOrder {
+        self.order
     }
 
     pub fn with_instructions(mut self, instructions: Instructions) -> Formatter {
@@ -207,38 +270,64 @@ impl Formatter {
         self.wrap(&self.instructions.doc, &format!("Note:\n{}", text.trim_end()), tok)
     }
 
-    /// The answer of the span task: one code per line (`none` when there is none).
-    pub fn span_target(ex: &SpanExample) -> String {
-        let targets: Vec<(Code, Vec<String>)> = ex.codes.iter().map(|c| (c.clone(), Vec::new())).collect();
-        Formatter::doc_target(&targets)
+    /// The answer of the span task, one line per code (`none` when there is
+    /// none): the span quoted before each code when evidence comes first, the
+    /// code alone otherwise.
+    pub fn span_target(&self, ex: &SpanExample) -> String {
+        let quotes = match self.order {
+            AnswerOrder::EvidenceFirst => vec![ex.span.clone()],
+            AnswerOrder::CodeFirst => Vec::new(),
+        };
+        let targets: Vec<(Code, Vec<String>)> = ex
+            .codes
+            .iter()
+            .map(|c| (c.clone(), quotes.clone()))
+            .collect();
+        self.doc_target(&targets)
     }
 
-    /// The answer of the document task: `CODE | quote ; quote` per line, in the
-    /// given order, every line ending in `\n`; `none\n` when `targets` is empty.
-    /// Quotes are put on one line (whitespace runs become one space).
-    pub fn doc_target(targets: &[(Code, Vec<String>)]) -> String {
+    /// The answer of the document task, one line per code in the given order,
+    /// every line ending in `\n`: `quote ; quote => CODE` or `CODE | quote ;
+    /// quote` by [`AnswerOrder`], the code alone when it has no quote; `none\n`
+    /// when `targets` is empty. Quotes are put on one line (whitespace runs become one space).
+    pub fn doc_target(&self, targets: &[(Code, Vec<String>)]) -> String {
         if targets.is_empty() {
             return format!("{NONE_LINE}\n");
         }
         let mut out = String::new();
         for (code, quotes) in targets {
-            out.push_str(code.as_str());
-            let quotes: Vec<String> = quotes.iter().map(|q| one_line(q)).filter(|q| !q.is_empty()).collect();
-            if !quotes.is_empty() {
-                out.push_str(CODE_SEPARATOR);
-                out.push_str(&quotes.join(EVIDENCE_SEPARATOR));
-            }
+            let quotes: Vec<String> = quotes
+                .iter()
+                .map(|q| one_line(q))
+                .filter(|q| !q.is_empty())
+                .collect();
+            let line = match (quotes.is_empty(), self.order) {
+                (true, _) => code.as_str().to_string(),
+                (false, AnswerOrder::EvidenceFirst) => {
+                    format!("{}{ARROW}{code}", quotes.join(EVIDENCE_SEPARATOR))
+                }
+                (false, AnswerOrder::CodeFirst) => {
+                    format!("{code}{CODE_SEPARATOR}{}", quotes.join(EVIDENCE_SEPARATOR))
+                }
+            };
+            out.push_str(&line);
             out.push('\n');
         }
         out
     }
 
     pub fn span_pair(&self, ex: &SpanExample, tok: Option<&TextTokenizer>) -> TrainingPair {
-        TrainingPair { prompt: self.span_prompt(ex, tok), target: Formatter::span_target(ex) + &self.terminator(tok) }
+        TrainingPair {
+            prompt: self.span_prompt(ex, tok),
+            target: self.span_target(ex) + &self.terminator(tok),
+        }
     }
 
     pub fn doc_pair(&self, ex: &DocExample, tok: Option<&TextTokenizer>) -> TrainingPair {
-        TrainingPair { prompt: self.doc_prompt(&ex.text, tok), target: Formatter::doc_target(&ex.targets) + &self.terminator(tok) }
+        TrainingPair {
+            prompt: self.doc_prompt(&ex.text, tok),
+            target: self.doc_target(&ex.targets) + &self.terminator(tok),
+        }
     }
 
     /// What closes an answer: the text of the tokenizer's end-of-turn token in
@@ -256,6 +345,14 @@ impl Formatter {
         match self.chat_tokenizer(tok) {
             Some(_) => Vec::new(),
             None => vec![PLAIN_ANSWER_CLOSE.to_string()],
+        }
+    }
+
+    /// Where codes sit in an answer line, for constrained decoding.
+    pub fn code_scope(&self) -> Scope {
+        match self.order {
+            AnswerOrder::EvidenceFirst => Scope::AfterArrow,
+            AnswerOrder::CodeFirst => Scope::BeforeBar,
         }
     }
 
@@ -303,7 +400,16 @@ mod tests {
         let order: Vec<&str> = ex.targets.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(order, ["I10", "M10.9", "E11.9"]);
         assert_eq!(ex.targets[0].1, ["hypertension", "hypertension"]);
-        assert_eq!(Formatter::doc_target(&ex.targets), "I10 | hypertension ; hypertension\nM10.9 | gout\nE11.9\n");
+        let code_first = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::CodeFirst);
+        assert_eq!(
+            code_first.doc_target(&ex.targets),
+            "I10 | hypertension ; hypertension\nM10.9 | gout\nE11.9\n"
+        );
+        let evidence_first = Formatter::new(PromptStyle::Plain);
+        assert_eq!(
+            evidence_first.doc_target(&ex.targets),
+            "hypertension ; hypertension => I10\ngout => M10.9\nE11.9\n"
+        );
     }
 
     #[test]
@@ -312,17 +418,32 @@ mod tests {
         assert_eq!(w.text, "HPI: hypertension and gout.");
         assert_eq!(w.targets, vec![(code("I10"), vec!["hypertension".to_string()]), (code("M10.9"), vec!["gout".to_string()])]);
         let empty = DocExample::from_window(&doc(), 27, 39).expect("in range");
-        assert_eq!(Formatter::doc_target(&empty.targets), "none\n");
+        assert_eq!(
+            Formatter::new(PromptStyle::Plain).doc_target(&empty.targets),
+            "none\n"
+        );
         assert!(DocExample::from_window(&doc(), 0, 999).is_none());
     }
 
     #[test]
     fn plain_pairs_close_with_answer_tag() {
-        let f = Formatter::new(PromptStyle::Plain);
-        let ex = SpanExample { span: "type 2\n diabetes".into(), context: None, codes: vec![code("E11.9")], source: "gold".into() };
+        let f = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::CodeFirst);
+        let ex = SpanExample {
+            span: "type 2\n diabetes".into(),
+            context: None,
+            codes: vec![code("E11.9")],
+            source: "gold".into(),
+        };
         let pair = f.span_pair(&ex, None);
         assert_eq!(pair.prompt, format!("{SPAN_INSTRUCTION}\n\nSpan: type 2 diabetes\n\n<answer>\n"));
         assert_eq!(pair.target, "E11.9\n</answer>");
         assert_eq!(f.stop_strings(None), ["</answer>"]);
+        let f = Formatter::new(PromptStyle::Plain);
+        let pair = f.span_pair(&ex, None);
+        assert_eq!(
+            pair.prompt,
+            format!("{SPAN_INSTRUCTION_EVIDENCE_FIRST}\n\nSpan: type 2 diabetes\n\n<answer>\n")
+        );
+        assert_eq!(pair.target, "type 2 diabetes => E11.9\n</answer>");
     }
 }

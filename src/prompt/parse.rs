@@ -116,6 +116,23 @@ fn parse_line(line: &str) -> Line {
     if is_none_line(rest) {
         return Line { none: true, ..Line::default() };
     }
+    // Evidence first: `quote ; quote => CODE`. The last arrow splits the line,
+    // so quotes may hold any separator the code-first layout uses.
+    if let Some((at, len)) = last_arrow(rest) {
+        let (quotes, code_part) = (&rest[..at], &rest[at + len..]);
+        let (codes, code_is_last) = code_tokens(code_part);
+        if codes.is_empty() {
+            return Line::default();
+        }
+        let ends_with_code =
+            code_is_last && code_part.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '.');
+        return Line {
+            codes,
+            quotes: split_quotes(quotes),
+            none: false,
+            ends_with_code,
+        };
+    }
     // A line may lead with a label ("Codes: E11.9, I10"): retry after each separator until codes show up.
     loop {
         let (head, tail) = match earliest_separator(rest) {
@@ -165,6 +182,14 @@ fn strip_bullet(s: &str) -> &str {
 fn is_none_line(s: &str) -> bool {
     let first = s.split(|c: char| !c.is_alphanumeric()).find(|w| !w.is_empty()).unwrap_or("");
     first.eq_ignore_ascii_case(NONE_LINE) && s.trim_start().to_ascii_lowercase().starts_with(NONE_LINE)
+}
+
+/// Byte position and length of the last `=>` (or `→`) on the line.
+fn last_arrow(s: &str) -> Option<(usize, usize)> {
+    ["=>", "→"]
+        .iter()
+        .filter_map(|a| s.rfind(a).map(|at| (at, a.len())))
+        .max_by_key(|(at, _)| *at)
 }
 
 /// Byte position and length of the first code/evidence separator: `|`, `:`, or a dash.
@@ -253,6 +278,25 @@ mod tests {
         let l = parse_line("ICD-10-CM: e119 | t2dm");
         assert_eq!((l.codes, l.quotes), (vec!["e119".to_string()], vec!["t2dm".to_string()]));
         assert_eq!(parse_line("Diagnosis: hypertension"), Line::default());
+    }
+
+    #[test]
+    fn evidence_first_lines_split_at_the_last_arrow() {
+        let l = parse_line("non-ST elevation MI: resolved ; NSTEMI => I21.4");
+        assert_eq!(l.codes, ["I21.4"]);
+        assert_eq!(l.quotes, ["non-ST elevation MI: resolved", "NSTEMI"]);
+        assert!(l.ends_with_code);
+        let l = parse_line("\"T2DM\" → e11.9 and I10 (chronic)");
+        assert_eq!(
+            (l.codes, l.quotes, l.ends_with_code),
+            (
+                vec!["e11.9".to_string(), "I10".to_string()],
+                vec!["T2DM".to_string()],
+                false
+            )
+        );
+        assert_eq!(parse_line("=> E11.9").quotes, Vec::<String>::new());
+        assert_eq!(parse_line("hypertension =>"), Line::default());
     }
 
     #[test]

@@ -119,7 +119,7 @@ pub(super) fn run(
     let mut model = model_holder;
     let parameters: u64 = base_vs.variables().values().map(|t| t.numel() as u64).sum();
     log.line(format!("backbone {} on {}: {parameters} parameters, vocabulary {}", spec.backbone.name, crate::device::name(device), tok.vocab_size()));
-    let formatter = Formatter::new(style);
+    let formatter = Formatter::new(style).with_order(spec.backbone.answer);
 
     let mut record = ModelRecord {
         device: crate::device::name(device),
