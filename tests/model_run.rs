@@ -91,3 +91,47 @@ fn killed_training_resumes_to_the_same_metrics_and_cost_is_recorded() {
     assert!(cost["padded_tokens"].as_u64().unwrap() >= cost["input_tokens"].as_u64().unwrap());
     assert!(cost["estimated_flops"].as_f64().unwrap() > 0.0);
 }
+
+/// The reading-pretrained tiny backbone is computed once and shared by every
+/// run over the same notes, whatever the experiment seed or the mix.
+#[test]
+fn tiny_reading_pretraining_is_done_once_and_shared_across_seeds_and_mixes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(experiment(tmp.path())).unwrap()
+        .replace("vocab = 600 }", "vocab = 600, pretrain_steps = 6 }")
+        .replace("steps = 12\n", "steps = 3\n")
+        + "\n[sweep]\n\"experiment.seed\" = [3, 4]\n\"mix.strategy\" = [\"document_only\", \"mixed\"]\n";
+    let exp = tmp.path().join("pretrain.toml");
+    std::fs::write(&exp, text).unwrap();
+    let results = tmp.path().join("results");
+    let out = run(&exp, &results, &[]).success();
+    let table = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    assert!(table.contains("Over seeds:"), "{table}");
+
+    let mut keys = Vec::new();
+    let mut computed = 0;
+    for entry in std::fs::read_dir(results.join("resume")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("DONE").is_file() {
+            continue;
+        }
+        let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("training.json")).unwrap()).unwrap();
+        let p = &record["pretraining"];
+        assert_eq!(p["steps"], 6);
+        computed += usize::from(p["reused"] == false);
+        keys.push(p["key"].as_str().unwrap().to_string());
+        let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
+        assert!(log.contains("reading-pretrained tiny weights reused") || log.contains("tiny pretrained on the reading task, 6 steps"), "{log}");
+    }
+    assert_eq!(keys.len(), 4);
+    assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    assert_eq!(computed, 1, "pretrained once, reused three times");
+    let cached = results.join(".cache").join("backbones").join(format!("tiny-{}", &keys[0][..16]));
+    assert!(cached.join("weights.safetensors").is_file() && !cached.join("checkpoint").exists());
+
+    // A damaged cache is named, with what to do, and is not silently retrained over.
+    std::fs::write(cached.join("weights.safetensors"), b"not a safetensors file").unwrap();
+    let out = run(&exp, &results, &["--force"]).code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("weights.safetensors: cached file is unreadable") && err.contains("delete it and run again"), "{err}");
+}

@@ -112,11 +112,20 @@ pub struct TinyModel {
     pub kv_heads: usize,
     pub intermediate: usize,
     pub vocab: usize,
+    /// Steps of the generic reading task (repeat the sentence that begins with
+    /// given words) before fine-tuning: the in-context copying every pretrained
+    /// LLM has. 0 = fine-tune straight from random weights.
+    pub pretrain_steps: usize,
+    pub pretrain_lr: f64,
+    /// Seed of the initial weights and of the reading task when `pretrain_steps`
+    /// > 0: a fixed backbone, as a pretrained checkpoint is, fine-tuned with each
+    /// experiment seed. (Without pretraining the experiment seed initialises the model.)
+    pub seed: u64,
 }
 
 impl Default for TinyModel {
     fn default() -> Self {
-        TinyModel { layers: 4, hidden: 128, heads: 4, kv_heads: 2, intermediate: 256, vocab: 2000 }
+        TinyModel { layers: 4, hidden: 128, heads: 4, kv_heads: 2, intermediate: 256, vocab: 2000, pretrain_steps: 0, pretrain_lr: 2e-3, seed: 1 }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tables of results: printed after a run and written beside its results.
 
 use crate::metrics::{Report, SetMetrics};
-use crate::runner::RunRecord;
+use crate::runner::{Cost, RunRecord};
 
 /// A plain Markdown table (also readable in a terminal).
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -81,4 +81,118 @@ pub fn results_table(records: &[RunRecord]) -> String {
          Train tokens: input tokens fed in training (spans / documents); see each run's metrics.json `cost` for steps, FLOPs and time.\n",
     );
     out
+}
+
+/// The sweep key that repeats a run with other seeds.
+pub const SEED_KEY: &str = "experiment.seed";
+
+/// Two-sided 95% quantiles of Student's t for 1..=30 degrees of freedom.
+const T95: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
+
+/// Mean and the half-width of its 95% t-interval (0 for a single value).
+pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return (mean, 0.0);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let t = T95.get(n - 2).copied().unwrap_or(1.96);
+    (mean, t * (var / n as f64).sqrt())
+}
+
+/// A run's label without its seed, so repeats with other seeds share it.
+fn label_without_seed(r: &RunRecord) -> String {
+    let system = r.run.spec.system.name();
+    let rest: Vec<String> = r.run.spec.sweep.iter().filter(|(k, _)| k != SEED_KEY).map(|(k, v)| format!("{k}={v}")).collect();
+    if rest.is_empty() {
+        system
+    } else {
+        format!("{system} [{}]", rest.join(","))
+    }
+}
+
+/// One row per run (seed left out) and split, averaging over the seeds it ran
+/// with: mean and 95% t-interval over seeds for micro/macro F1 overall, seen
+/// and unseen. `None` when no run was repeated with another seed.
+pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
+    let mut groups: Vec<(String, String, Vec<&RunRecord>)> = Vec::new();
+    for r in records {
+        let label = label_without_seed(r);
+        for split in &r.run.spec.eval.splits {
+            if !r.metrics.splits.contains_key(split) {
+                continue;
+            }
+            match groups.iter_mut().find(|(l, s, _)| *l == label && s == split) {
+                Some(g) => g.2.push(r),
+                None => groups.push((label.clone(), split.clone(), vec![r])),
+            }
+        }
+    }
+    if groups.iter().all(|(_, _, rs)| rs.len() < 2) {
+        return None;
+    }
+    let header = [
+        "run", "split", "seeds", "micro-F1", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "train tokens", "train time",
+    ];
+    let cell = |xs: Vec<f64>| -> String {
+        if xs.is_empty() {
+            return "–".into();
+        }
+        let (m, h) = mean_ci(&xs);
+        if xs.len() == 1 {
+            pct(m)
+        } else {
+            format!("{} ± {}", pct(m), pct(h))
+        }
+    };
+    let mut rows = Vec::new();
+    for (label, split, rs) in &groups {
+        let sets = |f: &dyn Fn(&Report) -> Option<f64>| -> Vec<f64> { rs.iter().filter_map(|r| f(&r.metrics.splits[split].sets)).collect() };
+        let part_value = |m: Option<&SetMetrics>, macro_f1: bool| {
+            m.filter(|m| m.n_gold_labels + m.n_pred_labels > 0).map(|m| if macro_f1 { m.macro_gold.f1 } else { m.micro.f1 })
+        };
+        let costs: Vec<&Cost> = rs.iter().filter_map(|r| r.metrics.cost.as_ref()).collect();
+        let mean = |xs: Vec<f64>| xs.iter().sum::<f64>() / xs.len() as f64;
+        rows.push(vec![
+            label.clone(),
+            split.clone(),
+            rs.len().to_string(),
+            cell(sets(&|s| Some(s.overall.micro.f1))),
+            cell(sets(&|s| Some(s.overall.macro_gold.f1))),
+            cell(sets(&|s| part_value(s.seen.as_ref(), false))),
+            cell(sets(&|s| part_value(s.seen.as_ref(), true))),
+            cell(sets(&|s| part_value(s.unseen.as_ref(), false))),
+            cell(sets(&|s| part_value(s.unseen.as_ref(), true))),
+            if costs.is_empty() { "–".into() } else { millions(mean(costs.iter().map(|c| c.input_tokens as f64).collect()) as u64) },
+            if costs.is_empty() { "–".into() } else { format!("{:.0} s", mean(costs.iter().map(|c| c.train_seconds).collect())) },
+        ]);
+    }
+    let mut out = markdown_table(&header, &rows);
+    out.push_str(
+        "\nPercent, mean ± half-width of the 95% t-interval over seeds (the spread of training runs, not of documents). \
+         Train tokens and time: means per run.\n",
+    );
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean_ci;
+
+    #[test]
+    fn t_interval_over_seeds() {
+        let (m, h) = mean_ci(&[0.1, 0.2, 0.3]);
+        assert!((m - 0.2).abs() < 1e-12);
+        // t(0.975, 2) · s/√n = 4.303 · 0.1/√3
+        assert!((h - 4.303 * 0.1 / 3f64.sqrt()).abs() < 1e-9, "{h}");
+        assert_eq!(mean_ci(&[0.4]), (0.4, 0.0));
+        assert!(mean_ci(&[]).0.is_nan());
+    }
 }

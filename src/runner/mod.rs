@@ -5,8 +5,10 @@
 //! model run resumes from the training checkpoint kept there).
 
 mod model;
+mod pretrain;
 
 pub use model::ModelRecord;
+pub use pretrain::PretrainRecord;
 
 use crate::baselines::DictionaryCoder;
 use crate::config::Baseline;
@@ -37,6 +39,8 @@ pub enum RunError {
     Metrics(#[from] metrics::MetricsError),
     #[error("{path}: results folder is corrupt ({reason}); rerun with --force to recompute it")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: cached file is unreadable ({reason}); delete it and run again to recompute it")]
+    CorruptCache { path: PathBuf, reason: String },
     #[error("model run failed: {0}")]
     Model(String),
     #[error("{path}: training stopped after {step} optimizer steps; run again to resume from the last checkpoint")]
@@ -46,7 +50,7 @@ pub enum RunError {
 impl RunError {
     /// Whether the user can fix this by changing their input (exit code 2) rather than a failed run (1).
     pub fn is_user_input(&self) -> bool {
-        matches!(self, RunError::Data(_) | RunError::Corrupt { .. })
+        matches!(self, RunError::Data(_) | RunError::Corrupt { .. } | RunError::CorruptCache { .. })
     }
 }
 

@@ -1,6 +1,7 @@
 //! A model run: backbone -> expansion -> mix -> train -> predict. Scoring and
 //! recording are the runner's, as for every system.
 
+use super::pretrain::{self, PretrainRecord};
 use super::{RunError, RunLog, RunOptions};
 use crate::config::{Backbone, PromptChoice, TrainMode};
 use crate::data::jsonl::Prediction;
@@ -29,6 +30,9 @@ pub struct ModelRecord {
     pub device: String,
     pub backbone: String,
     pub parameters: u64,
+    /// The tiny backbone's reading pretraining, when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretraining: Option<PretrainRecord>,
     pub training: Option<TrainReport>,
     pub mix: Option<MixReport>,
     pub expansion: Option<ExpansionReport>,
@@ -102,13 +106,38 @@ pub(super) fn run(
     tch::manual_seed(seed as i64);
 
     // Backbone and tokenizer.
+    let mut pretrained = None;
     let (model_holder, tok, mut base_vs, style) = if spec.backbone.is_tiny() {
         let corpus = tokenizer_corpus(dataset, codes);
         let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
         let tok = TextTokenizer::tiny(&refs, spec.backbone.tiny.vocab).map_err(model_err)?;
         let config = tiny_model_config(&spec.backbone, tok.vocab_size());
-        let vs = tch::nn::VarStore::new(device);
+        let mut vs = tch::nn::VarStore::new(device);
+        let pretrain = spec.backbone.tiny.pretrain_steps > 0;
+        if pretrain {
+            // A fixed backbone: its own seed, not the experiment's.
+            tch::manual_seed(spec.backbone.tiny.seed as i64);
+        }
         let model = CausalLM::new(&vs.root(), &config).map_err(model_err)?;
+        if pretrain {
+            let notes: Vec<&str> = dataset.split(Split::Train).map(|d| d.text.as_str()).collect();
+            let val_notes: Vec<&str> = dataset.split(Split::Val).map(|d| d.text.as_str()).collect();
+            let cache_root = run.dir.parent().and_then(Path::parent).unwrap_or(work_dir).join(".cache");
+            pretrained = Some(pretrain::pretrain_reading(
+                &model,
+                &mut vs,
+                &tok,
+                &notes,
+                &val_notes,
+                &corpus,
+                &spec.backbone,
+                spec.train.max_length,
+                &cache_root,
+                opts,
+                log,
+            )?);
+            tch::manual_seed(seed as i64);
+        }
         let style = if spec.backbone.prompt == PromptChoice::Chat { PromptStyle::Chat } else { PromptStyle::Plain };
         (model, tok, vs, style)
     } else {
@@ -125,6 +154,7 @@ pub(super) fn run(
         device: crate::device::name(device),
         backbone: spec.backbone.name.clone(),
         parameters,
+        pretraining: pretrained,
         training: None,
         mix: None,
         expansion: None,

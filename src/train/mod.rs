@@ -22,6 +22,7 @@ mod batch;
 mod checkpoint;
 mod cost;
 mod encode;
+pub mod reading;
 
 pub use adamw::lr_at;
 pub use batch::IGNORE;
