@@ -68,7 +68,7 @@ fn config(constrained: bool) -> PredictConfig {
 
 /// A short instruction keeps the prompts (and the test) small.
 fn formatter(style: PromptStyle) -> Formatter {
-    Formatter::new(style).with_instructions(Instructions { doc: "Code the note: quote => CODE.".into(), ..Instructions::default() })
+    Formatter::new(style).with_instructions(Instructions { doc: "Code the note: CODE | quote.".into(), ..Instructions::default() })
 }
 
 #[test]

@@ -49,7 +49,7 @@ fn formatted_targets_parse_back_to_the_gold_codes_and_offsets() {
         .with_order(AnswerOrder::CodeFirst)
         .doc_target(&ex.targets);
     assert_eq!(code_first, "E11.9 | type 2 diabetes mellitus\nI10 | essential hypertension ; essential hypertension\nM10.9 | Gout\n");
-    let target = Formatter::new(PromptStyle::Plain).doc_target(&ex.targets);
+    let target = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::EvidenceFirst).doc_target(&ex.targets);
     assert_eq!(target, "type 2 diabetes mellitus => E11.9\nessential hypertension ; essential hypertension => I10\nGout => M10.9\n");
     assert_eq!(
         parse_output(&code_first, Some(&doc.text), codes()),
@@ -113,7 +113,7 @@ fn doc_targets_of_synthetic_documents_are_short() {
         let target =
             Formatter::new(PromptStyle::Plain).doc_target(&DocExample::from_document(doc).targets);
         let quoted: usize = doc.evidence.iter().map(|e| e.text.chars().count()).sum();
-        // Overhead beyond the quotes themselves: at most the code, " => " and "\n" per code, " ; " per extra quote.
+        // Overhead beyond the quotes themselves: at most the code, " | " and "\n" per code, " ; " per extra quote.
         let overhead = target.chars().count().saturating_sub(quoted);
         assert!(overhead <= 12 * doc.codes.len() + 3 * doc.evidence.len(), "{}: {target:?}", doc.id);
         target_tokens += tok.encode(&target, false).expect("encodes").len();
@@ -271,7 +271,7 @@ fn span_answers_are_one_line_per_code() {
     };
     let code_first = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::CodeFirst);
     assert_eq!(code_first.span_target(&ex), "E11.9\nI10\n");
-    let evidence_first = Formatter::new(PromptStyle::Plain);
+    let evidence_first = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::EvidenceFirst);
     assert_eq!(
         evidence_first.span_target(&ex),
         "T2DM without complications => E11.9\nT2DM without complications => I10\n"

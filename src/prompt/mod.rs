@@ -10,18 +10,22 @@
 //!   pairs every code with the evidence quoted from the note.
 //!
 //! The answer format, one line per code, every line ending in `\n`, comes in
-//! two orders ([`AnswerOrder`]). Evidence first, the default:
+//! two orders ([`AnswerOrder`]). Code first, the default:
 //!
 //! ```text
-//! type 2 diabetes mellitus ; T2DM => E11.9
-//! essential hypertension => I10
+//! E11.9 | type 2 diabetes mellitus ; T2DM
+//! I10 | essential hypertension
 //! ```
 //!
-//! and the span task answers with the same line, echoing its span
-//! (`T2DM => E11.9`), so both tasks end every line with the same step: from
-//! the quoted text to its code. Code first (`E11.9 | type 2 diabetes mellitus ;
-//! T2DM`, span answers `E11.9`) makes the model pick the code before it quotes
-//! anything, so the span task's text-to-code skill has nothing to attach to.
+//! with span answers the code alone (`E11.9`); or evidence first
+//! (`type 2 diabetes mellitus ; T2DM => E11.9`), with span answers echoing
+//! their span (`T2DM => E11.9`), so both tasks end every line with the same
+//! step from quoted text to code. Evidence first makes the model find and copy
+//! the mention before it codes it; a model that cannot yet copy from its
+//! context (the tiny from-scratch backbone) writes memorised phrasings of
+//! training codes instead and never reaches an unseen code, while code first
+//! lets it decide the code from the note directly, where span training helps.
+//! `experiments/ablations/answer_order.toml` measures both.
 //!
 //! Codes are written with their dot; several quotes for one code are joined by
 //! ` ; `; a code without evidence is written alone (`E11.9`); a note with
@@ -168,9 +172,9 @@ pub enum PromptStyle {
 #[serde(rename_all = "snake_case")]
 pub enum AnswerOrder {
     /// `quote ; quote => CODE`; span answers `span => CODE`.
-    #[default]
     EvidenceFirst,
     /// `CODE | quote ; quote`; span answers `CODE`.
+    #[default]
     CodeFirst,
 }
 
@@ -222,7 +226,7 @@ pub struct Formatter {
 }
 
 impl Formatter {
-    /// Evidence-first answers with the default instructions.
+    /// Code-first answers with the default instructions.
     pub fn new(style: PromptStyle) -> Formatter {
         Formatter {
             style,
@@ -405,7 +409,7 @@ mod tests {
             code_first.doc_target(&ex.targets),
             "I10 | hypertension ; hypertension\nM10.9 | gout\nE11.9\n"
         );
-        let evidence_first = Formatter::new(PromptStyle::Plain);
+        let evidence_first = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::EvidenceFirst);
         assert_eq!(
             evidence_first.doc_target(&ex.targets),
             "hypertension ; hypertension => I10\ngout => M10.9\nE11.9\n"
@@ -438,12 +442,9 @@ mod tests {
         assert_eq!(pair.prompt, format!("{SPAN_INSTRUCTION}\n\nSpan: type 2 diabetes\n\n<answer>\n"));
         assert_eq!(pair.target, "E11.9\n</answer>");
         assert_eq!(f.stop_strings(None), ["</answer>"]);
-        let f = Formatter::new(PromptStyle::Plain);
+        let f = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::EvidenceFirst);
         let pair = f.span_pair(&ex, None);
-        assert_eq!(
-            pair.prompt,
-            format!("{SPAN_INSTRUCTION_EVIDENCE_FIRST}\n\nSpan: type 2 diabetes\n\n<answer>\n")
-        );
+        assert_eq!(pair.prompt, format!("{SPAN_INSTRUCTION_EVIDENCE_FIRST}\n\nSpan: type 2 diabetes\n\n<answer>\n"));
         assert_eq!(pair.target, "type 2 diabetes => E11.9\n</answer>");
     }
 }
