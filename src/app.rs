@@ -110,8 +110,14 @@ fn write_summary(records: &[RunRecord], table: &str) -> Result<(), AppError> {
 
 fn plan_experiments(files: &[PathBuf], results: &Path, json: bool) -> Result<(), AppError> {
     for f in files {
-        let runs = plan::plan_file(f, results)?;
+        let (runs, missing) = plan::plan_file_without_inputs(f, results)?;
         println!("{}: {} run(s)", f.display(), runs.len());
+        if !missing.is_empty() {
+            println!("Missing inputs (fill them in before `icdbench run`; fingerprints below change once they exist):");
+            for m in &missing {
+                println!("  - {m}");
+            }
+        }
         let rows: Vec<Vec<String>> = runs
             .iter()
             .map(|r| {
@@ -243,6 +249,7 @@ fn ranking_report(docs: &[&Document], by_id: &HashMap<&str, &jsonl::Prediction>)
 fn data_command(command: DataCommand) -> Result<(), AppError> {
     match command {
         DataCommand::Export { experiment, out, format } => export(&experiment, &out, format),
+        DataCommand::Stats { experiment, plot, json } => data_stats(&experiment, plot.as_deref(), json),
         DataCommand::BuildCodes { xml, out } => {
             let summary = crate::icd::build_table(&xml, &out)?;
             println!("{}: {summary:?}", out.display());
@@ -266,7 +273,8 @@ fn data_command(command: DataCommand) -> Result<(), AppError> {
     }
 }
 
-fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), AppError> {
+/// Reads an experiment file and loads its data as a run would, warning about what loading found.
+fn load_data(experiment: &Path) -> Result<(crate::config::Experiment, data::Dataset), AppError> {
     let text = std::fs::read_to_string(experiment).map_err(|e| AppError::Input(format!("{}: cannot read: {e}", experiment.display())))?;
     let exp = crate::config::parse_experiment(&text, experiment).map_err(|e| AppError::Plan(PlanError::Config(e)))?;
     let base = experiment.parent().unwrap_or(Path::new("."));
@@ -275,6 +283,25 @@ fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), App
     if !report.is_clean() {
         eprintln!("warning: {}", report.summary());
     }
+    Ok((exp, dataset))
+}
+
+fn data_stats(experiment: &Path, plot: Option<&Path>, json: bool) -> Result<(), AppError> {
+    let (exp, dataset) = load_data(experiment)?;
+    let stats = data::stats::compute(&dataset);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&stats).unwrap_or_default());
+    } else {
+        print!("{}", stats.table());
+    }
+    let path = plot.map(Path::to_path_buf).unwrap_or_else(|| Path::new("results").join(&exp.experiment.name).join("data-stats.png"));
+    data::stats::plot(&stats, &dataset, &path).map_err(|e| AppError::Failed(e.to_string()))?;
+    eprintln!("plot: {}", path.display());
+    Ok(())
+}
+
+fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), AppError> {
+    let (_, dataset) = load_data(experiment)?;
     let mut counts = BTreeMap::new();
     for split in Split::ALL {
         let docs: Vec<&Document> = dataset.split(split).collect();

@@ -175,6 +175,20 @@ pub enum DataCommand {
         #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
         format: ExportFormat,
     },
+    /// A data card for an experiment's data: documents per split, words and codes per document, the code-frequency long tail, unseen test codes, evidence spans per code.
+    #[command(long_about = "Load the experiment's data (any source: synthetic, jsonl, mimic, mdace, codiesp) as a run \
+                            would, print a data card as tables, and draw it as a PNG (2x2 panels: documents per split, \
+                            words per document, code-frequency long tail, evidence spans per code).")]
+    Stats {
+        #[arg(value_name = "EXPERIMENT.toml")]
+        experiment: PathBuf,
+        /// Where the PNG goes (default: results/<experiment name>/data-stats.png).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+        /// Print the numbers as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Build the compact ICD-10-CM table from the CDC tabular-list XML (see scripts/build-codeset.sh).
     BuildCodes {
         /// The tabular list XML, e.g. icd10c-tabular-April-1-2026.xml.

@@ -130,14 +130,30 @@ impl PlannedRun {
 
 /// Plans every run of an experiment file; identical runs (same fingerprint) appear once.
 pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, PlanError> {
+    plan_file_with(path, results_root, None)
+}
+
+/// Plans like [`plan_file`] when inputs (data files, backbone checkpoints) are not there yet:
+/// instead of failing, it returns each missing input as `key: what`. Runs planned without an
+/// input are fingerprinted without it, so their fingerprints change once it exists.
+pub fn plan_file_without_inputs(path: &Path, results_root: &Path) -> Result<(Vec<PlannedRun>, Vec<String>), PlanError> {
+    let mut missing = Vec::new();
+    let runs = plan_file_with(path, results_root, Some(&mut missing))?;
+    // Every sweep point and system lists the same inputs; name each once.
+    let mut named = std::collections::HashSet::new();
+    missing.retain(|m| named.insert(m.clone()));
+    Ok((runs, missing))
+}
+
+fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec<String>>) -> Result<Vec<PlannedRun>, PlanError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| config::ConfigError::Read { path: path.to_path_buf(), source })?;
-    let points = config::expand_sweep(&text, path)?;
+    let points = config::expand_sweep_with(&text, path, missing.is_none())?;
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut runs: Vec<PlannedRun> = Vec::new();
     for point in points {
         let exp = &point.experiment;
-        let inputs = input_hashes(exp, &base_dir)?;
+        let inputs = input_hashes(exp, &base_dir, missing.as_deref_mut())?;
         let data = DataSpec {
             config: exp.data.clone(),
             generator_version: matches!(exp.data.source, DataSource::Synthetic(_)).then_some(GENERATOR_VERSION),
@@ -148,10 +164,16 @@ pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, Pl
                 .map_err(|e| PlanError::Backbone { path: path.to_path_buf(), message: e.to_string() })?;
             let mut model_inputs = inputs.clone();
             if !backbone.is_tiny() {
-                let source = crate::model::backbone::resolve(&backbone.name, backbone.format, &base_dir)
-                    .map_err(|e| PlanError::Backbone { path: path.to_path_buf(), message: e.to_string() })?;
-                for f in source.files() {
-                    model_inputs.push(hash_file("backbone", &f).map_err(|source| PlanError::Input { path: f.clone(), source })?);
+                match crate::model::backbone::resolve(&backbone.name, backbone.format, &base_dir) {
+                    Ok(source) => {
+                        for f in source.files() {
+                            model_inputs.push(hash_file("backbone", &f).map_err(|source| PlanError::Input { path: f.clone(), source })?);
+                        }
+                    }
+                    Err(e) => match missing.as_deref_mut() {
+                        Some(m) => m.push(format!("backbone.name: {e}")),
+                        None => return Err(PlanError::Backbone { path: path.to_path_buf(), message: e.to_string() }),
+                    },
                 }
             }
             // The LLM that writes `synthesize` spans is an input too.
@@ -181,7 +203,8 @@ pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, Pl
         for baseline in &exp.baselines {
             let spec = RunSpec {
                 experiment: exp.experiment.name.clone(),
-                sweep: point.settings.clone(),
+                // A baseline's label names only the settings it can depend on.
+                sweep: point.settings.iter().filter(|(k, _)| !MODEL_ONLY_KEYS.iter().any(|m| k.starts_with(m))).cloned().collect(),
                 seed: exp.experiment.seed,
                 system: SystemSpec::Baseline(baseline.clone()),
                 data: data.clone(),
@@ -193,6 +216,9 @@ pub fn plan_file(path: &Path, results_root: &Path) -> Result<Vec<PlannedRun>, Pl
     }
     Ok(runs)
 }
+
+/// Sweep keys that configure the model and nothing else.
+const MODEL_ONLY_KEYS: &[&str] = &["backbone", "expansion", "mix", "train"];
 
 /// Fingerprints a run and adds it unless an identical one is planned already.
 /// The sweep label is not fingerprinted: two points that resolve alike are one run.
@@ -210,23 +236,88 @@ fn push_run(runs: &mut Vec<PlannedRun>, spec: RunSpec, inputs: Vec<InputHash>, d
     Ok(())
 }
 
-/// The sha256 of every file the runs of `exp` read.
-fn input_hashes(exp: &Experiment, base: &Path) -> Result<Vec<InputHash>, PlanError> {
-    let file = |role: &str, p: &Path| {
-        let full = base.join(p);
-        hash_file(role, &full).map_err(|source| PlanError::Input { path: full, source })
-    };
-    let mut inputs = vec![if exp.data.code_table == "builtin" {
-        hash_bytes("code_table", "builtin:icd10cm-2026", CodeSet::builtin_bytes())
-    } else {
-        file("code_table", Path::new(&exp.data.code_table))?
-    }];
-    if let DataSource::Jsonl { train, val, test } = &exp.data.source {
-        inputs.push(file("data.train", train)?);
-        if let Some(v) = val {
-            inputs.push(file("data.val", v)?);
+/// The sha256 of every file the runs of `exp` read. With `missing`, an input that is not there
+/// is listed in it (as `key: path`) instead of failing.
+fn input_hashes(exp: &Experiment, base: &Path, mut missing: Option<&mut Vec<String>>) -> Result<Vec<InputHash>, PlanError> {
+    let mut inputs = Vec::new();
+    if exp.data.code_table == "builtin" {
+        inputs.push(hash_bytes("code_table", "builtin:icd10cm-2026", CodeSet::builtin_bytes()));
+    }
+    // (role, config key, path, is a folder)
+    let mut wanted: Vec<(&str, String, PathBuf, bool)> = Vec::new();
+    if exp.data.code_table != "builtin" {
+        wanted.push(("code_table", "data.code_table".into(), PathBuf::from(&exp.data.code_table), false));
+    }
+    match &exp.data.source {
+        DataSource::Synthetic(_) => {}
+        DataSource::Jsonl { train, val, test } => {
+            wanted.push(("data.train", "data.source.train".into(), train.clone(), false));
+            if let Some(v) = val {
+                wanted.push(("data.val", "data.source.val".into(), v.clone(), false));
+            }
+            wanted.push(("data.test", "data.source.test".into(), test.clone(), false));
         }
-        inputs.push(file("data.test", test)?);
+        DataSource::Mimic(p) => {
+            wanted.push(("data.table", "data.source.table".into(), p.table.clone(), false));
+            wanted.push(("data.splits", "data.source.splits".into(), p.splits.clone(), false));
+            if let Some(m) = &p.mdace {
+                mdace_inputs(&mut wanted, "data.source.mdace", m);
+            }
+        }
+        DataSource::Mdace(p) => mdace_inputs(&mut wanted, "data.source", p),
+        DataSource::Codiesp(p) => wanted.push(("data.root", "data.source.root".into(), p.root.clone(), true)),
+    }
+    for (role, key, rel, folder) in wanted {
+        let full = base.join(&rel);
+        let present = if folder { full.is_dir() } else { full.is_file() };
+        if let (false, Some(m)) = (present, missing.as_deref_mut()) {
+            m.push(format!("{key}: {} {} not found", if folder { "folder" } else { "file" }, full.display()));
+            continue;
+        }
+        let hash = if folder { hash_folder(role, &full) } else { hash_file(role, &full) };
+        inputs.push(hash.map_err(|source| PlanError::Input { path: full, source })?);
     }
     Ok(inputs)
+}
+
+/// The files an MDACE source reads, as `input_hashes` lists them.
+fn mdace_inputs(wanted: &mut Vec<(&'static str, String, PathBuf, bool)>, key: &str, p: &config::MdaceParams) {
+    wanted.push(("data.mdace.annotations", format!("{key}.annotations"), p.annotations.clone(), true));
+    if let Some(n) = &p.notes {
+        wanted.push(("data.mdace.notes", format!("{key}.notes"), n.clone(), false));
+    }
+    wanted.push(("data.mdace.train_ids", format!("{key}.train_ids"), p.train_ids.clone(), false));
+    if let Some(v) = &p.val_ids {
+        wanted.push(("data.mdace.val_ids", format!("{key}.val_ids"), v.clone(), false));
+    }
+    wanted.push(("data.mdace.test_ids", format!("{key}.test_ids"), p.test_ids.clone(), false));
+}
+
+/// One hash over every file under `dir` (relative path, sha256 and size of each, in path order).
+fn hash_folder(role: &str, dir: &Path) -> std::io::Result<InputHash> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, out)?;
+            } else {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    files.sort();
+    let mut listing = String::new();
+    let mut total = 0;
+    for f in files {
+        let h = hash_file(role, &f)?;
+        total += h.bytes;
+        let rel = f.strip_prefix(dir).unwrap_or(&f);
+        listing.push_str(&format!("{} {} {}\n", rel.display(), h.sha256, h.bytes));
+    }
+    let mut hash = hash_bytes(role, &dir.display().to_string(), listing.as_bytes());
+    hash.bytes = total;
+    Ok(hash)
 }

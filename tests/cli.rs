@@ -63,9 +63,12 @@ fn quickstart_plans_with_fingerprints() {
         .get_output()
         .stdout
         .clone();
-    let fps = fingerprints(&out);
-    assert_eq!(fps.len(), 2, "two dictionary runs: {}", String::from_utf8_lossy(&out));
-    assert_ne!(fps[0], fps[1]);
+    let mut fps = fingerprints(&out);
+    // Two training arms and two dictionary baselines, each with three seeds.
+    assert_eq!(fps.len(), 12, "{}", String::from_utf8_lossy(&out));
+    fps.sort();
+    fps.dedup();
+    assert_eq!(fps.len(), 12, "every run has its own fingerprint");
 }
 
 #[test]
@@ -168,7 +171,18 @@ fn missing_files_exit_2() {
         "[experiment]\nname = \"j\"\n\n[data.source]\nkind = \"jsonl\"\ntrain = \"train.jsonl\"\ntest = \"test.jsonl\"\n\n[[baselines]]\nkind = \"dictionary\"\n",
     )
     .unwrap();
-    icdbench().arg("plan").arg(&path).assert().code(2).stderr(predicate::str::contains("train.jsonl not found"));
+    icdbench().arg("run").arg(&path).arg("--results").arg(tmp.path()).assert().code(2).stderr(predicate::str::contains("train.jsonl not found"));
+    // `plan` plans without the data and names what is missing.
+    icdbench()
+        .arg("plan")
+        .arg(&path)
+        .arg("--results")
+        .arg(tmp.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Missing inputs"))
+        .stdout(predicate::str::contains("data.source.train: file"))
+        .stdout(predicate::str::contains("train.jsonl not found"));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Reading an experiment file: TOML syntax and schema errors with their line
 //! and column, then semantic validation that reports every problem at once.
 
-use super::{Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MixStrategy};
+use super::{Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MdaceParams, MixStrategy};
 use crate::icd::Code;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -55,9 +55,15 @@ pub fn load_experiment(path: &Path) -> Result<Experiment, ConfigError> {
 
 /// Parses and validates experiment text; `path` names it in errors and anchors relative paths.
 pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, ConfigError> {
+    parse_experiment_with(text, path, true)
+}
+
+/// As [`parse_experiment`]; with `check_inputs` false, data files and folders need not exist yet
+/// (`icdbench plan` on a checkout without the credentialed data).
+pub fn parse_experiment_with(text: &str, path: &Path, check_inputs: bool) -> Result<Experiment, ConfigError> {
     let invalid = |problems| ConfigError::Invalid { path: path.to_path_buf(), problems };
     let exp: Experiment = toml::from_str(text).map_err(|e| invalid(vec![from_toml_error(text, &e)]))?;
-    let problems = validate(&exp, text, path);
+    let problems = validate(&exp, text, path, check_inputs);
     if problems.is_empty() {
         Ok(exp)
     } else {
@@ -118,6 +124,8 @@ fn locate(text: &str, path: &[&str]) -> (Option<usize>, Option<usize>) {
 struct Checker<'a> {
     text: &'a str,
     problems: Vec<Problem>,
+    /// Whether data files must exist (false when planning without the data).
+    check_inputs: bool,
 }
 
 impl Checker<'_> {
@@ -139,6 +147,13 @@ impl Checker<'_> {
         }
     }
 
+    fn existing_file(&mut self, key: &str, base: &Path, file: &Path) {
+        let full = base.join(file);
+        if self.check_inputs && !full.is_file() {
+            self.fail(key, format!("file {} not found", full.display()));
+        }
+    }
+
     fn range_pair(&mut self, key: &str, r: [usize; 2]) {
         if r[0] > r[1] {
             self.fail(key, format!("is a [min, max] range but min {} > max {}", r[0], r[1]));
@@ -146,8 +161,8 @@ impl Checker<'_> {
     }
 }
 
-fn validate(exp: &Experiment, text: &str, path: &Path) -> Vec<Problem> {
-    let mut c = Checker { text, problems: Vec::new() };
+fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Vec<Problem> {
+    let mut c = Checker { text, problems: Vec::new(), check_inputs };
     let name = &exp.experiment.name;
     if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
         c.fail("experiment.name", "use only letters, digits, '-' and '_' (it names the results folder)");
@@ -182,15 +197,34 @@ fn validate(exp: &Experiment, text: &str, path: &Path) -> Vec<Problem> {
             let files = [("train", Some(train)), ("val", val.as_ref()), ("test", Some(test))];
             for (k, f) in files {
                 if let Some(f) = f {
-                    let full = base.join(f);
-                    if !full.is_file() {
-                        c.fail(&format!("data.source.{k}"), format!("file {} not found", full.display()));
-                    }
+                    c.existing_file(&format!("data.source.{k}"), base, f);
                 }
             }
         }
+        DataSource::Mimic(p) => {
+            c.existing_file("data.source.table", base, &p.table);
+            c.existing_file("data.source.splits", base, &p.splits);
+            if let Some(m) = &p.mdace {
+                validate_mdace(&mut c, "data.source.mdace", base, m);
+            }
+            for (k, v) in [("id_column", &p.id_column), ("text_column", &p.text_column), ("target_column", &p.target_column), ("split_column", &p.split_column)] {
+                if v.trim().is_empty() {
+                    c.fail(&format!("data.source.{k}"), "name a column of the table");
+                }
+            }
+        }
+        DataSource::Mdace(p) => validate_mdace(&mut c, "data.source", base, p),
+        DataSource::Codiesp(p) => {
+            let root = base.join(&p.root);
+            if c.check_inputs && (!root.join("train").is_dir() || !root.join("test").is_dir()) {
+                c.fail("data.source.root", format!("{} has no train/ and test/ folders: name the CodiEsp folder that holds train/, dev/ and test/ (final_dataset_v4_to_publish)", root.display()));
+            }
+            if p.language != "es" && p.language != "en" {
+                c.fail("data.source.language", format!("unknown language {:?}: use \"es\" (text_files) or \"en\" (text_files_en)", p.language));
+            }
+        }
     }
-    if exp.data.code_table != "builtin" && !base.join(&exp.data.code_table).is_file() {
+    if c.check_inputs && exp.data.code_table != "builtin" && !base.join(&exp.data.code_table).is_file() {
         c.fail("data.code_table", format!("file {} not found (or use \"builtin\")", base.join(&exp.data.code_table).display()));
     }
     for (i, e) in exp.expansion.iter().enumerate() {
@@ -258,6 +292,21 @@ fn validate(exp: &Experiment, text: &str, path: &Path) -> Vec<Problem> {
     // In file order, so the messages read top to bottom like the file.
     c.problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
     c.problems
+}
+
+fn validate_mdace(c: &mut Checker, key: &str, base: &Path, p: &MdaceParams) {
+    let dir = base.join(&p.annotations);
+    if c.check_inputs && !dir.is_dir() {
+        c.fail(&format!("{key}.annotations"), format!("folder {} not found: name the folder of MDACE chart JSON files (e.g. MDACE/data/Inpatient/ICD-10/1.0)", dir.display()));
+    }
+    if let Some(n) = &p.notes {
+        c.existing_file(&format!("{key}.notes"), base, n);
+    }
+    c.existing_file(&format!("{key}.train_ids"), base, &p.train_ids);
+    if let Some(v) = &p.val_ids {
+        c.existing_file(&format!("{key}.val_ids"), base, v);
+    }
+    c.existing_file(&format!("{key}.test_ids"), base, &p.test_ids);
 }
 
 fn validate_expansion(c: &mut Checker, i: usize, e: &Expansion) {

@@ -7,8 +7,8 @@
 mod load;
 mod sweep;
 
-pub use load::{load_experiment, parse_experiment, ConfigError, Problem};
-pub use sweep::{expand_sweep, SweepPoint};
+pub use load::{load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
+pub use sweep::{expand_sweep, expand_sweep_with, SweepPoint};
 
 pub use crate::prompt::AnswerOrder;
 use serde::{Deserialize, Serialize};
@@ -73,7 +73,7 @@ pub struct Backbone {
     /// How prompts are written: `auto` (the chat format for pretrained backbones, plain for tiny), `chat`, `plain`.
     #[serde(default)]
     pub prompt: PromptChoice,
-    /// How answer lines are laid out: `evidence_first` (`quote ; quote => CODE`) or `code_first` (`CODE | quote ; quote`).
+    /// How answer lines are laid out: `code_first` (`CODE | quote ; quote`, the default) or `evidence_first` (`quote ; quote => CODE`).
     #[serde(default)]
     pub answer: AnswerOrder,
     /// Size of the `tiny` backbone (a random model trained from scratch with its own small tokenizer).
@@ -179,6 +179,134 @@ pub enum DataSource {
     Synthetic(SyntheticParams),
     /// Documents in icdbench's JSONL format (see README), one file per split.
     Jsonl { train: PathBuf, val: Option<PathBuf>, test: PathBuf },
+    /// MIMIC-III / MIMIC-IV as prepared by Edin et al. 2023: a feather or parquet table and its split file.
+    Mimic(MimicParams),
+    /// MDACE evidence annotations (one JSON per chart) joined to MIMIC-III NOTEEVENTS text.
+    Mdace(MdaceParams),
+    /// CodiEsp / CodiEsp-X as distributed: train/dev/test folders of text files and annotation TSVs.
+    Codiesp(CodiespParams),
+}
+
+/// Which codes of a source are gold: diagnoses, procedures or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeSystem {
+    /// Diagnosis codes only (ICD-10-CM: the codes the code table holds).
+    #[default]
+    Diagnosis,
+    /// Procedure codes only (ICD-10-PCS; not in the ICD-10-CM table, so reported as unknown).
+    Procedure,
+    /// Diagnoses and procedures, as Edin et al.'s `target` column.
+    Both,
+}
+
+/// A table prepared by the scripts of Edin et al. 2023 (`mimiciv_icd10.feather`,
+/// `mimiciv_icd10_split.feather`); column names default to theirs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimicParams {
+    /// The prepared table: `.feather` / `.arrow` (Arrow IPC), `.parquet` or `.csv`.
+    pub table: PathBuf,
+    /// The split table: id -> `train` / `val` / `test` (feather, parquet or CSV).
+    pub splits: PathBuf,
+    /// Document id column, in both tables.
+    #[serde(default = "default_mimic_id_column")]
+    pub id_column: String,
+    #[serde(default = "default_mimic_text_column")]
+    pub text_column: String,
+    /// Diagnoses + procedures (a list of codes), used when `codes = "both"`.
+    #[serde(default = "default_mimic_target_column")]
+    pub target_column: String,
+    /// Diagnosis code list column; default: the one column whose name ends in `_diag` (`icd10_diag`, `icd9_diag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis_column: Option<String>,
+    /// Procedure code list column; default: the one column whose name ends in `_proc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure_column: Option<String>,
+    /// Split column of the split table.
+    #[serde(default = "default_mimic_split_column")]
+    pub split_column: String,
+    #[serde(default)]
+    pub codes: CodeSystem,
+    /// Drop codes carried by fewer documents than this, counted over all splits as Edin et al. do (0 = keep all).
+    #[serde(default)]
+    pub min_code_frequency: usize,
+    /// Keep only the first this many whitespace words of each document (0 = whole text).
+    #[serde(default)]
+    pub max_words: usize,
+    /// Keep at most this many documents per split, drawn with `seed`, stratified by the rarest code's frequency (0 = all).
+    #[serde(default)]
+    pub sample: usize,
+    #[serde(default = "default_source_seed")]
+    pub seed: u64,
+    /// MDACE evidence to train beside the table: its training-split notes (with their spans,
+    /// for `gold_evidence`) join the training documents; its val/test notes are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdace: Option<MdaceParams>,
+}
+
+fn default_mimic_id_column() -> String {
+    "_id".into()
+}
+fn default_mimic_text_column() -> String {
+    "text".into()
+}
+fn default_mimic_target_column() -> String {
+    "target".into()
+}
+fn default_mimic_split_column() -> String {
+    "split".into()
+}
+fn default_source_seed() -> u64 {
+    2026
+}
+
+/// MDACE (Cheng et al. 2023) as distributed: one JSON per chart, note text from MIMIC-III.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdaceParams {
+    /// Folder of chart JSON files, searched recursively (e.g. `MDACE/data/Inpatient/ICD-10/1.0`).
+    pub annotations: PathBuf,
+    /// MIMIC-III NOTEEVENTS (`.csv`, `.csv.gz` or `.parquet`; ROW_ID is the note id, TEXT the text).
+    /// May be left out when the JSON files carry note text (the output of MDACE's `inject-note-text.py`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<PathBuf>,
+    /// Admission ids (hadm_id), one per line, of each split (MDACE's `splits/Inpatient/MDace-ev-*.csv`).
+    pub train_ids: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_ids: Option<PathBuf>,
+    pub test_ids: PathBuf,
+    /// Note categories to keep, compared without case (empty = every annotated note).
+    #[serde(default = "default_mdace_categories")]
+    pub categories: Vec<String>,
+}
+
+fn default_mdace_categories() -> Vec<String> {
+    vec!["Discharge summary".into()]
+}
+
+/// CodiEsp / CodiEsp-X (CLEF eHealth 2020) as distributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodiespParams {
+    /// The folder that holds `train/`, `dev/` and `test/` (`final_dataset_v4_to_publish`).
+    pub root: PathBuf,
+    /// `es` (the original, `text_files/`) or `en` (the machine translation, `text_files_en/`).
+    #[serde(default = "default_codiesp_language")]
+    pub language: String,
+    /// Diagnosis codes (`*D.tsv`), procedure codes (`*P.tsv`) or both.
+    #[serde(default)]
+    pub codes: CodeSystem,
+    /// Read CodiEsp-X evidence (`*X.tsv`); its positions index the Spanish text, so `language = "en"` reads none.
+    #[serde(default = "default_true")]
+    pub evidence: bool,
+}
+
+fn default_codiesp_language() -> String {
+    "es".into()
+}
+fn default_true() -> bool {
+    true
 }
 
 impl Default for DataSource {

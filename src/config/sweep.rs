@@ -2,7 +2,7 @@
 //! the cartesian product of all axes becomes one experiment per point.
 
 use super::load::{ConfigError, Problem};
-use super::{parse_experiment, Experiment};
+use super::{parse_experiment_with, Experiment};
 use std::path::Path;
 
 /// One point of a sweep: the values it set and the experiment they give.
@@ -25,7 +25,12 @@ impl SweepPoint {
 
 /// Expands the experiment file's sweep into validated experiments (one when there is no sweep).
 pub fn expand_sweep(text: &str, path: &Path) -> Result<Vec<SweepPoint>, ConfigError> {
-    let base = parse_experiment(text, path)?;
+    expand_sweep_with(text, path, true)
+}
+
+/// As [`expand_sweep`]; with `check_inputs` false, data files need not exist yet.
+pub fn expand_sweep_with(text: &str, path: &Path, check_inputs: bool) -> Result<Vec<SweepPoint>, ConfigError> {
+    let base = parse_experiment_with(text, path, check_inputs)?;
     if base.sweep.is_empty() {
         let mut experiment = base;
         experiment.sweep.clear();
@@ -61,7 +66,7 @@ pub fn expand_sweep(text: &str, path: &Path) -> Result<Vec<SweepPoint>, ConfigEr
             settings.push(((*key).clone(), value.to_string()));
         }
         let text = toml::to_string(&table).map_err(|e| invalid("", e.to_string()))?;
-        let experiment = parse_experiment(&text, path).map_err(|e| match e {
+        let experiment = parse_experiment_with(&text, path, check_inputs).map_err(|e| match e {
             ConfigError::Invalid { path, problems } => ConfigError::Invalid {
                 path,
                 problems: problems

@@ -26,11 +26,43 @@ pub struct LoadReport {
     pub unknown_codes: BTreeMap<String, usize>,
     /// Evidence spans whose text does not match the document at their offsets.
     pub mismatched_evidence: Vec<String>,
+    /// Evidence spans whose offsets fall outside their text (left out), each named by its document.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub out_of_range_evidence: Vec<String>,
+    /// Documents (or split ids) left out, by reason, with their ids.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<String, Vec<String>>,
+    /// Other changes the loader made on request (rare codes removed, texts truncated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl LoadReport {
     pub fn is_clean(&self) -> bool {
-        self.unknown_codes.is_empty() && self.mismatched_evidence.is_empty()
+        self.unknown_codes.is_empty() && self.mismatched_evidence.is_empty() && self.out_of_range_evidence.is_empty() && self.skipped.is_empty() && self.notes.is_empty()
+    }
+
+    /// Counts an unknown code.
+    pub fn unknown(&mut self, raw: &str) {
+        *self.unknown_codes.entry(raw.to_string()).or_default() += 1;
+    }
+
+    /// Records that `id` was left out for `reason`.
+    pub fn skip(&mut self, reason: &str, id: impl Into<String>) {
+        self.skipped.entry(reason.to_string()).or_default().push(id.into());
+    }
+
+    /// Adds another report's findings to this one.
+    pub fn merge(&mut self, other: LoadReport) {
+        for (k, v) in other.unknown_codes {
+            *self.unknown_codes.entry(k).or_default() += v;
+        }
+        self.mismatched_evidence.extend(other.mismatched_evidence);
+        self.out_of_range_evidence.extend(other.out_of_range_evidence);
+        for (k, v) in other.skipped {
+            self.skipped.entry(k).or_default().extend(v);
+        }
+        self.notes.extend(other.notes);
     }
 
     pub fn summary(&self) -> String {
@@ -43,6 +75,14 @@ impl LoadReport {
         if !self.mismatched_evidence.is_empty() {
             parts.push(format!("{} evidence spans whose text does not match their offsets (first: {})", self.mismatched_evidence.len(), self.mismatched_evidence[0]));
         }
+        if let Some(first) = self.out_of_range_evidence.first() {
+            parts.push(format!("{} evidence spans whose offsets fall outside their text, left out (first: {first})", self.out_of_range_evidence.len()));
+        }
+        for (reason, ids) in &self.skipped {
+            let some: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+            parts.push(format!("{} left out: {reason} (e.g. {})", ids.len(), some.join(", ")));
+        }
+        parts.extend(self.notes.iter().cloned());
         parts.join("; ")
     }
 }

@@ -3,9 +3,14 @@
 //! Offsets are character offsets (Unicode scalar values) into `Document::text`,
 //! the convention of MDACE and CodiEsp-X (and of Python string indexing).
 
+pub mod codiesp;
 pub mod export;
 pub mod jsonl;
+pub mod mdace;
+pub mod mimic;
+pub mod stats;
 pub mod synthetic;
+mod table;
 
 use crate::icd::{Code, CodeSet};
 use serde::{Deserialize, Serialize};
@@ -94,8 +99,15 @@ pub fn slice_chars(text: &str, start: usize, end: usize) -> Option<&str> {
 pub struct Dataset {
     pub name: String,
     pub documents: Vec<Document>,
-    /// The codes the data can carry (synthetic pool); empty when unknown.
+    /// The codes the data can carry: the synthetic pool, or for real data every code any
+    /// document carries (the label space, as Edin et al. define it); empty when unknown.
     pub pool: Vec<Code>,
+}
+
+/// Every code any document carries, sorted: the label space of a real data set.
+pub(crate) fn label_space(documents: &[Document]) -> Vec<Code> {
+    let codes: BTreeSet<&Code> = documents.iter().flat_map(|d| d.codes.iter()).collect();
+    codes.into_iter().cloned().collect()
 }
 
 impl Dataset {
@@ -134,6 +146,17 @@ mod tests {
     }
 }
 
+/// The codes of `raw` that are in the code set, sorted and unique; the others are counted in `report`.
+pub(crate) fn gold_codes<'a>(raw: impl IntoIterator<Item = &'a str>, codes: &CodeSet, report: &mut jsonl::LoadReport) -> Vec<Code> {
+    let (mut known, unknown) = codes.check_codes(raw);
+    for u in unknown {
+        report.unknown(&u);
+    }
+    known.sort();
+    known.dedup();
+    known
+}
+
 /// The code set an experiment codes in: the embedded table or one loaded from a file.
 pub enum CodeTable {
     Builtin(&'static CodeSet),
@@ -158,6 +181,15 @@ pub enum DataError {
     Jsonl(#[from] jsonl::JsonlError),
     #[error(transparent)]
     Synthetic(#[from] synthetic::SyntheticError),
+    /// A data file that cannot be used as it is: names the file and what to fix.
+    #[error("{}: {message}", path.display())]
+    File { path: std::path::PathBuf, message: String },
+}
+
+impl DataError {
+    pub(crate) fn file(path: &std::path::Path, message: impl Into<String>) -> DataError {
+        DataError::File { path: path.to_path_buf(), message: message.into() }
+    }
 }
 
 /// Opens the experiment's code table (`builtin` or a path relative to the experiment file).
@@ -182,12 +214,12 @@ pub fn load(config: &crate::config::Data, base_dir: &std::path::Path, codes: &Co
                 let Some(path) = path else { continue };
                 let (docs, r) = jsonl::read_documents(&base_dir.join(path), Some(split), codes)?;
                 documents.extend(docs);
-                for (k, v) in r.unknown_codes {
-                    *report.unknown_codes.entry(k).or_default() += v;
-                }
-                report.mismatched_evidence.extend(r.mismatched_evidence);
+                report.merge(r);
             }
             Ok((Dataset { name: "jsonl".into(), documents, pool: Vec::new() }, report))
         }
+        DataSource::Mimic(params) => mimic::load(params, base_dir, codes),
+        DataSource::Mdace(params) => mdace::load(params, base_dir, codes),
+        DataSource::Codiesp(params) => codiesp::load(params, base_dir, codes),
     }
 }

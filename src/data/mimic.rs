@@ -1,0 +1,245 @@
+//! MIMIC-III and MIMIC-IV (ICD-9 or ICD-10) in the layout of Edin et al. 2023
+//! ("Automated Medical Coding on MIMIC-III and MIMIC-IV: A Critical Review and
+//! Replicability Study"): a prepared table (`mimiciv_icd10.feather`: `_id`,
+//! `text`, `target`, `icd10_diag`, `icd10_proc`, ...) and a split table
+//! (`mimiciv_icd10_split.feather`: `_id`, `split`), read as they are.
+
+use super::{gold_codes, jsonl::LoadReport, table, DataError, Dataset, Document, Split};
+use crate::config::{CodeSystem, MimicParams};
+use crate::icd::{Code, CodeSet};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+/// Reads the table and its splits into documents with gold codes (no evidence).
+pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, LoadReport), DataError> {
+    let table_path = base.join(&p.table);
+    let split_path = base.join(&p.splits);
+    let df = table::read(&table_path, None)?;
+    let columns = table::column_names(&df);
+    let ids = table::strings(&df, &p.id_column, &table_path)?;
+    let texts = table::strings(&df, &p.text_column, &table_path)?;
+    let code_column = |given: &Option<String>, suffix: &str, what: &str| -> Result<String, DataError> {
+        if let Some(c) = given {
+            return Ok(c.clone());
+        }
+        let found: Vec<&String> = columns.iter().filter(|c| c.ends_with(suffix)).collect();
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(DataError::file(&table_path, format!("no {what} code column (a column ending in {suffix:?}; columns: {}); set data.source.{what}_column", columns.join(", ")))),
+            many => Err(DataError::file(&table_path, format!("several {what} code columns ({}); set data.source.{what}_column", many.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")))),
+        }
+    };
+    let (raw_codes, code_columns) = match p.codes {
+        CodeSystem::Diagnosis => {
+            let c = code_column(&p.diagnosis_column, "_diag", "diagnosis")?;
+            (table::code_lists(&df, &c, &table_path)?, c)
+        }
+        CodeSystem::Procedure => {
+            let c = code_column(&p.procedure_column, "_proc", "procedure")?;
+            (table::code_lists(&df, &c, &table_path)?, c)
+        }
+        CodeSystem::Both => (table::code_lists(&df, &p.target_column, &table_path)?, p.target_column.clone()),
+    };
+
+    let split_df = table::read(&split_path, None)?;
+    let split_ids = table::strings(&split_df, &p.id_column, &split_path)?;
+    let split_names = table::strings(&split_df, &p.split_column, &split_path)?;
+    let mut split_of: HashMap<String, Split> = HashMap::new();
+    for (row, (id, name)) in split_ids.into_iter().zip(split_names).enumerate() {
+        let (Some(id), Some(name)) = (id, name) else {
+            return Err(DataError::file(&split_path, format!("row {}: empty id or split; every row needs both", row + 1)));
+        };
+        let split = Split::parse(name.trim()).ok_or_else(|| DataError::file(&split_path, format!("row {}: unknown split {name:?}: use train, val or test", row + 1)))?;
+        if let Some(before) = split_of.insert(id.clone(), split) {
+            if before != split {
+                return Err(DataError::file(&split_path, format!("id {id} is in both {before} and {split}; each id belongs to one split")));
+            }
+        }
+    }
+
+    let mut report = LoadReport::default();
+    let mut seen_ids = HashSet::new();
+    let mut docs: Vec<Document> = Vec::new();
+    let mut raw_total = 0usize;
+    for ((id, text), raw) in ids.into_iter().zip(texts).zip(raw_codes) {
+        let Some(id) = id else {
+            report.skip(&format!("no id in column {:?}", p.id_column), "(null)");
+            continue;
+        };
+        if !seen_ids.insert(id.clone()) {
+            report.skip("duplicate id (the first row is kept)", id);
+            continue;
+        }
+        let Some(&split) = split_of.get(&id) else {
+            report.skip(&format!("not in the split file {}", split_path.display()), id);
+            continue;
+        };
+        let text = text.unwrap_or_default();
+        if text.trim().is_empty() {
+            report.skip("empty text", id);
+            continue;
+        }
+        raw_total += raw.len();
+        let codes = gold_codes(raw.iter().map(String::as_str), codes, &mut report);
+        docs.push(Document { id, split, text, codes, evidence: Vec::new() });
+    }
+    let mut missing: Vec<&String> = split_of.keys().filter(|id| !seen_ids.contains(*id)).collect();
+    missing.sort();
+    for id in missing {
+        report.skip(&format!("in the split file but not in {}", table_path.display()), id.clone());
+    }
+    if raw_total > 0 && docs.iter().all(|d| d.codes.is_empty()) {
+        let some: Vec<&str> = report.unknown_codes.keys().take(3).map(String::as_str).collect();
+        return Err(DataError::file(
+            &table_path,
+            format!("none of the {raw_total} codes in column {code_columns:?} is in the code table (e.g. {}): icdbench codes ICD-10-CM diagnoses, so use an ICD-10 table with codes = \"diagnosis\"", some.join(", ")),
+        ));
+    }
+
+    if p.min_code_frequency > 1 {
+        remove_rare_codes(&mut docs, p.min_code_frequency, &mut report);
+    }
+    let mut kept = Vec::with_capacity(docs.len());
+    for d in docs {
+        if d.codes.is_empty() {
+            report.skip("no gold code left (unknown to the code table or below min_code_frequency)", d.id);
+        } else {
+            kept.push(d);
+        }
+    }
+    let mut docs = kept;
+    if p.max_words > 0 {
+        let mut truncated = 0;
+        for d in &mut docs {
+            if let Some(prefix) = truncate_words(&d.text, p.max_words) {
+                d.text = prefix.to_string();
+                truncated += 1;
+            }
+        }
+        if truncated > 0 {
+            report.notes.push(format!("max_words = {}: {truncated} documents truncated to their first {} words", p.max_words, p.max_words));
+        }
+    }
+    if p.sample > 0 {
+        docs = sample(docs, p.sample, p.seed);
+    }
+    if docs.is_empty() {
+        return Err(DataError::file(&table_path, "no documents left to use: check the split file and the code columns"));
+    }
+    let mut name = p.table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "mimic".into());
+    if let Some(m) = &p.mdace {
+        let (evidence, r) = super::mdace::load(m, base, codes)?;
+        report.merge(r);
+        let (train, other): (Vec<Document>, Vec<Document>) = evidence.documents.into_iter().partition(|d| d.split == Split::Train);
+        if !other.is_empty() {
+            report.notes.push(format!("data.source.mdace: {} MDACE val/test notes left out (scores stay on {name}; score evidence with a kind = \"mdace\" experiment)", other.len()));
+        }
+        docs.extend(train.into_iter().map(|d| Document { id: format!("mdace-{}", d.id), ..d }));
+        name.push_str("+mdace");
+    }
+    docs.sort_by_key(|d| d.split);
+    let pool = super::label_space(&docs);
+    Ok((Dataset { name, documents: docs, pool }, report))
+}
+
+/// Drops codes carried by fewer than `min` documents (over all splits, as Edin et al. do).
+fn remove_rare_codes(docs: &mut [Document], min: usize, report: &mut LoadReport) {
+    let mut freq: HashMap<Code, usize> = HashMap::new();
+    for d in docs.iter() {
+        for c in &d.codes {
+            *freq.entry(c.clone()).or_default() += 1;
+        }
+    }
+    let rare: HashSet<&Code> = freq.iter().filter(|(_, &n)| n < min).map(|(c, _)| c).collect();
+    if rare.is_empty() {
+        return;
+    }
+    let occurrences: usize = rare.iter().map(|c| freq[*c]).sum();
+    report.notes.push(format!("min_code_frequency = {min}: {} codes ({occurrences} occurrences) removed", rare.len()));
+    for d in docs.iter_mut() {
+        d.codes.retain(|c| !rare.contains(c));
+    }
+}
+
+/// The text up to the end of its `n`-th whitespace word, or `None` when it has no more than `n` words.
+pub fn truncate_words(text: &str, n: usize) -> Option<&str> {
+    let mut words = 0;
+    let mut in_word = false;
+    for (i, ch) in text.char_indices() {
+        if ch.is_whitespace() {
+            if in_word {
+                words += 1;
+                in_word = false;
+                if words == n && text[i..].chars().any(|c| !c.is_whitespace()) {
+                    return Some(&text[..i]);
+                }
+            }
+        } else {
+            in_word = true;
+        }
+    }
+    None
+}
+
+/// At most `n` documents per split, seeded. Documents are grouped by the frequency (power of
+/// two) of their rarest code and each group keeps its share, so the long tail keeps its weight.
+fn sample(docs: Vec<Document>, n: usize, seed: u64) -> Vec<Document> {
+    let mut freq: HashMap<&Code, usize> = HashMap::new();
+    for d in &docs {
+        for c in &d.codes {
+            *freq.entry(c).or_default() += 1;
+        }
+    }
+    let mut keep = vec![false; docs.len()];
+    for (k, split) in Split::ALL.iter().enumerate() {
+        let mut strata: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, d) in docs.iter().enumerate().filter(|(_, d)| d.split == *split) {
+            let rarest = d.codes.iter().map(|c| freq.get(c).copied().unwrap_or(1)).min().unwrap_or(1);
+            strata.entry(rarest.max(1).ilog2()).or_default().push(i);
+        }
+        let total: usize = strata.values().map(Vec::len).sum();
+        if total <= n {
+            for i in strata.values().flatten() {
+                keep[*i] = true;
+            }
+            continue;
+        }
+        // Largest-remainder shares of n, by stratum size.
+        let mut shares: Vec<(u32, usize, usize)> = strata.iter().map(|(s, v)| (*s, v.len() * n / total, (v.len() * n) % total)).collect();
+        let mut left = n - shares.iter().map(|s| s.1).sum::<usize>();
+        let mut order: Vec<usize> = (0..shares.len()).collect();
+        order.sort_by(|&a, &b| shares[b].2.cmp(&shares[a].2).then(shares[a].0.cmp(&shares[b].0)));
+        for i in order {
+            if left == 0 {
+                break;
+            }
+            shares[i].1 += 1;
+            left -= 1;
+        }
+        let mut rng = StdRng::seed_from_u64(seed.wrapping_add(k as u64));
+        for (stratum, take, _) in shares {
+            let Some(members) = strata.get_mut(&stratum) else { continue };
+            members.shuffle(&mut rng);
+            for i in members.iter().take(take) {
+                keep[*i] = true;
+            }
+        }
+    }
+    docs.into_iter().zip(keep).filter(|(_, k)| *k).map(|(d, _)| d).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_after_the_nth_word() {
+        assert_eq!(truncate_words("a bb  ccc\ndd", 2), Some("a bb"));
+        assert_eq!(truncate_words("a bb ccc", 3), None);
+        assert_eq!(truncate_words("a bb ccc  ", 3), None);
+        assert_eq!(truncate_words("é ü ö", 1), Some("é"));
+    }
+}
