@@ -1,7 +1,7 @@
 //! What each subcommand does. Errors carry their exit code: 2 for input the
 //! user can fix, 1 for a run that failed.
 
-use crate::cli::{Cli, Command, DataCommand, ExportFormat};
+use crate::cli::{CheckFormat, Cli, Command, DataCommand, ExportFormat};
 use crate::data::jsonl::{self, write_documents};
 use crate::data::{self, Document, Split};
 use crate::metrics;
@@ -49,12 +49,9 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             score_files(&gold, &pred, train.as_deref(), &split, &code_table, bootstrap, seed, json)
         }
         Command::Data { command } => data_command(command),
-        Command::Report { .. } => Err(AppError::Input(
-            "`icdbench report` (tables, plots, HTML) is not available yet; `icdbench run` prints each experiment's table and writes results/<experiment>/summary.md".into(),
-        )),
-        Command::Check { .. } => Err(AppError::Input(
-            "`icdbench check` (the CI gate against reference metrics) is not available yet".into(),
-        )),
+        Command::Report { inputs, out, results } => report_command(&inputs, &results, out.as_deref()),
+        Command::Compare { a, b, split, samples, seed, results, json } => compare_command(&a, &b, &results, &split, samples, seed, json),
+        Command::Check { config, results, update, format } => check_command(&config, &results, update, format),
         Command::Generate { backbone, prompts, max_new_tokens, temperature, seed, device, raw, constrain_codes } => {
             generate_command(&backbone, &prompts, max_new_tokens, temperature, seed, &device, raw, constrain_codes)
         }
@@ -106,6 +103,67 @@ fn write_summary(records: &[RunRecord], table: &str) -> Result<(), AppError> {
     }
     write_atomic(&dir.join("summary.md"), |w| std::io::Write::write_all(w, text.as_bytes()))?;
     Ok(())
+}
+
+/// Report errors keep their kind: input the user can fix exits 2, anything else 1.
+fn report_error(e: crate::report::ReportError) -> AppError {
+    if e.is_user_input() {
+        AppError::Input(e.to_string())
+    } else {
+        AppError::Failed(e.to_string())
+    }
+}
+
+fn report_command(inputs: &[PathBuf], results: &Path, out: Option<&Path>) -> Result<(), AppError> {
+    let written = crate::report::write_report(inputs, results, out).map_err(report_error)?;
+    for w in &written.warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}", written.markdown);
+    eprintln!("{} runs -> {}", written.runs, written.out.display());
+    for f in &written.files {
+        eprintln!("  {}", f.display());
+    }
+    Ok(())
+}
+
+fn compare_command(a: &str, b: &str, results: &Path, split: &str, samples: usize, seed: u64, json: bool) -> Result<(), AppError> {
+    let c = crate::report::compare::compare(a, b, results, split, samples, seed).map_err(report_error)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+    } else {
+        print!("{}", crate::report::compare::table(&c));
+    }
+    Ok(())
+}
+
+/// `icdbench check`: prints what moved in the chosen format; a regression, a missing result or a failed run exits 1.
+fn check_command(config: &Path, results: &Path, update: bool, format: CheckFormat) -> Result<(), AppError> {
+    use crate::check::CheckError;
+    let (outcome, written) = crate::check::check(config, results, update, true).map_err(|e| match e {
+        CheckError::Input(m) => AppError::Input(m),
+        CheckError::Plan(e) => AppError::Plan(e),
+        CheckError::Run(e) => AppError::Run(e),
+    })?;
+    match format {
+        CheckFormat::Text => print!("{}", outcome.text()),
+        CheckFormat::Markdown => print!("{}", outcome.markdown()),
+        CheckFormat::Github => print!("{}{}", outcome.github_annotations(), outcome.markdown()),
+    }
+    if update {
+        return match written {
+            Some(path) => {
+                eprintln!("wrote {} ({} runs)", path.display(), outcome.runs);
+                Ok(())
+            }
+            None => Err(AppError::Failed(format!("a run failed; {} left as it was", outcome.reference.display()))),
+        };
+    }
+    if outcome.passed() {
+        Ok(())
+    } else {
+        Err(AppError::Failed(outcome.summary()))
+    }
 }
 
 fn plan_experiments(files: &[PathBuf], results: &Path, json: bool) -> Result<(), AppError> {

@@ -91,15 +91,76 @@ pub enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Tables, plots and an HTML page from results (not yet available).
+    /// Tables (Markdown, CSV), plots (PNG, SVG) and one HTML page from finished runs.
+    #[command(long_about = "Gather every finished run (a folder with DONE) under the given results folders, or the \
+                            finished runs of the given experiment files, and write results.md and results.csv (one \
+                            row per run and split: micro/macro F1 with 95% CIs, seen/unseen, evidence F1, training \
+                            tokens and time; best per column in bold; means ± t-intervals over seeds), plots as PNG \
+                            and SVG (F1 per run with CIs, seen vs unseen, F1 against training tokens, span ratio \
+                            sweeps, loss curves; each names its runs' fingerprints), published figures where the \
+                            data set matches, and index.html with all of it in one file.")]
     Report {
+        /// Results folders (any depth), run folders or experiment TOML files (default: --results).
+        #[arg(value_name = "RESULTS_DIR|EXPERIMENT.toml")]
+        inputs: Vec<PathBuf>,
+        /// Output folder (default: results/<experiment>/report/ when all runs share one experiment, else results/report/).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Where experiment files' results are (and what to report when no input is given).
         #[arg(long, default_value = "results", value_name = "DIR")]
         results: PathBuf,
     },
-    /// CI gate: compare runs against checked-in reference metrics (not yet available).
+    /// Is B better than A? Paired bootstrap over documents for micro/macro F1 differences, overall and seen/unseen.
+    #[command(long_about = "Compare two finished runs scored on the same documents: resample document indices with \
+                            replacement (once per sample, shared by both runs), score both on each resample, and \
+                            report B − A for micro- and macro-F1 overall and on seen/unseen codes, with a 95% \
+                            percentile interval and a two-sided p-value. A and B are run folders or fingerprint \
+                            prefixes of runs under --results.")]
+    Compare {
+        /// Run folder or fingerprint prefix (4+ hex digits) of system A.
+        #[arg(value_name = "A")]
+        a: String,
+        /// Run folder or fingerprint prefix of system B.
+        #[arg(value_name = "B")]
+        b: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Paired bootstrap samples.
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        #[arg(long, default_value_t = 17)]
+        seed: u64,
+        /// Where fingerprint prefixes are looked up.
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Print the comparison as JSON (full precision) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// CI gate: run (or reuse) the experiments of a CI config and compare their metrics with a checked-in reference.
+    #[command(long_about = "Run the experiments a CI config names (finished runs with the same fingerprint are reused), \
+                            read the gated metrics of every run, matched by name (experiment / run label), and compare \
+                            them with the reference file under each metric's tolerance (F1 points or relative). Prints \
+                            what moved. Exit 0 when nothing regressed beyond its tolerance, 1 when a metric regressed, a \
+                            run or metric of the reference is missing, or a run failed, 2 for a missing or invalid CI \
+                            config or reference. --update writes the current values as the new reference.\n\n\
+                            CI config (paths relative to it):\n  experiments = [\"../baselines/dictionary.toml\"]\n  \
+                            reference = \"../baselines/reference/quickstart-dictionary.json\"\n  [[gate]]\n  \
+                            metric = \"test.overall.micro_f1\"   # <split>.<overall|seen|unseen>.<micro_f1|macro_f1|...>, cost.<field>\n  \
+                            points = 0.5                       # or relative = 0.1")]
     Check {
-        #[arg(value_name = "CONFIG.toml")]
-        config: Option<PathBuf>,
+        /// The CI config (TOML).
+        #[arg(value_name = "CI.toml", default_value = "ci/check.toml")]
+        config: PathBuf,
+        /// Where results go (and finished runs are reused from).
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Write the current values as the new reference instead of comparing.
+        #[arg(long)]
+        update: bool,
+        /// text, markdown (for $GITHUB_STEP_SUMMARY), or github (annotation lines, then the markdown).
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
     },
     /// Ask a backbone something: load it, apply its chat format, and decode (greedy unless --temperature).
     #[command(long_about = "Load a backbone (a packaged short name such as smollm2-135m, a GGUF file, or a Hugging Face \
@@ -204,6 +265,13 @@ pub enum DataCommand {
         #[arg(long, default_value = "builtin")]
         code_table: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Markdown,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

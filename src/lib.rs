@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod baselines;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod data;

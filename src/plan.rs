@@ -32,7 +32,8 @@ pub struct RunSpec {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+// Tagged `system`, not `kind`: a baseline's own `kind` sits in the same object.
+#[serde(tag = "system", rename_all = "snake_case")]
 pub enum SystemSpec {
     Baseline(Baseline),
     /// An LLM backbone, fine-tuned on the mix (or prompted zero-shot).

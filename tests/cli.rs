@@ -250,12 +250,6 @@ fn score_reads_jsonl_from_other_tools() {
 }
 
 #[test]
-fn report_and_check_say_they_are_not_available_yet() {
-    icdbench().arg("report").assert().code(2).stderr(predicate::str::contains("not available yet"));
-    icdbench().arg("check").assert().code(2).stderr(predicate::str::contains("not available yet"));
-}
-
-#[test]
 fn export_is_byte_identical_across_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let exp = small_experiment(tmp.path(), "export", "");

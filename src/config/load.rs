@@ -97,6 +97,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+fn valid_device(d: &str) -> bool {
+    d == "auto" || d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())
+}
+
 /// Finds the line and column of a key path such as `["baselines", "0", "min_words"]`:
 /// the deepest part of the path that exists in the file.
 fn locate(text: &str, path: &[&str]) -> (Option<usize>, Option<usize>) {
@@ -277,6 +281,30 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     for (i, b) in exp.baselines.iter().enumerate() {
         match b {
             Baseline::Dictionary(p) => c.positive(&format!("baselines.{i}.min_words"), p.min_words),
+            Baseline::Tfidf(p) => {
+                let key = |k: &str| format!("baselines.{i}.{k}");
+                if !(1..=3).contains(&p.max_ngram) {
+                    c.fail(&key("max_ngram"), format!("must be 1, 2 or 3, got {}", p.max_ngram));
+                }
+                c.positive(&key("min_df"), p.min_df);
+                c.positive(&key("iterations"), p.iterations);
+                c.range_f(&key("l2"), p.l2, 1e-8, 10.0);
+            }
+            Baseline::Laat(p) => {
+                let key = |k: &str| format!("baselines.{i}.{k}");
+                for (k, v) in [("embedding_dim", p.embedding_dim), ("hidden", p.hidden), ("attention_dim", p.attention_dim), ("kernel", p.kernel), ("epochs", p.epochs), ("batch_size", p.batch_size), ("max_tokens", p.max_tokens), ("min_count", p.min_count)] {
+                    c.positive(&key(k), v);
+                }
+                if p.kernel % 2 == 0 {
+                    c.fail(&key("kernel"), format!("must be odd so the convolution keeps the length, got {}", p.kernel));
+                }
+                c.range_f(&key("lr"), p.lr, 1e-8, 1.0);
+                c.range_f(&key("dropout"), p.dropout, 0.0, 0.9);
+                c.range_f(&key("weight_decay"), p.weight_decay, 0.0, 1.0);
+                if !valid_device(&p.device) {
+                    c.fail(&key("device"), format!("unknown device {:?}: use \"cpu\", \"auto\", \"cuda\" or \"cuda:N\"", p.device));
+                }
+            }
         }
     }
     if exp.backbone.is_none() && exp.baselines.is_empty() {

@@ -176,23 +176,9 @@ pub enum PlotError {
     Draw { path: String, message: String },
 }
 
-/// DejaVu Sans, committed under assets/fonts/ with its licence, so plots draw
-/// the same text on any machine.
-const EMBEDDED_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-
-/// Registers the plots' font once (plotters draws no text without one):
-/// `ICDBENCH_FONT` (a .ttf file) when set, else the embedded DejaVu Sans.
+/// Registers the plots' font once (shared with the reports' plots).
 fn ensure_font() -> Result<(), PlotError> {
-    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *FONT.get_or_init(|| {
-        let bytes: &'static [u8] = match std::env::var("ICDBENCH_FONT").ok().and_then(|p| std::fs::read(p).ok()) {
-            // plotters keeps fonts for the life of the program.
-            Some(file) => Box::leak(file.into_boxed_slice()),
-            None => EMBEDDED_FONT,
-        };
-        plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes).is_ok()
-    });
-    if ok {
+    if crate::report::plot::ensure_font() {
         Ok(())
     } else {
         Err(PlotError::NoFont)

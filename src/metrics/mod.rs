@@ -42,6 +42,7 @@
 mod bootstrap;
 mod evidence;
 mod intern;
+pub mod paired;
 mod ranking;
 mod sets;
 mod threshold;

@@ -1,7 +1,115 @@
-//! Tables of results: printed after a run and written beside its results.
+//! Tables of results: printed after a run and written beside its results;
+//! and `icdbench report` / `icdbench compare` over finished runs: tables (polars),
+//! plots (plotters), an HTML page, published figures and paired significance tests.
+
+pub mod compare;
+pub mod gather;
+pub mod html;
+pub mod plot;
+pub mod published;
+pub mod table;
 
 use crate::metrics::{Report, SetMetrics};
 use crate::runner::{Cost, RunRecord};
+
+/// What went wrong while reporting; `Input` is the user's to fix (exit 2), the rest failed (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{path}: {message}")]
+    Write { path: std::path::PathBuf, message: String },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl ReportError {
+    pub fn is_user_input(&self) -> bool {
+        matches!(self, ReportError::Input(_))
+    }
+}
+
+/// What `icdbench report` wrote.
+#[derive(Debug)]
+pub struct Written {
+    pub out: std::path::PathBuf,
+    pub files: Vec<std::path::PathBuf>,
+    pub runs: usize,
+    pub warnings: Vec<String>,
+    /// The results table, also printed.
+    pub markdown: String,
+}
+
+/// Where a report goes by default: beside the runs when they share one experiment folder, else `<results>/report`.
+fn default_out(runs: &[gather::FinishedRun], results_root: &std::path::Path) -> std::path::PathBuf {
+    let parents: Vec<Option<&std::path::Path>> = runs.iter().map(|r| r.record.run.dir.parent()).collect();
+    match parents.first() {
+        Some(Some(first)) if parents.iter().all(|p| p == &Some(*first)) => first.join("report"),
+        _ => results_root.join("report"),
+    }
+}
+
+/// `icdbench report`: gathers the finished runs of `inputs` and writes results.md, results.csv,
+/// the plots (PNG and SVG) and index.html into `out` (default: see [`default_out`]).
+pub fn write_report(inputs: &[std::path::PathBuf], results_root: &std::path::Path, out: Option<&std::path::Path>) -> Result<Written, ReportError> {
+    let inputs: Vec<std::path::PathBuf> = if inputs.is_empty() { vec![results_root.to_path_buf()] } else { inputs.to_vec() };
+    let (runs, warnings) = gather::gather(&inputs, results_root)?;
+    if runs.is_empty() {
+        let named: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+        return Err(ReportError::Input(format!("{}: no finished runs found; `icdbench run EXPERIMENT.toml` makes them", named.join(", "))));
+    }
+    let out = out.map(std::path::Path::to_path_buf).unwrap_or_else(|| default_out(&runs, results_root));
+    std::fs::create_dir_all(&out).map_err(|e| ReportError::Write { path: out.clone(), message: e.to_string() })?;
+    let df = table::results_frame(&runs).map_err(|e| ReportError::Failed(format!("building the results table: {e}")))?;
+    let csv = out.join("results.csv");
+    table::write_csv(&df, &csv)?;
+    let paper = table::paper_table(&df);
+    let plots = plot::write_plots(&runs, &out)?;
+
+    let mut experiments: Vec<&str> = runs.iter().map(|r| r.record.run.spec.experiment.as_str()).collect();
+    experiments.dedup();
+    let title = format!("Results: {}", experiments.join(", "));
+    let mut md = format!("# {title}\n\n{} finished runs. Table also in results.csv (fractions, full precision).\n\n", runs.len());
+    md.push_str(&paper.markdown());
+    let records: Vec<RunRecord> = runs.iter().map(|r| r.record.clone()).collect();
+    if let Some(seeds) = seeds_table(&records) {
+        md.push_str(&format!("\n## Over seeds\n\n{seeds}"));
+    }
+    md.push_str(&format!("\n## Paper says / we measured\n\n{}", published::section(&runs)));
+    if !plots.is_empty() {
+        md.push_str("\n## Plots\n\n");
+        for (name, files) in &plots {
+            if let Some(png) = files.iter().find(|f| f.extension().is_some_and(|e| e == "png")) {
+                md.push_str(&format!("![{name}]({})\n", png.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()));
+            }
+        }
+    }
+    md.push_str("\n## Runs\n\n");
+    for r in &runs {
+        md.push_str(&format!("- `{}` {} — {}\n", r.fingerprint(), r.record.run.label(), r.record.run.dir.display()));
+    }
+    if !warnings.is_empty() {
+        md.push_str("\n## Left out\n\n");
+        for w in &warnings {
+            md.push_str(&format!("- {w}\n"));
+        }
+    }
+    let write = |path: &std::path::Path, text: &str| std::fs::write(path, text).map_err(|e| ReportError::Write { path: path.to_path_buf(), message: e.to_string() });
+    let md_path = out.join("results.md");
+    write(&md_path, &md)?;
+    let mut svgs = Vec::new();
+    for (name, files) in &plots {
+        if let Some(svg) = files.iter().find(|f| f.extension().is_some_and(|e| e == "svg")) {
+            let text = std::fs::read_to_string(svg).map_err(|e| ReportError::Write { path: svg.clone(), message: e.to_string() })?;
+            svgs.push((name.clone(), text));
+        }
+    }
+    let html_path = out.join("index.html");
+    write(&html_path, &html::page(&title, &md, &svgs))?;
+    let mut files = vec![md_path, csv, html_path];
+    files.extend(plots.into_iter().flat_map(|(_, f)| f));
+    Ok(Written { out, files, runs: runs.len(), warnings, markdown: paper.markdown() })
+}
 
 /// A plain Markdown table (also readable in a terminal).
 pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -118,23 +226,35 @@ fn label_without_seed(r: &RunRecord) -> String {
     }
 }
 
+/// The run's spec without its seed, as canonical JSON: equal for repeats of one run over seeds.
+fn spec_without_seed(r: &RunRecord) -> String {
+    let mut spec = r.run.spec.clone();
+    spec.seed = 0;
+    spec.sweep.retain(|(k, _)| k != SEED_KEY);
+    crate::fingerprint::canonical_json(&serde_json::to_value(&spec).unwrap_or_default())
+}
+
 /// One row per run (seed left out) and split, averaging over the seeds it ran
 /// with: mean and 95% t-interval over seeds for micro/macro F1 overall, seen
 /// and unseen. `None` when no run was repeated with another seed.
 pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
-    let mut groups: Vec<(String, String, Vec<&RunRecord>)> = Vec::new();
+    // Runs are repeats of each other when their specs agree on everything but the seed
+    // (older runs left in a results folder under the same label are not).
+    let mut groups: Vec<(String, String, String, Vec<&RunRecord>)> = Vec::new();
     for r in records {
         let label = label_without_seed(r);
+        let key = spec_without_seed(r);
         for split in &r.run.spec.eval.splits {
             if !r.metrics.splits.contains_key(split) {
                 continue;
             }
-            match groups.iter_mut().find(|(l, s, _)| *l == label && s == split) {
-                Some(g) => g.2.push(r),
-                None => groups.push((label.clone(), split.clone(), vec![r])),
+            match groups.iter_mut().find(|(l, k, s, _)| *l == label && *k == key && s == split) {
+                Some(g) => g.3.push(r),
+                None => groups.push((label.clone(), key.clone(), split.clone(), vec![r])),
             }
         }
     }
+    let groups: Vec<(String, String, Vec<&RunRecord>)> = groups.into_iter().map(|(l, _, s, rs)| (l, s, rs)).collect();
     if groups.iter().all(|(_, _, rs)| rs.len() < 2) {
         return None;
     }

@@ -10,12 +10,12 @@ mod pretrain;
 pub use model::ModelRecord;
 pub use pretrain::PretrainRecord;
 
-use crate::baselines::DictionaryCoder;
+use crate::baselines::{self, CodeScorer, DictionaryCoder, LaatCoder, TfidfCoder};
 use crate::config::Baseline;
 use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
 use crate::data::{self, CodeTable, Dataset, Split};
 use crate::fingerprint::canonical_json;
-use crate::metrics::{self, Bootstrap, EvidenceReport, LabelSets, Report, ScoreOptions};
+use crate::metrics::{self, Bootstrap, EvidenceReport, LabelSets, Report, ScoreOptions, ScoredReport};
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -43,6 +43,8 @@ pub enum RunError {
     CorruptCache { path: PathBuf, reason: String },
     #[error("model run failed: {0}")]
     Model(String),
+    #[error("baseline failed: {0}")]
+    Baseline(#[from] baselines::BaselineError),
     #[error("{path}: training stopped after {step} optimizer steps; run again to resume from the last checkpoint")]
     Interrupted { path: PathBuf, step: usize },
 }
@@ -76,7 +78,13 @@ pub struct SplitMetrics {
     /// Evidence scores where the split has gold evidence.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<EvidenceReport>,
+    /// P@k, R@k, R-precision, mAP and AUC where the predictions carry per-code scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranking: Option<ScoredReport>,
 }
+
+/// Cut-offs of P@k and R@k in metrics.json.
+pub const RANKING_KS: [usize; 3] = [5, 8, 15];
 
 /// `metrics.json` of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +94,7 @@ pub struct RunMetrics {
     pub splits: BTreeMap<String, SplitMetrics>,
     /// Unknown codes and mismatched evidence found while loading the data.
     pub data_report: LoadReport,
-    /// Training cost of a model run (None for baselines and zero-shot runs).
+    /// Training cost of a model run or a trained baseline (None for the dictionary and zero-shot runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
     pub seconds: f64,
@@ -235,8 +243,13 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
 
     let seen: HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
     let label_space: Option<Vec<String>> = (!dataset.pool.is_empty()).then(|| dataset.pool.iter().map(|c| c.to_string()).collect());
+    let mut trained: Option<TrainedBaseline> = None;
     let (predictions, record) = match &run.spec.system {
-        SystemSpec::Baseline(b) => (baseline_predictions(b, run, &table, dataset, opts, &mut log), None),
+        SystemSpec::Baseline(b) => {
+            let out = baseline_predictions(b, run, &table, dataset, opts, &mut log)?;
+            trained = out.trained;
+            (out.predictions, None)
+        }
         SystemSpec::Model(spec) => {
             let out = model::run(run, spec, &table, dataset, &partial, opts, &mut log)?;
             (out.predictions, Some(out.record))
@@ -257,7 +270,11 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         ));
         splits.insert(split.to_string(), scored);
     }
-    let cost = record.as_ref().and_then(|r| r.training.as_ref()).map(Cost::from_report);
+    let mut cost = record.as_ref().and_then(|r| r.training.as_ref()).map(Cost::from_report);
+    if let Some(t) = trained {
+        write_json(&partial.join("baseline.json"), &t.record)?;
+        cost = Some(t.cost);
+    }
     if let Some(r) = &record {
         write_json(&partial.join("training.json"), r)?;
     }
@@ -309,7 +326,27 @@ pub fn score_split(
     } else {
         None
     };
-    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence })
+    let ranking = if preds.iter().any(|p| !p.scores.is_empty()) {
+        let codes: Vec<&String> = preds.iter().flat_map(|p| p.scores.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let scores: Vec<Vec<(&String, f64)>> = preds.iter().map(|p| p.scores.iter().map(|(k, v)| (k, *v)).collect()).collect();
+        let scored = metrics::ScoredDocs::sparse(&codes, &gold, &scores)?;
+        Some(metrics::score_ranking(&scored, &RANKING_KS)?)
+    } else {
+        None
+    };
+    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking })
+}
+
+/// What a baseline run produced: predictions, and for a trained baseline its cost and training record.
+struct BaselineOutcome {
+    predictions: Vec<(Split, Vec<Prediction>)>,
+    trained: Option<TrainedBaseline>,
+}
+
+struct TrainedBaseline {
+    cost: Cost,
+    /// Written as `baseline.json`: the training report and the tuned threshold.
+    record: serde_json::Value,
 }
 
 /// Predictions of a baseline on every evaluated split.
@@ -320,13 +357,40 @@ fn baseline_predictions(
     dataset: &Dataset,
     opts: &RunOptions,
     log: &mut RunLog,
-) -> Vec<(Split, Vec<Prediction>)> {
+) -> Result<BaselineOutcome, RunError> {
     let coder = match baseline {
         Baseline::Dictionary(params) => {
             let scope = (params.restrict_to_pool && !dataset.pool.is_empty()).then_some(dataset.pool.as_slice());
             let coder = DictionaryCoder::build(table, scope, params);
             log.line(format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms));
             coder
+        }
+        Baseline::Tfidf(params) => {
+            let (train, space) = training_data(dataset);
+            let coder = TfidfCoder::train(&train, &space, params)?;
+            let r = &coder.report;
+            log.line(format!(
+                "tfidf: {} features, {} non-zeros over {} training documents; {} of {} codes have a classifier ({} parameters); trained in {:.2} s",
+                r.features, r.nonzeros, r.train_docs, r.classifiers, r.label_space, r.parameters, r.train_seconds
+            ));
+            let cost = trained_cost(params.iterations, r.train_docs as u64, r.tokens, 0, r.estimated_flops, r.train_seconds);
+            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), cost, run, dataset, log);
+        }
+        Baseline::Laat(params) => {
+            let (train, space) = training_data(dataset);
+            let bar = progress(opts, 0, &format!("{} · train", run.label()));
+            bar.set_style(ProgressStyle::with_template("{msg:>30} [{bar:30}] {pos}/{len} steps · {per_sec} · eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+            let coder = LaatCoder::train(&train, &space, params, run.spec.seed, &bar)?;
+            bar.finish_and_clear();
+            let r = &coder.report;
+            let losses: Vec<String> = r.epoch_loss.iter().map(|l| format!("{l:.4}")).collect();
+            log.line(format!(
+                "laat: {} parameters, {} labels of {} codes, vocabulary {}, {} epochs / {} steps on {}; loss per epoch {}; trained in {:.2} s",
+                r.parameters, r.labels, r.label_space, r.vocab_size, r.epochs, r.optimizer_steps, r.device, losses.join(" "), r.train_seconds
+            ));
+            let examples = (r.epochs * r.train_docs) as u64;
+            let cost = trained_cost(r.optimizer_steps, examples, r.tokens, r.padded_tokens, r.estimated_flops, r.train_seconds);
+            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), cost, run, dataset, log);
         }
     };
     let mut out = Vec::new();
@@ -345,7 +409,57 @@ fn baseline_predictions(
         bar.finish_and_clear();
         out.push((split, preds));
     }
-    out
+    Ok(BaselineOutcome { predictions: out, trained: None })
+}
+
+/// Training documents, and the label space a trained baseline scores: the data's pool, or the codes training documents carry.
+fn training_data(dataset: &Dataset) -> (Vec<&data::Document>, Vec<crate::icd::Code>) {
+    let space = if dataset.pool.is_empty() { dataset.seen_codes().into_iter().collect() } else { dataset.pool.clone() };
+    (dataset.split(Split::Train).collect(), space)
+}
+
+/// A trained baseline's cost in the model runs' terms: its examples are documents.
+fn trained_cost(steps: usize, examples: u64, tokens: u64, padded_tokens: u64, flops: f64, seconds: f64) -> Cost {
+    Cost {
+        optimizer_steps: steps,
+        examples,
+        span_examples: 0,
+        document_examples: examples,
+        input_tokens: tokens,
+        span_tokens: 0,
+        document_tokens: tokens,
+        padded_tokens,
+        estimated_flops: flops,
+        train_seconds: seconds,
+        tokens_per_second: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
+        peak_rss_bytes: None,
+        peak_gpu_memory_bytes: None,
+    }
+}
+
+/// Tunes a scoring baseline's threshold on validation and predicts every evaluated split, scores included.
+fn scored_predictions(
+    scorer: &dyn CodeScorer,
+    training: serde_json::Value,
+    cost: Cost,
+    run: &PlannedRun,
+    dataset: &Dataset,
+    log: &mut RunLog,
+) -> Result<BaselineOutcome, RunError> {
+    let val: Vec<&data::Document> = dataset.split(Split::Val).collect();
+    let decision = baselines::decide(scorer, &val)?;
+    match &decision.tuned {
+        Some(t) => log.line(format!("threshold {:.2} tuned on {} validation documents (validation micro-F1 {:.4})", t.threshold, val.len(), t.micro_f1)),
+        None => log.line("no validation documents: threshold 0.5".into()),
+    }
+    let mut out = Vec::new();
+    for split_name in &run.spec.eval.splits {
+        let Some(split) = Split::parse(split_name) else { continue };
+        let docs: Vec<&data::Document> = dataset.split(split).collect();
+        out.push((split, baselines::predict(scorer, &docs, decision.threshold)?));
+    }
+    let record = serde_json::json!({ "baseline": run.spec.system.name(), "training": training, "threshold": decision });
+    Ok(BaselineOutcome { predictions: out, trained: Some(TrainedBaseline { cost, record }) })
 }
 
 fn progress(opts: &RunOptions, len: u64, label: &str) -> ProgressBar {

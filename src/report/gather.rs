@@ -1,0 +1,196 @@
+//! Finding finished runs: folders holding a DONE marker under results folders,
+//! or the runs an experiment file plans that have finished.
+
+use super::ReportError;
+use crate::fingerprint::{Fingerprint, Manifest};
+use crate::plan::{self, PlannedRun, RunSpec, SystemSpec};
+use crate::runner::{RunMetrics, RunRecord, DONE_MARKER};
+use std::path::{Path, PathBuf};
+
+/// A finished run as read back from its folder.
+#[derive(Debug, Clone)]
+pub struct FinishedRun {
+    pub record: RunRecord,
+    /// (optimizer step, training loss) from training.json; empty for runs without training.
+    pub loss_curve: Vec<(usize, f64)>,
+}
+
+impl FinishedRun {
+    pub fn fingerprint(&self) -> &str {
+        self.record.run.fingerprint.as_str()
+    }
+
+    pub fn short(&self) -> &str {
+        self.record.run.fingerprint.short()
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Input(format!("{}: cannot read: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| ReportError::Input(format!("{}: not a results file of this icdbench version ({e}); rerun its experiment", path.display())))
+}
+
+/// spec.json as written: a baseline's system object carries two `kind` keys (the system's and
+/// the baseline's), which a strict reader rejects, so the system is read on its own.
+fn read_spec(path: &Path) -> Result<RunSpec, ReportError> {
+    #[derive(serde::Deserialize)]
+    struct Loose {
+        experiment: String,
+        sweep: Vec<(String, String)>,
+        seed: u64,
+        system: serde_json::Value,
+        data: crate::plan::DataSpec,
+        eval: crate::config::Eval,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Input(format!("{}: cannot read: {e}", path.display())))?;
+    if let Ok(spec) = serde_json::from_str::<RunSpec>(&text) {
+        return Ok(spec);
+    }
+    let bad = |e: &dyn std::fmt::Display| ReportError::Input(format!("{}: not a results file of this icdbench version ({e}); rerun its experiment", path.display()));
+    let loose: Loose = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    // Results written before the system tag was `system` carry two `kind` keys; the last
+    // (for a baseline, the baseline's own kind) wins.
+    let system = match serde_json::from_value::<SystemSpec>(loose.system.clone()) {
+        Ok(system) => system,
+        Err(_) if loose.system.get("kind").and_then(|k| k.as_str()) == Some("model") => {
+            let mut model = loose.system;
+            if let Some(o) = model.as_object_mut() {
+                o.remove("kind");
+                o.insert("system".into(), "model".into());
+            }
+            serde_json::from_value::<SystemSpec>(model).map_err(|e| bad(&e))?
+        }
+        Err(_) => SystemSpec::Baseline(serde_json::from_value::<crate::config::Baseline>(loose.system).map_err(|e| bad(&e))?),
+    };
+    Ok(RunSpec { experiment: loose.experiment, sweep: loose.sweep, seed: loose.seed, system, data: loose.data, eval: loose.eval })
+}
+
+/// Reads a finished run's folder (spec.json, manifest.json, metrics.json, DONE, training.json if any).
+pub fn read_run(dir: &Path) -> Result<FinishedRun, ReportError> {
+    let done_path = dir.join(DONE_MARKER);
+    let done = std::fs::read_to_string(&done_path)
+        .map_err(|_| ReportError::Input(format!("{}: not a finished run (no {DONE_MARKER} file); run its experiment with `icdbench run` first", dir.display())))?;
+    let fingerprint: Fingerprint = serde_json::from_value(serde_json::Value::String(done.trim().to_string()))
+        .map_err(|e| ReportError::Input(format!("{}: unreadable fingerprint ({e})", done_path.display())))?;
+    let spec = read_spec(&dir.join("spec.json"))?;
+    let manifest: Manifest = read_json(&dir.join("manifest.json"))?;
+    let metrics: RunMetrics = read_json(&dir.join("metrics.json"))?;
+    if metrics.fingerprint != fingerprint.as_str() {
+        return Err(ReportError::Input(format!("{}: metrics.json belongs to another fingerprint than {DONE_MARKER}; rerun with --force to recompute it", dir.display())));
+    }
+    let loss_curve = read_loss_curve(&dir.join("training.json"));
+    let run = PlannedRun { spec, manifest, fingerprint, dir: dir.to_path_buf() };
+    Ok(FinishedRun { record: RunRecord { run, reused: true, metrics }, loss_curve })
+}
+
+/// The loss curve of training.json, read loosely: a run without one (or an older format) has none.
+fn read_loss_curve(path: &Path) -> Vec<(usize, f64)> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else { return Vec::new() };
+    let points = value.pointer("/training/loss_curve").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    points
+        .iter()
+        .filter_map(|p| Some((p.get("step")?.as_u64()? as usize, p.get("loss")?.as_f64()?)))
+        .filter(|(_, l)| l.is_finite())
+        .collect()
+}
+
+/// Run folders (those with a DONE marker) at or below `dir`, skipping `.partial` folders and reports.
+fn run_dirs(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), ReportError> {
+    if dir.join(DONE_MARKER).is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    if depth == 0 {
+        return Ok(());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| ReportError::Input(format!("{}: cannot list: {e}", dir.display())))?;
+    let mut subdirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .filter(|p| p.file_name().is_some_and(|n| !n.to_string_lossy().starts_with('.') && n != "report" && n != "checkpoint"))
+        .collect();
+    subdirs.sort();
+    for d in subdirs {
+        run_dirs(&d, depth - 1, out)?;
+    }
+    Ok(())
+}
+
+/// Every finished run named by `inputs` (results folders, run folders or experiment files),
+/// each once, ordered by experiment and label; plus warnings about what was left out.
+pub fn gather(inputs: &[PathBuf], results_root: &Path) -> Result<(Vec<FinishedRun>, Vec<String>), ReportError> {
+    let mut runs: Vec<FinishedRun> = Vec::new();
+    let mut warnings = Vec::new();
+    for input in inputs {
+        if input.is_file() {
+            let planned = plan::plan_file(input, results_root).map_err(|e| ReportError::Input(e.to_string()))?;
+            let mut unfinished = 0;
+            for p in &planned {
+                if p.dir.join(DONE_MARKER).is_file() {
+                    runs.push(read_run(&p.dir)?);
+                } else {
+                    unfinished += 1;
+                }
+            }
+            if unfinished > 0 {
+                warnings.push(format!("{}: {unfinished} of {} runs have not finished and are left out; `icdbench run {}` computes them", input.display(), planned.len(), input.display()));
+            }
+        } else if input.is_dir() {
+            let mut dirs = Vec::new();
+            run_dirs(input, 4, &mut dirs)?;
+            if dirs.is_empty() {
+                warnings.push(format!("{}: no finished runs (folders with a {DONE_MARKER} file) below it", input.display()));
+            }
+            for d in dirs {
+                match read_run(&d) {
+                    Ok(r) => runs.push(r),
+                    Err(e) => warnings.push(format!("left out: {e}")),
+                }
+            }
+        } else {
+            return Err(ReportError::Input(format!("{}: no such results folder or experiment file", input.display())));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    runs.retain(|r| seen.insert(r.fingerprint().to_string()));
+    runs.sort_by(|a, b| {
+        let key = |r: &FinishedRun| (r.record.run.spec.experiment.clone(), r.record.run.label(), r.record.run.spec.seed);
+        key(a).cmp(&key(b))
+    });
+    Ok((runs, warnings))
+}
+
+/// A run folder named by `arg`: a folder with a DONE marker, or a fingerprint prefix
+/// (at least 4 hex digits) of exactly one finished run under `results_root`.
+pub fn find_run(arg: &str, results_root: &Path) -> Result<PathBuf, ReportError> {
+    let path = Path::new(arg);
+    if path.join(DONE_MARKER).is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if path.is_dir() {
+        return Err(ReportError::Input(format!("{arg}: not a finished run (no {DONE_MARKER} file); give a run folder such as results/<experiment>/<fingerprint>")));
+    }
+    let prefix = arg.to_ascii_lowercase();
+    if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ReportError::Input(format!("{arg}: neither a run folder nor a fingerprint prefix (4 or more hex digits)")));
+    }
+    let mut dirs = Vec::new();
+    if results_root.is_dir() {
+        run_dirs(results_root, 4, &mut dirs)?;
+    }
+    let matches: Vec<PathBuf> = dirs
+        .into_iter()
+        .filter(|d| std::fs::read_to_string(d.join(DONE_MARKER)).is_ok_and(|f| f.trim().starts_with(&prefix)))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches[0].clone()),
+        0 => Err(ReportError::Input(format!("{arg}: no finished run under {} has a fingerprint starting with it; `icdbench plan` lists fingerprints", results_root.display()))),
+        n => Err(ReportError::Input(format!(
+            "{arg}: {n} finished runs under {} match ({}); give more digits",
+            results_root.display(),
+            matches.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}

@@ -1,0 +1,289 @@
+//! `icdbench report` and `icdbench compare` on tiny finished runs: the files written, the
+//! numbers in them against metrics.json, best-in-column marks, and the paired test's answers.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn icdbench() -> Command {
+    Command::cargo_bin("icdbench").expect("binary builds")
+}
+
+/// A small synthetic experiment with two dictionary baselines (fast), repeated over two seeds.
+fn small_experiment(dir: &Path, name: &str, test_docs: usize, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[experiment]
+name = "{name}"
+seed = 5
+
+[data.source]
+kind = "synthetic"
+train_docs = 60
+val_docs = 10
+test_docs = {test_docs}
+pool_size = 40
+unseen_codes = 8
+chapters = [4, 9]
+
+[eval]
+splits = ["test"]
+bootstrap_samples = 50
+
+[[baselines]]
+kind = "dictionary"
+
+[[baselines]]
+kind = "dictionary"
+name = "dictionary-no-negation"
+negation = false
+{extra}
+"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(exp: &Path, results: &Path) {
+    icdbench().arg("run").arg(exp).arg("--results").arg(results).arg("--quiet").assert().success();
+}
+
+/// Finished run folders of an experiment, by fingerprint prefix.
+fn run_dirs(results: &Path, name: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(results.join(name)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("DONE").is_file()).collect();
+    dirs.sort();
+    dirs
+}
+
+fn metrics(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
+}
+
+fn micro(dir: &Path) -> f64 {
+    metrics(dir)["splits"]["test"]["sets"]["overall"]["micro"]["f1"].as_f64().unwrap()
+}
+
+fn system(dir: &Path) -> String {
+    metrics(dir)["system"].as_str().unwrap().to_string()
+}
+
+/// CSV rows as header -> cell maps (the test CSV has no quoted commas).
+fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    lines.map(|l| header.iter().cloned().zip(l.split(',').map(String::from)).collect()).collect()
+}
+
+#[test]
+fn report_writes_tables_plots_and_page_with_metrics_json_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let exp = small_experiment(tmp.path(), "rep", 40, "[sweep]\n\"experiment.seed\" = [1, 2]\n");
+    run(&exp, &results);
+    let dirs = run_dirs(&results, "rep");
+    assert_eq!(dirs.len(), 4, "2 baselines x 2 seeds");
+
+    icdbench().arg("report").arg(results.join("rep")).assert().success().stdout(predicate::str::contains("micro-F1 [95% CI]"));
+    let out = results.join("rep").join("report");
+    for f in ["results.md", "results.csv", "index.html", "f1.png", "f1.svg", "seen-unseen.png", "seen-unseen.svg"] {
+        let p = out.join(f);
+        assert!(p.is_file() && std::fs::metadata(&p).unwrap().len() > 200, "{} missing or empty", p.display());
+    }
+    // Baselines have no training cost or loss curve, so those plots are not drawn.
+    assert!(!out.join("loss.png").exists() && !out.join("f1-vs-cost.png").exists());
+
+    // One CSV row per run (one split), with metrics.json's numbers to full precision.
+    let rows = csv_rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 4);
+    for dir in &dirs {
+        let fp = dir.file_name().unwrap().to_string_lossy().to_string();
+        let row = rows.iter().find(|r| r["fingerprint"].starts_with(&fp)).expect("a row per run");
+        let m = metrics(dir);
+        let overall = &m["splits"]["test"]["sets"]["overall"];
+        assert_eq!(row["split"], "test");
+        assert_eq!(row["micro_f1"].parse::<f64>().unwrap(), overall["micro"]["f1"].as_f64().unwrap());
+        assert_eq!(row["macro_f1"].parse::<f64>().unwrap(), overall["macro_gold"]["f1"].as_f64().unwrap());
+        assert_eq!(row["micro_f1_ci_low"].parse::<f64>().unwrap(), overall["ci"]["micro_f1"]["lower"].as_f64().unwrap());
+        let unseen = m["splits"]["test"]["sets"]["unseen"]["macro_gold"]["f1"].as_f64().unwrap();
+        assert_eq!(row["unseen_macro_f1"].parse::<f64>().unwrap(), unseen);
+        assert_eq!(row["n_docs"], "40");
+        assert_eq!(row["train_tokens"], "", "baselines have no training cost");
+    }
+
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("Over seeds"), "runs repeated over seeds get mean ± t-interval rows");
+    assert!(md.contains("No published figures for data set `synthetic`"));
+    assert!(md.contains("codes present in the split's gold labels"), "the macro convention is named");
+
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<table>") && html.matches("<svg").count() == 2, "tables and both plots inline");
+    assert!(!html.contains("src=\"http") && !html.contains(".png\""), "self-contained");
+    let svg = std::fs::read_to_string(out.join("f1.svg")).unwrap();
+    for dir in &dirs {
+        assert!(svg.contains(&*dir.file_name().unwrap().to_string_lossy()), "the figure names every run's fingerprint");
+    }
+}
+
+#[test]
+fn best_value_per_column_is_bold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let exp = small_experiment(tmp.path(), "best", 40, "");
+    run(&exp, &results);
+    let out = tmp.path().join("out");
+    icdbench().arg("report").arg(&exp).arg("--results").arg(&results).arg("--out").arg(&out).assert().success();
+    let dirs = run_dirs(&results, "best");
+    assert_eq!(dirs.len(), 2);
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    let table: Vec<Vec<String>> = md.lines().take_while(|l| !l.starts_with("Percent.")).filter(|l| l.starts_with("| ")).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect();
+    let col = table[0].iter().position(|h| h == "micro-F1 [95% CI]").unwrap();
+    let fp_col = table[0].iter().position(|h| h == "fingerprint").unwrap();
+    let best = dirs.iter().map(|d| micro(d)).fold(f64::MIN, f64::max);
+    assert!(dirs.iter().map(|d| micro(d)).any(|m| m < best), "the two baselines differ");
+    for row in &table[2..] {
+        let dir = dirs.iter().find(|d| d.file_name().unwrap().to_string_lossy() == row[fp_col]).unwrap();
+        assert_eq!(row[col].starts_with("**"), micro(dir) == best, "row {row:?}");
+    }
+}
+
+#[test]
+fn compare_a_run_with_itself_finds_no_difference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let exp = small_experiment(tmp.path(), "same", 40, "");
+    run(&exp, &results);
+    let dir = run_dirs(&results, "same")[0].clone();
+    let out = icdbench().arg("compare").arg(&dir).arg(&dir).arg("--samples").arg("300").arg("--json").assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let rows = v["report"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "micro and macro F1, overall/seen/unseen");
+    for r in rows {
+        assert_eq!(r["difference"].as_f64().unwrap(), 0.0);
+        assert_eq!(r["p_value"].as_f64().unwrap(), 1.0);
+    }
+}
+
+#[test]
+fn compare_two_runs_gives_their_exact_difference_and_a_p_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let exp = small_experiment(tmp.path(), "two", 40, "");
+    run(&exp, &results);
+    let dirs = run_dirs(&results, "two");
+    let (a, b) = if system(&dirs[0]) == "dictionary" { (&dirs[0], &dirs[1]) } else { (&dirs[1], &dirs[0]) };
+    // B given by fingerprint prefix under --results, A by folder.
+    let b_prefix = b.file_name().unwrap().to_string_lossy()[..8].to_string();
+    let args = |json: bool| {
+        let mut c = icdbench();
+        c.arg("compare").arg(a).arg(&b_prefix).arg("--results").arg(&results).arg("--samples").arg("500").arg("--seed").arg("3");
+        if json {
+            c.arg("--json");
+        }
+        c
+    };
+    let out = args(true).assert().success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let rows = v["report"]["rows"].as_array().unwrap();
+    let overall = rows.iter().find(|r| r["metric"] == "micro-F1" && r["part"] == "overall").unwrap();
+    assert_eq!(overall["a"].as_f64().unwrap(), micro(a));
+    assert_eq!(overall["difference"].as_f64().unwrap(), micro(b) - micro(a));
+    assert_ne!(micro(a), micro(b));
+    for r in rows {
+        let p = r["p_value"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{p}");
+        let (lo, hi) = (r["ci"]["lower"].as_f64().unwrap(), r["ci"]["upper"].as_f64().unwrap());
+        assert!(lo <= hi);
+    }
+    // Seeded: the same call gives the same answer.
+    let again: serde_json::Value = serde_json::from_slice(&args(true).assert().success().get_output().stdout).unwrap();
+    assert_eq!(v, again);
+    args(false).assert().success().stdout(predicate::str::contains("p-value").and(predicate::str::contains("B − A")));
+}
+
+#[test]
+fn compare_runs_on_different_documents_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let e1 = small_experiment(tmp.path(), "docs40", 40, "");
+    let e2 = small_experiment(tmp.path(), "docs30", 30, "");
+    run(&e1, &results);
+    run(&e2, &results);
+    let a = run_dirs(&results, "docs40")[0].clone();
+    let b = run_dirs(&results, "docs30")[0].clone();
+    icdbench().arg("compare").arg(&a).arg(&b).assert().code(2).stderr(predicate::str::contains("not on the same documents"));
+    icdbench().arg("compare").arg(&a).arg("ffffffff").arg("--results").arg(&results).assert().code(2).stderr(predicate::str::contains("no finished run"));
+}
+
+#[test]
+fn report_without_finished_runs_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    icdbench().arg("report").arg(tmp.path()).assert().code(2).stderr(predicate::str::contains("no finished runs"));
+    icdbench().arg("report").arg(tmp.path().join("missing")).assert().code(2).stderr(predicate::str::contains("no such results folder"));
+}
+
+#[test]
+fn report_of_a_tiny_span_ratio_sweep_plots_cost_ratio_and_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let text = r#"
+[experiment]
+name = "sweep"
+seed = 11
+
+[backbone]
+name = "tiny"
+device = "cpu"
+tiny = { layers = 2, hidden = 32, heads = 2, kv_heads = 1, intermediate = 64, vocab = 600 }
+
+[data.source]
+kind = "synthetic"
+train_docs = 30
+val_docs = 4
+test_docs = 8
+pool_size = 30
+unseen_codes = 5
+chapters = [4, 9]
+
+[[expansion]]
+kind = "description"
+coverage = "pool"
+
+[mix]
+strategy = "mixed"
+
+[train]
+steps = 10
+batch_size = 4
+lr = 2e-3
+warmup_steps = 2
+max_length = 384
+
+[eval]
+splits = ["test"]
+bootstrap_samples = 20
+max_new_tokens = 16
+batch_size = 8
+
+[sweep]
+"mix.span_ratio" = [0.25, 0.75]
+"#;
+    let exp = tmp.path().join("sweep.toml");
+    std::fs::write(&exp, text).unwrap();
+    run(&exp, &results);
+    let out = tmp.path().join("out");
+    icdbench().arg("report").arg(&exp).arg("--results").arg(&results).arg("--out").arg(&out).assert().success();
+    for f in ["f1-vs-cost", "span-ratio", "loss"] {
+        for ext in ["png", "svg"] {
+            assert!(out.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
+        }
+    }
+    let rows = csv_rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 2);
+    let mut ratios: Vec<f64> = rows.iter().map(|r| r["span_ratio"].parse().unwrap()).collect();
+    ratios.sort_by(f64::total_cmp);
+    assert_eq!(ratios, vec![0.25, 0.75]);
+    assert!(rows.iter().all(|r| r["train_tokens"].parse::<u64>().unwrap() > 0));
+    assert_eq!(std::fs::read_to_string(out.join("index.html")).unwrap().matches("<svg").count(), 5);
+}
