@@ -304,7 +304,7 @@ pub struct CheckConfig {
 
 /// `1-based line:column` of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let before = text.get(..offset).unwrap_or(text);
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
@@ -639,8 +639,9 @@ impl Outcome {
                 out.push_str(&format!("{same} more metrics equal the reference (not listed).\n"));
             }
         }
-        for r in self.rows.iter().filter(|r| r.status.fails() || r.status == Status::Improved) {
-            out.push_str(&format!("{}\n", sentence(r)));
+        let notable: Vec<String> = self.rows.iter().filter(|r| r.status.fails() || r.status == Status::Improved).map(sentence).collect();
+        if !notable.is_empty() {
+            out.push_str(&format!("\n{}\n", notable.join("\n")));
         }
         out.push_str(&format!("\n{}\n", self.summary()));
         out
@@ -777,7 +778,7 @@ pub fn check(config_path: &Path, results: &Path, update: bool, progress: bool) -
             (None, true) => "reused",
             (None, false) => "computed",
         };
-        eprintln!("  {} {} {how}", &r.fingerprint[..r.fingerprint.len().min(12)], r.name);
+        eprintln!("  {} {} {how}", r.fingerprint.get(..12).unwrap_or(&r.fingerprint), r.name);
     })?;
     let rows = compare(&reference.unwrap_or_default(), &current, &config.gates);
     let outcome = Outcome { config: config.path.clone(), reference: config.reference.clone(), rows, runs: current.len() };
