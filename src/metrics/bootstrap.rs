@@ -38,7 +38,7 @@ fn replicate_seed(seed: u64, r: u64) -> u64 {
     splitmix64(splitmix64(seed) ^ r.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-fn splitmix64(x: u64) -> u64 {
+pub(super) fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -60,21 +60,26 @@ fn replicate(sets: &LabelSets, seen: Option<&[bool]>, seed: u64, s: &mut Scratch
             s.weights[rng.random_range(0..n)] += 1;
         }
     }
-    s.counts.fill([0; 3]);
-    for (d, &w) in s.weights.iter().enumerate() {
+    weighted_scores(sets, seen, &s.weights, &mut s.counts)
+}
+
+/// Micro F1 and gold-convention macro F1 for [all, seen, unseen] codes, each
+/// document counted `weights[d]` times (`counts` is scratch, one entry per code).
+pub(super) fn weighted_scores(sets: &LabelSets, seen: Option<&[bool]>, weights: &[u32], counts: &mut [[u64; 3]]) -> [[f64; 2]; 3] {
+    counts.fill([0; 3]);
+    for (d, &w) in weights.iter().enumerate() {
         if w == 0 {
             continue;
         }
         for &e in sets.doc_events(d) {
-            s.counts[(e >> 2) as usize][(e & 3) as usize] += u64::from(w);
+            counts[(e >> 2) as usize][(e & 3) as usize] += u64::from(w);
         }
     }
-
     let parts = [Part::All, Part::Seen, Part::Unseen];
     let mut micro = [[0u64; 3]; 3];
     let mut macro_sum = [0.0f64; 3];
     let mut macro_n = [0usize; 3];
-    for (id, &c) in s.counts.iter().enumerate() {
+    for (id, &c) in counts.iter().enumerate() {
         for (g, part) in parts.iter().enumerate() {
             if !part.has(seen, id) || (g > 0 && seen.is_none()) {
                 continue;
@@ -90,17 +95,13 @@ fn replicate(sets: &LabelSets, seen: Option<&[bool]>, seed: u64, s: &mut Scratch
     }
     std::array::from_fn(|g| {
         let [tp, fp, fn_] = micro[g];
-        let macro_f1 = if macro_n[g] > 0 {
-            macro_sum[g] / macro_n[g] as f64
-        } else {
-            0.0
-        };
+        let macro_f1 = if macro_n[g] > 0 { macro_sum[g] / macro_n[g] as f64 } else { 0.0 };
         [f1_counts(tp, fp, fn_), macro_f1]
     })
 }
 
 /// Linear-interpolation quantile (NumPy's default) of sorted, non-empty values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(super) fn quantile(sorted: &[f64], q: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * q;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);

@@ -8,9 +8,9 @@ use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::bootstrap::Interval;
-use super::sets::{code_prf, Bootstrap, LabelSets, Part};
-use super::{f1_counts, MetricsError};
+use super::bootstrap::{quantile, splitmix64, weighted_scores, Interval};
+use super::sets::{Bootstrap, LabelSets};
+use super::MetricsError;
 
 /// How the test is made, recorded beside its results.
 pub const PAIRED_METHOD: &str = "paired bootstrap over documents: each replicate resamples document indices \
@@ -45,60 +45,9 @@ pub struct PairedReport {
     pub rows: Vec<PairedRow>,
 }
 
-/// Micro F1 and gold-convention macro F1 for [all, seen, unseen] codes, documents weighted by `weights`.
-fn weighted(sets: &LabelSets, seen: Option<&[bool]>, weights: &[u32], counts: &mut [[u64; 3]]) -> [[f64; 2]; 3] {
-    counts.fill([0; 3]);
-    for (d, &w) in weights.iter().enumerate() {
-        if w == 0 {
-            continue;
-        }
-        for &e in sets.doc_events(d) {
-            counts[(e >> 2) as usize][(e & 3) as usize] += u64::from(w);
-        }
-    }
-    let parts = [Part::All, Part::Seen, Part::Unseen];
-    let mut micro = [[0u64; 3]; 3];
-    let mut macro_sum = [0.0f64; 3];
-    let mut macro_n = [0usize; 3];
-    for (id, &c) in counts.iter().enumerate() {
-        for (g, part) in parts.iter().enumerate() {
-            if (g > 0 && seen.is_none()) || !part.has(seen, id) {
-                continue;
-            }
-            for k in 0..3 {
-                micro[g][k] += c[k];
-            }
-            if c[0] + c[2] > 0 {
-                macro_sum[g] += code_prf(c).2;
-                macro_n[g] += 1;
-            }
-        }
-    }
-    std::array::from_fn(|g| {
-        let [tp, fp, fn_] = micro[g];
-        let macro_f1 = if macro_n[g] > 0 { macro_sum[g] / macro_n[g] as f64 } else { 0.0 };
-        [f1_counts(tp, fp, fn_), macro_f1]
-    })
-}
-
 /// Replicate `r`'s RNG seed depends only on (`seed`, `r`), so any thread count gives the same answer.
 fn replicate_seed(seed: u64, r: u64) -> u64 {
-    mix64(mix64(seed ^ 0x5041_4952_4544) ^ r.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-}
-
-fn mix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Linearly interpolated quantile of sorted, non-empty values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+    splitmix64(splitmix64(seed ^ 0x5041_4952_4544) ^ r.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// Paired bootstrap of B − A for micro and macro F1, overall and (with `seen`) on seen and unseen codes.
@@ -111,7 +60,7 @@ pub fn paired_bootstrap<S: AsRef<str>>(gold: &[Vec<S>], pred_a: &[Vec<S>], pred_
     let n = gold.len();
     let score = |weights: &[u32], counts: &mut [Vec<[u64; 3]>; 2]| -> [[[f64; 2]; 3]; 2] {
         let [ca, cb] = counts;
-        [weighted(&sets[0], masks[0].as_deref(), weights, ca), weighted(&sets[1], masks[1].as_deref(), weights, cb)]
+        [weighted_scores(&sets[0], masks[0].as_deref(), weights, ca), weighted_scores(&sets[1], masks[1].as_deref(), weights, cb)]
     };
     let fresh_counts = || [vec![[0u64; 3]; sets[0].codes.len()], vec![[0u64; 3]; sets[1].codes.len()]];
     let observed = score(&vec![1; n], &mut fresh_counts());
