@@ -1,43 +1,15 @@
 //! `icdbench check`, the CI gate: passes on an unchanged run, fails (exit 1, readable
 //! message) on one made worse on purpose, exits 2 on bad input.
 
-use assert_cmd::Command;
-use std::path::{Path, PathBuf};
+mod common;
 
-fn icdbench() -> Command {
-    Command::cargo_bin("icdbench").expect("binary builds")
-}
+use common::icdbench;
+use std::path::{Path, PathBuf};
 
 /// A small synthetic experiment named `gate` with one dictionary baseline (its label is `dictionary`
 /// whatever `extra` sets, so a changed run keeps its name).
 fn experiment(dir: &Path, extra: &str) -> PathBuf {
-    let text = format!(
-        r#"
-[experiment]
-name = "gate"
-seed = 5
-
-[data.source]
-kind = "synthetic"
-train_docs = 60
-val_docs = 10
-test_docs = 40
-pool_size = 40
-unseen_codes = 8
-chapters = [4, 9]
-
-[eval]
-splits = ["test"]
-bootstrap_samples = 0
-
-[[baselines]]
-kind = "dictionary"
-{extra}
-"#
-    );
-    let path = dir.join("gate.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::small_experiment(dir, "gate", 40, 0, &common::dictionary(extra))
 }
 
 /// A CI config beside the experiment; its reference goes to `reference/gate.json`.

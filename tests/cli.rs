@@ -1,46 +1,14 @@
 //! The command line as a user meets it: exit codes, messages, caching, fingerprints.
 
-use assert_cmd::Command;
+mod common;
+
+use common::{icdbench, root};
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn icdbench() -> Command {
-    Command::cargo_bin("icdbench").expect("binary builds")
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A small synthetic experiment (fast) written into `dir`.
+/// A small synthetic experiment (fast) with one dictionary baseline, written into `dir`.
 fn small_experiment(dir: &Path, name: &str, extra: &str) -> PathBuf {
-    let text = format!(
-        r#"
-[experiment]
-name = "{name}"
-seed = 5
-
-[data.source]
-kind = "synthetic"
-train_docs = 60
-val_docs = 10
-test_docs = 40
-pool_size = 40
-unseen_codes = 8
-chapters = [4, 9]
-
-[eval]
-splits = ["test"]
-bootstrap_samples = 50
-
-[[baselines]]
-kind = "dictionary"
-{extra}
-"#
-    );
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    common::small_experiment(dir, name, 40, 50, &common::dictionary(extra))
 }
 
 fn fingerprints(stdout: &[u8]) -> Vec<String> {

@@ -1,48 +1,16 @@
 //! `icdbench report` and `icdbench compare` on tiny finished runs: the files written, the
 //! numbers in them against metrics.json, best-in-column marks, and the paired test's answers.
 
-use assert_cmd::Command;
+mod common;
+
+use common::icdbench;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn icdbench() -> Command {
-    Command::cargo_bin("icdbench").expect("binary builds")
-}
-
 /// A small synthetic experiment with two dictionary baselines (fast), repeated over two seeds.
 fn small_experiment(dir: &Path, name: &str, test_docs: usize, extra: &str) -> PathBuf {
-    let text = format!(
-        r#"
-[experiment]
-name = "{name}"
-seed = 5
-
-[data.source]
-kind = "synthetic"
-train_docs = 60
-val_docs = 10
-test_docs = {test_docs}
-pool_size = 40
-unseen_codes = 8
-chapters = [4, 9]
-
-[eval]
-splits = ["test"]
-bootstrap_samples = 50
-
-[[baselines]]
-kind = "dictionary"
-
-[[baselines]]
-kind = "dictionary"
-name = "dictionary-no-negation"
-negation = false
-{extra}
-"#
-    );
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    let no_negation = format!("\n[[baselines]]\nkind = \"dictionary\"\nname = \"dictionary-no-negation\"\nnegation = false\n{extra}");
+    common::small_experiment(dir, name, test_docs, 50, &common::dictionary(&no_negation))
 }
 
 fn run(exp: &Path, results: &Path) {
