@@ -2,58 +2,17 @@
 //! recorded, and a run killed during training resumes from its checkpoint and
 //! ends with the same numbers as an uninterrupted run.
 
-use assert_cmd::Command;
+mod common;
+
+use common::icdbench;
 use std::path::{Path, PathBuf};
 
 fn experiment(dir: &Path) -> PathBuf {
-    let text = r#"
-[experiment]
-name = "resume"
-seed = 11
-
-[backbone]
-name = "tiny"
-device = "cpu"
-tiny = { layers = 2, hidden = 32, heads = 2, kv_heads = 1, intermediate = 64, vocab = 600 }
-
-[data.source]
-kind = "synthetic"
-train_docs = 40
-val_docs = 4
-test_docs = 8
-pool_size = 30
-unseen_codes = 5
-chapters = [4, 9]
-
-[[expansion]]
-kind = "description"
-coverage = "pool"
-
-[mix]
-strategy = "mixed"
-span_ratio = 0.5
-
-[train]
-steps = 12
-batch_size = 4
-lr = 2e-3
-warmup_steps = 2
-max_length = 384
-checkpoint_every = 5
-
-[eval]
-splits = ["test"]
-bootstrap_samples = 20
-max_new_tokens = 16
-batch_size = 8
-"#;
-    let path = dir.join("resume.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    common::tiny_model_experiment(dir, "resume", "")
 }
 
 fn run(exp: &Path, results: &Path, extra: &[&str]) -> assert_cmd::assert::Assert {
-    Command::cargo_bin("icdbench").unwrap().arg("run").arg(exp).arg("--results").arg(results).arg("--quiet").args(extra).assert()
+    icdbench().arg("run").arg(exp).arg("--results").arg(results).arg("--quiet").args(extra).assert()
 }
 
 fn metrics(results: &Path) -> serde_json::Value {

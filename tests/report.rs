@@ -195,50 +195,7 @@ fn report_without_finished_runs_exits_2() {
 fn report_of_a_tiny_span_ratio_sweep_plots_cost_ratio_and_loss() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
-    let text = r#"
-[experiment]
-name = "sweep"
-seed = 11
-
-[backbone]
-name = "tiny"
-device = "cpu"
-tiny = { layers = 2, hidden = 32, heads = 2, kv_heads = 1, intermediate = 64, vocab = 600 }
-
-[data.source]
-kind = "synthetic"
-train_docs = 30
-val_docs = 4
-test_docs = 8
-pool_size = 30
-unseen_codes = 5
-chapters = [4, 9]
-
-[[expansion]]
-kind = "description"
-coverage = "pool"
-
-[mix]
-strategy = "mixed"
-
-[train]
-steps = 10
-batch_size = 4
-lr = 2e-3
-warmup_steps = 2
-max_length = 384
-
-[eval]
-splits = ["test"]
-bootstrap_samples = 20
-max_new_tokens = 16
-batch_size = 8
-
-[sweep]
-"mix.span_ratio" = [0.25, 0.75]
-"#;
-    let exp = tmp.path().join("sweep.toml");
-    std::fs::write(&exp, text).unwrap();
+    let exp = common::tiny_model_experiment(tmp.path(), "sweep", "\n[sweep]\n\"mix.span_ratio\" = [0.25, 0.75]\n");
     run(&exp, &results);
     let out = tmp.path().join("out");
     icdbench().arg("report").arg(&exp).arg("--results").arg(&results).arg("--out").arg(&out).assert().success();

@@ -48,3 +48,54 @@ bootstrap_samples = {bootstrap}
 pub fn dictionary(extra: &str) -> String {
     format!("[[baselines]]\nkind = \"dictionary\"\n{extra}")
 }
+
+/// Writes `<dir>/<name>.toml`: a mixed span + document run of a 2-layer, hidden-32 tiny
+/// backbone for 12 steps on a 40-document benchmark (seconds), followed by `extra` as is.
+pub fn tiny_model_experiment(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"
+[experiment]
+name = "{name}"
+seed = 11
+
+[backbone]
+name = "tiny"
+device = "cpu"
+tiny = {{ layers = 2, hidden = 32, heads = 2, kv_heads = 1, intermediate = 64, vocab = 600 }}
+
+[data.source]
+kind = "synthetic"
+train_docs = 40
+val_docs = 4
+test_docs = 8
+pool_size = 30
+unseen_codes = 5
+chapters = [4, 9]
+
+[[expansion]]
+kind = "description"
+coverage = "pool"
+
+[mix]
+strategy = "mixed"
+span_ratio = 0.5
+
+[train]
+steps = 12
+batch_size = 4
+lr = 2e-3
+warmup_steps = 2
+max_length = 384
+checkpoint_every = 5
+
+[eval]
+splits = ["test"]
+bootstrap_samples = 20
+max_new_tokens = 16
+batch_size = 8
+{extra}"#
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("experiment file written");
+    path
+}
