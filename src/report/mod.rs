@@ -128,7 +128,8 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn pct(x: f64) -> String {
+/// A fraction as percent with one decimal.
+pub(crate) fn pct(x: f64) -> String {
     format!("{:.1}", 100.0 * x)
 }
 

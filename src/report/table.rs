@@ -2,7 +2,7 @@
 //! split), and the paper-style Markdown and CSV tables made from it.
 
 use super::gather::FinishedRun;
-use super::{markdown_table, ReportError};
+use super::{markdown_table, pct, ReportError};
 use crate::config::MixStrategy;
 use crate::metrics::SetMetrics;
 use crate::plan::SystemSpec;
@@ -167,10 +167,6 @@ pub(crate) fn str_col(df: &DataFrame, name: &str) -> Vec<String> {
         Some(v) => v,
         None => vec![String::new(); df.height()],
     }
-}
-
-fn pct(x: f64) -> String {
-    format!("{:.1}", 100.0 * x)
 }
 
 /// Which rows hold the best value of a column within their split: the highest score, or the lowest cost.
