@@ -105,6 +105,9 @@ pub(super) fn run(
     let device = crate::device::resolve(&spec.backbone.device).map_err(model_err)?;
     tch::manual_seed(seed as i64);
 
+    // What later runs reuse (pretrained tiny weights, LLM-written spans): results/.cache.
+    let cache_root = run.dir.parent().and_then(Path::parent).map(|root| root.join(".cache"));
+
     // Backbone and tokenizer.
     let mut pretrained = None;
     let (model_holder, tok, mut base_vs, style) = if spec.backbone.is_tiny() {
@@ -122,7 +125,6 @@ pub(super) fn run(
         if pretrain {
             let notes: Vec<&str> = dataset.split(Split::Train).map(|d| d.text.as_str()).collect();
             let val_notes: Vec<&str> = dataset.split(Split::Val).map(|d| d.text.as_str()).collect();
-            let cache_root = run.dir.parent().and_then(Path::parent).unwrap_or(work_dir).join(".cache");
             pretrained = Some(pretrain::pretrain_reading(
                 &model,
                 &mut vs,
@@ -132,7 +134,7 @@ pub(super) fn run(
                 &corpus,
                 &spec.backbone,
                 spec.train.max_length,
-                &cache_root,
+                &cache_root.clone().unwrap_or_else(|| work_dir.join(".cache")),
                 opts,
                 log,
             )?);
@@ -174,7 +176,7 @@ pub(super) fn run(
             temperature: 0.8,
             max_new_tokens: 160,
         });
-        let cache_dir = run.dir.parent().and_then(Path::parent).map(|root| root.join(".cache").join("expansion"));
+        let cache_dir = cache_root.as_ref().map(|root| root.join("expansion"));
         let mut ctx = ExpandContext {
             codes,
             dataset,
