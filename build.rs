@@ -3,12 +3,20 @@
 //! The run path (RUNPATH) lets `cargo run`, `cargo test` and the built binary
 //! find libtorch without LD_LIBRARY_PATH; LD_LIBRARY_PATH still wins, which is
 //! how a GPU machine points the same binary at its CUDA-enabled libtorch.
+//!
+//! The code identity (see src/code_identity.rs) follows edits to the sources
+//! that can change a result, committed or not; the git revision is recorded
+//! too, for provenance only.
 use std::path::PathBuf;
 use std::process::Command;
+
+#[path = "src/code_identity.rs"]
+mod code_identity;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-changed=build.rs");
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into()));
     let mut libtorch_version = "unknown".to_string();
     if let Ok(dir) = std::env::var("LIBTORCH") {
         let dir = PathBuf::from(dir);
@@ -30,18 +38,22 @@ fn main() {
     }
     println!("cargo:rustc-env=ICDBENCH_LIBTORCH_VERSION={libtorch_version}");
 
-    for p in [".git/HEAD", ".git/index", ".git/refs/heads", "src", "Cargo.lock"] {
+    // Cargo walks a folder given to rerun-if-changed, so any edit under src/ reruns this script.
+    for p in ["src", "Cargo.lock", ".git/HEAD", ".git/index", ".git/refs/heads"] {
         println!("cargo:rerun-if-changed={p}");
     }
+    println!("cargo:rustc-env=ICDBENCH_CODE_IDENTITY={}", code_identity::code_identity_of(&root));
+
     let git = |args: &[&str]| {
         Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    let rev = match git(&["rev-parse", "HEAD"]) {
+    let (rev, dirty) = match git(&["rev-parse", "HEAD"]) {
         Some(rev) => {
             let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            if dirty { format!("{rev}-dirty") } else { rev }
+            (rev, dirty)
         }
-        None => "unknown".into(),
+        None => ("unknown".into(), false),
     };
     println!("cargo:rustc-env=ICDBENCH_GIT_REVISION={rev}");
+    println!("cargo:rustc-env=ICDBENCH_GIT_DIRTY={dirty}");
 }

@@ -44,7 +44,10 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Run { experiments, force, results, quiet, stop_after_steps } => {
             run_experiments(&experiments, &results, RunOptions { force, progress: !quiet, stop_after_steps })
         }
-        Command::Plan { experiments, results, json } => plan_experiments(&experiments, &results, json),
+        Command::Plan { experiments, results, json, explain } => match explain {
+            Some(pair) => explain_fingerprints(&experiments, &results, &pair[0], &pair[1]),
+            None => plan_experiments(&experiments, &results, json),
+        },
         Command::Score { gold, pred, train, split, code_table, bootstrap, seed, json } => {
             score_files(&gold, &pred, train.as_deref(), &split, &code_table, bootstrap, seed, json)
         }
@@ -59,7 +62,8 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             speed_command(&shapes, &cases, &device, &dtype, threads, repeats_tiny, repeats_large)
         }
         Command::Info { device } => {
-            println!("icdbench {} ({})", env!("CARGO_PKG_VERSION"), env!("ICDBENCH_GIT_REVISION"));
+            let dirty = if env!("ICDBENCH_GIT_DIRTY") == "true" { ", uncommitted changes" } else { "" };
+            println!("icdbench {} (git {}{dirty}; code identity {})", env!("CARGO_PKG_VERSION"), env!("ICDBENCH_GIT_REVISION"), crate::fingerprint::code_identity());
             println!("{}", crate::device::describe());
             if let Some(spec) = device {
                 let device = crate::device::resolve(&spec).map_err(|e| AppError::Input(e.to_string()))?;
@@ -180,11 +184,14 @@ fn plan_experiments(files: &[PathBuf], results: &Path, json: bool) -> Result<(),
             .iter()
             .map(|r| {
                 let state = match runner::finished(r) {
-                    Ok(Some(_)) => "finished",
-                    Ok(None) => "to run",
-                    Err(_) => "corrupt",
+                    Ok(Some(_)) => "finished".to_string(),
+                    Ok(None) => match crate::store::Lock::holder(&crate::store::lock_path(&r.dir)) {
+                        Some(h) => format!("running ({})", h.describe()),
+                        None => "to run".to_string(),
+                    },
+                    Err(_) => "corrupt (rerun with --force)".to_string(),
                 };
-                vec![r.fingerprint.short().to_string(), r.label(), r.dir.display().to_string(), state.into()]
+                vec![r.fingerprint.short().to_string(), r.label(), r.dir.display().to_string(), state]
             })
             .collect();
         print!("{}", markdown_table(&["fingerprint", "run", "results", "state"], &rows));
@@ -194,6 +201,45 @@ fn plan_experiments(files: &[PathBuf], results: &Path, json: bool) -> Result<(),
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }
         }
+    }
+    Ok(())
+}
+
+/// `icdbench plan --explain A B`: which parts of two runs' keys differ.
+fn explain_fingerprints(files: &[PathBuf], results: &Path, a: &str, b: &str) -> Result<(), AppError> {
+    let mut planned = Vec::new();
+    for f in files {
+        planned.extend(plan::plan_file_without_inputs(f, results)?.0);
+    }
+    let find = |prefix: &str| -> Result<crate::fingerprint::Manifest, AppError> {
+        if let Some(r) = planned.iter().find(|r| r.fingerprint.as_str().starts_with(prefix)) {
+            return Ok(r.manifest.clone());
+        }
+        let short = &prefix[..prefix.len().min(12)];
+        let experiments = std::fs::read_dir(results).map_err(|e| AppError::Input(format!("{}: {e}", results.display())))?;
+        for exp in experiments.flatten() {
+            let dir = exp.path().join(short);
+            let path = dir.join("manifest.json");
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
+            if value.get("format").and_then(|f| f.as_u64()) != Some(u64::from(crate::fingerprint::MANIFEST_FORMAT)) {
+                return Err(AppError::Input(format!("{}: written by an older icdbench (no key to compare); rerun it to compare", path.display())));
+            }
+            let m: crate::fingerprint::Manifest = serde_json::from_value(value).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
+            if m.fingerprint().as_str().starts_with(prefix) {
+                return Ok(m);
+            }
+        }
+        Err(AppError::Input(format!("no planned run and no run folder under {} has a fingerprint starting with {prefix:?}", results.display())))
+    };
+    let (ma, mb) = (find(a)?, find(b)?);
+    let diff = ma.explain(&mb);
+    println!("{} vs {}", ma.fingerprint().short(), mb.fingerprint().short());
+    if diff.is_empty() {
+        println!("  the same key: one run");
+    }
+    for line in diff {
+        println!("  {line}");
     }
     Ok(())
 }

@@ -32,7 +32,8 @@ pub enum Command {
         /// Experiment TOML files.
         #[arg(required = true, value_name = "EXPERIMENT.toml")]
         experiments: Vec<PathBuf>,
-        /// Recompute runs even when a finished result exists.
+        /// Recompute runs and their cached stages (training, predictions) even when a finished result exists;
+        /// also the way to replace a corrupt run folder.
         #[arg(long)]
         force: bool,
         /// Where results go.
@@ -54,6 +55,10 @@ pub enum Command {
         /// Also print each run's resolved spec and input hashes as JSON.
         #[arg(long)]
         json: bool,
+        /// Say which parts of the key differ between two runs, each named by a fingerprint
+        /// (or prefix) of a planned run or of a run folder under --results.
+        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        explain: Option<Vec<String>>,
     },
     /// Score any system's predictions (JSONL) against gold documents (JSONL), icdbench's metrics and conventions.
     #[command(long_about = "Score predictions from any tool on the same footing as icdbench's own runs.\n\n\

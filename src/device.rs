@@ -70,6 +70,123 @@ pub fn name(device: tch::Device) -> String {
     }
 }
 
+/// The device as the fingerprint names it: what can change the numbers computed there.
+/// CPU: the instruction set libtorch dispatches to and the intra-op thread count
+/// (reductions split across threads add in another order), e.g. `cpu avx2 2 threads`;
+/// CUDA: the GPU model, e.g. `cuda:0 NVIDIA H100 80GB HBM3`.
+pub fn fingerprint_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(i) => match gpu_model(i) {
+            Some(model) => format!("cuda:{i} {model}"),
+            None => format!("cuda:{i}"),
+        },
+        _ => {
+            let n = numerics();
+            format!("cpu {} {} threads", n.isa, n.threads)
+        }
+    }
+}
+
+/// The GPU's model name as nvidia-smi reports it (None where nvidia-smi is absent).
+fn gpu_model(index: usize) -> Option<String> {
+    let out = std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader", "-i", &index.to_string()]).output().ok()?;
+    let name = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !name.is_empty()).then_some(name)
+}
+
+/// What can change CPU results besides the code and its inputs; recorded in every manifest.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Numerics {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// The ATen CPU capability in force: `ATEN_CPU_CAPABILITY` when set, else what libtorch detects.
+    pub isa: String,
+    /// MKL's conditional-numerical-reproducibility branch (`MKL_CBWR`), when set.
+    pub mkl_cbwr: Option<String>,
+    /// libtorch's intra-op threads.
+    pub threads: usize,
+    /// libtorch's deterministic-algorithms switch: icdbench never sets it, so libtorch's default.
+    pub deterministic_algorithms: String,
+    /// The libtorch actually loaded by this process.
+    pub libtorch: String,
+}
+
+impl Numerics {
+    /// For records written before numerics were recorded.
+    pub fn unknown() -> Numerics {
+        let u = || "unknown".to_string();
+        Numerics { cpu_model: u(), isa: u(), mkl_cbwr: None, threads: 0, deterministic_algorithms: u(), libtorch: u() }
+    }
+}
+
+/// Reads the numerics of this process (cheap; cpuinfo is read once).
+pub fn numerics() -> Numerics {
+    static CPU: OnceLock<(String, String)> = OnceLock::new();
+    let (model, detected) = CPU.get_or_init(|| {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| info.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_once(':')).map(|(_, v)| v.trim().to_string());
+        let flags: std::collections::HashSet<String> = field("flags").unwrap_or_default().split_whitespace().map(str::to_string).collect();
+        let has = |f: &[&str]| f.iter().all(|x| flags.contains(*x));
+        // ATen's own rule (aten/src/ATen/native/DispatchStub.cpp): AVX512 needs f, bw, vl and dq; AVX2 needs avx2 and fma.
+        let isa = if has(&["avx512f", "avx512bw", "avx512vl", "avx512dq"]) {
+            "avx512"
+        } else if has(&["avx2", "fma"]) {
+            "avx2"
+        } else {
+            "default"
+        };
+        (field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string()), isa.to_string())
+    });
+    let isa = std::env::var("ATEN_CPU_CAPABILITY").ok().filter(|v| !v.is_empty()).map(|v| v.to_lowercase()).unwrap_or_else(|| detected.clone());
+    Numerics {
+        cpu_model: model.clone(),
+        isa,
+        mkl_cbwr: std::env::var("MKL_CBWR").ok().filter(|v| !v.is_empty()),
+        threads: tch::get_num_threads().max(1) as usize,
+        deterministic_algorithms: "libtorch default".into(),
+        libtorch: libtorch_version(),
+    }
+}
+
+/// Pins the CPU code paths that differ between machines of one architecture: ATen's kernels
+/// and MKL's branch both at AVX2 where the CPU has it (a user's own settings win). Called at
+/// the start of `main`, before libtorch dispatches anything, so one fingerprint means one
+/// code path on any AVX2 or AVX-512 machine.
+pub fn pin_cpu_numerics() {
+    if std::env::var_os("ATEN_CPU_CAPABILITY").is_some() {
+        return;
+    }
+    let detected = numerics().isa;
+    if detected == "avx512" || detected == "avx2" {
+        // SAFETY (edition 2021: safe call): main has not started any other thread yet.
+        std::env::set_var("ATEN_CPU_CAPABILITY", "avx2");
+        if std::env::var_os("MKL_CBWR").is_none() {
+            std::env::set_var("MKL_CBWR", "AVX2");
+        }
+    }
+}
+
+/// The libtorch this process loaded (LD_LIBRARY_PATH may point elsewhere than the build did):
+/// read from the `version.py` or `build-version` beside the mapped libtorch_cpu.so.
+pub fn libtorch_version() -> String {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION
+        .get_or_init(|| {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+            let lib = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.ends_with("/libtorch_cpu.so"));
+            let from_files = lib.and_then(|p| {
+                let torch = std::path::Path::new(p).parent()?.parent()?;
+                if let Ok(v) = std::fs::read_to_string(torch.join("version.py")) {
+                    let line = v.lines().find(|l| l.starts_with("__version__"))?;
+                    return line.split(['\'', '"']).nth(1).map(str::to_string);
+                }
+                std::fs::read_to_string(torch.join("build-version")).ok().map(|v| v.trim().to_string())
+            });
+            from_files.unwrap_or_else(|| format!("{} (built against)", env!("ICDBENCH_LIBTORCH_VERSION")))
+        })
+        .clone()
+}
+
 /// A one-paragraph description of what this machine offers, for `icdbench check --device`-style output.
 pub fn describe() -> String {
     let cuda = match cuda_backend() {
@@ -77,7 +194,8 @@ pub fn describe() -> String {
         Ok(()) => "libtorch_cuda loaded, but no CUDA device is visible".into(),
         Err(reason) => format!("CPU only ({reason})"),
     };
-    format!("libtorch {} · {} · {} CPU threads", env!("ICDBENCH_LIBTORCH_VERSION"), cuda, tch::get_num_threads())
+    let n = numerics();
+    format!("libtorch {} · {} · {} CPU threads · CPU kernels {} ({})", n.libtorch, cuda, n.threads, n.isa, n.cpu_model)
 }
 
 /// A small forward/backward (matmul, softmax, cross-entropy) on `device`, compared with the same on CPU.

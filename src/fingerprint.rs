@@ -1,6 +1,11 @@
-//! Fingerprints: sha256 over the canonical resolved run spec, the sha256 of
-//! every input it reads, and the versions that can change its numbers.
-//! Same fingerprint → same numbers (on CPU); any changed byte → a new one.
+//! Fingerprints: sha256 over what a run's numbers depend on, and nothing else.
+//!
+//! The key covers the canonical resolved spec, every input by role, sha256 and
+//! size (never its path), the code identity (a hash of the sources that can
+//! change a result, computed at build time), the libtorch this process loaded
+//! and the device the run computes on (for CPU: kernel ISA and thread count).
+//! The git revision, input paths and the machine are provenance: written to
+//! the manifest, never hashed. Same fingerprint → same numbers (on CPU).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -8,7 +13,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
-/// Hex sha256 of a run's manifest.
+/// Hex sha256 of a run's key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Fingerprint(String);
@@ -22,6 +27,17 @@ impl Fingerprint {
     pub fn short(&self) -> &str {
         &self.0[..12.min(self.0.len())]
     }
+
+    /// A fingerprint as recorded in a file (not checked: a key that names nothing finds nothing).
+    pub fn from_hex(hex: &str) -> Fingerprint {
+        Fingerprint(hex.to_string())
+    }
+
+    /// The fingerprint of any serialisable key: sha256 of its canonical JSON.
+    pub fn of(key: &impl Serialize) -> Fingerprint {
+        let value = serde_json::to_value(key).unwrap_or(serde_json::Value::Null);
+        Fingerprint(sha256_hex(canonical_json(&value).as_bytes()))
+    }
 }
 
 impl fmt::Display for Fingerprint {
@@ -30,55 +46,188 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-/// One input a run reads, by content.
+/// One input a run reads, by content; `origin` (where it was read from) is provenance only.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct InputHash {
     /// What the input is for (`code_table`, `data.train`, ...).
     pub role: String,
-    /// Where it came from (a path, or `builtin:...`).
-    pub origin: String,
     pub sha256: String,
     pub bytes: u64,
+    /// A path, or `builtin:...`.
+    #[serde(skip)]
+    pub origin: String,
 }
 
-/// The versions of everything that computes a result.
+/// Where each input came from, for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InputOrigin {
+    pub role: String,
+    pub origin: String,
+}
+
+/// The versions of everything that computes a result (all part of the key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
     pub icdbench: String,
-    pub git_revision: String,
+    /// sha256 over `src/`, `build.rs` and `Cargo.lock` as built.
+    pub code: String,
+    /// The libtorch loaded at run time.
     pub libtorch: String,
-    /// Where the run computes: `cpu`, `cuda:0`, ...
+    /// The device as [`crate::device::fingerprint_name`] names it.
     pub device: String,
 }
 
 impl Versions {
-    pub fn current(device: &str) -> Versions {
-        Versions {
-            icdbench: env!("CARGO_PKG_VERSION").to_string(),
-            git_revision: env!("ICDBENCH_GIT_REVISION").to_string(),
-            libtorch: env!("ICDBENCH_LIBTORCH_VERSION").to_string(),
-            device: device.to_string(),
-        }
+    /// The versions of this process computing on `device`.
+    pub fn current(device: tch::Device) -> Versions {
+        Versions::with_device(crate::device::fingerprint_name(device))
+    }
+
+    pub fn with_device(device: String) -> Versions {
+        Versions { icdbench: env!("CARGO_PKG_VERSION").to_string(), code: code_identity().to_string(), libtorch: crate::device::libtorch_version(), device }
     }
 }
 
-/// Everything a fingerprint covers; written beside the results as `manifest.json`.
+/// The code identity this binary was built with.
+pub fn code_identity() -> &'static str {
+    env!("ICDBENCH_CODE_IDENTITY")
+}
+
+/// What a fingerprint hashes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
+pub struct Key {
     pub spec: serde_json::Value,
     pub inputs: Vec<InputHash>,
     pub versions: Versions,
 }
 
+/// Recorded beside the key, never hashed: where things came from and on what machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub git_revision: String,
+    /// Uncommitted changes to tracked files when the binary was built.
+    pub git_dirty: bool,
+    pub inputs: Vec<InputOrigin>,
+    pub host: String,
+    pub numerics: crate::device::Numerics,
+}
+
+impl Provenance {
+    pub fn current(inputs: &[InputHash]) -> Provenance {
+        let mut origins: Vec<InputOrigin> = inputs.iter().map(|i| InputOrigin { role: i.role.clone(), origin: i.origin.clone() }).collect();
+        origins.sort();
+        Provenance {
+            git_revision: env!("ICDBENCH_GIT_REVISION").to_string(),
+            git_dirty: env!("ICDBENCH_GIT_DIRTY") == "true",
+            inputs: origins,
+            host: host_name(),
+            numerics: crate::device::numerics(),
+        }
+    }
+}
+
+/// This machine's host name (empty when it cannot be read).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::fs::read_to_string("/etc/hostname")).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// The manifest format written by this version.
+pub const MANIFEST_FORMAT: u32 = 2;
+
+/// Everything a fingerprint covers, plus provenance; written beside the results as `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub key: Key,
+    /// The keys of the cached stages the run is assembled from.
+    #[serde(default)]
+    pub stages: std::collections::BTreeMap<String, String>,
+    pub provenance: Provenance,
+}
+
 impl Manifest {
     pub fn new(spec: &impl Serialize, mut inputs: Vec<InputHash>, versions: Versions) -> Result<Manifest, serde_json::Error> {
         inputs.sort();
-        Ok(Manifest { spec: serde_json::to_value(spec)?, inputs, versions })
+        let provenance = Provenance::current(&inputs);
+        Ok(Manifest { format: MANIFEST_FORMAT, key: Key { spec: serde_json::to_value(spec)?, inputs, versions }, stages: Default::default(), provenance })
     }
 
     pub fn fingerprint(&self) -> Fingerprint {
-        let value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        Fingerprint(sha256_hex(canonical_json(&value).as_bytes()))
+        Fingerprint::of(&self.key)
+    }
+
+    /// Reads a manifest of this or an older format. An older one (spec, inputs and versions
+    /// at the top, the git revision as its only code identity) gets the code identity
+    /// `legacy`, so reports can tell its runs from this code's.
+    pub fn from_value(value: serde_json::Value) -> Result<Manifest, serde_json::Error> {
+        if value.get("format").and_then(|f| f.as_u64()).is_some() {
+            return serde_json::from_value(value);
+        }
+        #[derive(Deserialize)]
+        struct Old {
+            spec: serde_json::Value,
+            inputs: Vec<InputHash>,
+            versions: OldVersions,
+        }
+        #[derive(Deserialize)]
+        struct OldVersions {
+            icdbench: String,
+            git_revision: String,
+            libtorch: String,
+            device: String,
+        }
+        let old: Old = serde_json::from_value(value)?;
+        let v = old.versions;
+        Ok(Manifest {
+            format: 1,
+            key: Key { spec: old.spec, inputs: old.inputs, versions: Versions { icdbench: v.icdbench, code: "legacy".into(), libtorch: v.libtorch, device: v.device } },
+            stages: Default::default(),
+            provenance: Provenance {
+                git_revision: v.git_revision.trim_end_matches("-dirty").to_string(),
+                git_dirty: v.git_revision.ends_with("-dirty"),
+                inputs: Vec::new(),
+                host: String::new(),
+                numerics: crate::device::Numerics::unknown(),
+            },
+        })
+    }
+
+    /// Which parts of the key differ between two manifests, one line each (empty when they are the same run).
+    pub fn explain(&self, other: &Manifest) -> Vec<String> {
+        let mut out = Vec::new();
+        let (a, b) = (&self.key.versions, &other.key.versions);
+        for (name, x, y) in [("icdbench version", &a.icdbench, &b.icdbench), ("code identity", &a.code, &b.code), ("libtorch", &a.libtorch, &b.libtorch), ("device", &a.device, &b.device)] {
+            if x != y {
+                out.push(format!("{name}: {x} -> {y}"));
+            }
+        }
+        let roles: std::collections::BTreeSet<&str> = self.key.inputs.iter().chain(&other.key.inputs).map(|i| i.role.as_str()).collect();
+        for role in roles {
+            let pick = |m: &Manifest| m.key.inputs.iter().filter(|i| i.role == role).map(|i| format!("{} ({} bytes)", &i.sha256[..12.min(i.sha256.len())], i.bytes)).collect::<Vec<_>>().join(", ");
+            let (x, y) = (pick(self), pick(other));
+            if x != y {
+                let show = |s: String| if s.is_empty() { "absent".to_string() } else { s };
+                out.push(format!("input {role}: {} -> {}", show(x), show(y)));
+            }
+        }
+        diff_json("spec", &self.key.spec, &other.key.spec, &mut out);
+        out
+    }
+}
+
+/// Lines `path: a -> b` for every leaf where two JSON values differ.
+fn diff_json(path: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let (va, vb) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                diff_json(&format!("{path}.{k}"), va, vb, out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {} -> {}", canonical_json(a), canonical_json(b))),
+        _ => {}
     }
 }
 
@@ -139,11 +288,11 @@ pub fn hash_file(role: &str, path: &Path) -> std::io::Result<InputHash> {
         bytes += n as u64;
         hasher.update(&buf[..n]);
     }
-    Ok(InputHash { role: role.into(), origin: path.display().to_string(), sha256: hex::encode(hasher.finalize()), bytes })
+    Ok(InputHash { role: role.into(), sha256: hex::encode(hasher.finalize()), bytes, origin: path.display().to_string() })
 }
 
 pub fn hash_bytes(role: &str, origin: &str, data: &[u8]) -> InputHash {
-    InputHash { role: role.into(), origin: origin.into(), sha256: sha256_hex(data), bytes: data.len() as u64 }
+    InputHash { role: role.into(), sha256: sha256_hex(data), bytes: data.len() as u64, origin: origin.into() }
 }
 
 #[cfg(test)]
@@ -165,18 +314,41 @@ mod tests {
 
     #[test]
     fn any_changed_input_changes_the_fingerprint() {
-        let v = Versions::current("cpu");
+        let v = Versions::with_device("cpu avx2 2 threads".into());
         let a = Manifest::new(&serde_json::json!({"lr": 0.001}), vec![hash_bytes("data", "x", b"one")], v.clone()).unwrap();
         let b = Manifest::new(&serde_json::json!({"lr": 0.001}), vec![hash_bytes("data", "x", b"onE")], v.clone()).unwrap();
         let c = Manifest::new(&serde_json::json!({"lr": 0.0011}), vec![hash_bytes("data", "x", b"one")], v.clone()).unwrap();
         let mut w = v.clone();
-        w.device = "cuda:0".into();
+        w.device = "cpu avx2 1 threads".into();
         let d = Manifest::new(&serde_json::json!({"lr": 0.001}), vec![hash_bytes("data", "x", b"one")], w).unwrap();
+        let mut code = v.clone();
+        code.code = "0".repeat(64);
+        let e = Manifest::new(&serde_json::json!({"lr": 0.001}), vec![hash_bytes("data", "x", b"one")], code).unwrap();
         let fa = a.fingerprint();
         assert_eq!(fa, a.clone().fingerprint());
-        assert_ne!(fa, b.fingerprint());
-        assert_ne!(fa, c.fingerprint());
-        assert_ne!(fa, d.fingerprint());
+        for other in [&b, &c, &d, &e] {
+            assert_ne!(fa, other.fingerprint());
+        }
         assert_eq!(fa.as_str().len(), 64);
+        assert_eq!(a.explain(&d), vec!["device: cpu avx2 2 threads -> cpu avx2 1 threads".to_string()]);
+        assert_eq!(a.explain(&c), vec!["spec.lr: 0.001 -> 0.0011".to_string()]);
+        assert_eq!(a.explain(&b).len(), 1);
+        assert!(a.explain(&b)[0].starts_with("input data: "), "{:?}", a.explain(&b));
+        assert!(a.explain(&a).is_empty());
+    }
+
+    #[test]
+    fn where_an_input_was_read_from_is_not_hashed() {
+        let v = Versions::with_device("cpu".into());
+        let a = Manifest::new(&serde_json::json!({}), vec![hash_bytes("data", "/home/a/x.jsonl", b"one")], v.clone()).unwrap();
+        let b = Manifest::new(&serde_json::json!({}), vec![hash_bytes("data", "../x.jsonl", b"one")], v).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.provenance.inputs, b.provenance.inputs);
+    }
+
+    #[test]
+    fn the_code_identity_is_a_sha256() {
+        assert_eq!(code_identity().len(), 64);
+        assert!(code_identity().bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

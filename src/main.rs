@@ -2,6 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    icdbench::device::pin_cpu_numerics();
     let cli = icdbench::cli::Cli::parse();
     match icdbench::app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

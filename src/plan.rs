@@ -5,6 +5,7 @@
 use crate::config::{self, Backbone, Baseline, Data, DataSource, Eval, Expansion, Experiment, Mix, Train, TrainMode};
 use crate::data::synthetic::GENERATOR_VERSION;
 use crate::fingerprint::{hash_bytes, hash_file, Fingerprint, InputHash, Manifest, Versions};
+use std::collections::BTreeMap;
 use crate::icd::CodeSet;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -112,8 +113,67 @@ pub struct PlannedRun {
     pub spec: RunSpec,
     pub manifest: Manifest,
     pub fingerprint: Fingerprint,
+    /// The keys of the cached stages this run is assembled from.
+    pub stages: StageKeys,
     /// `results/<experiment>/<fingerprint prefix>/`
     pub dir: PathBuf,
+}
+
+/// Keys of the stages a run reuses from `results/.cache/`, each covering only what that stage
+/// depends on: the trained weights do not depend on evaluation settings, a split's predictions
+/// do not depend on bootstrap samples, and neither depends on the experiment's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageKeys {
+    /// The documents: data config, data inputs, code identity.
+    pub data: Fingerprint,
+    /// A model's trained weights, or a baseline's fitted state.
+    pub train: Fingerprint,
+    /// Predictions of each evaluated split.
+    pub predict: BTreeMap<String, Fingerprint>,
+}
+
+impl StageKeys {
+    fn derive(spec: &RunSpec, key: &crate::fingerprint::Key, data_inputs: &[InputHash]) -> StageKeys {
+        let v = &key.versions;
+        let data = Fingerprint::of(&serde_json::json!({
+            "stage": "data", "code": v.code, "data": key.spec["data"], "inputs": data_inputs,
+        }));
+        let train = Fingerprint::of(&serde_json::json!({
+            "stage": "train", "code": v.code, "libtorch": v.libtorch, "device": v.device,
+            "data": data, "system": key.spec["system"], "seed": spec.seed, "inputs": key.inputs,
+        }));
+        let e = &spec.eval;
+        // Baselines have no decoding settings; a model's split predictions depend on all of these.
+        let decoding = match spec.system {
+            SystemSpec::Model(_) => serde_json::json!({
+                "chunk_tokens": e.chunk_tokens, "chunk_overlap": e.chunk_overlap, "max_new_tokens": e.max_new_tokens,
+                "constrained": e.constrained, "batch_size": e.batch_size,
+            }),
+            SystemSpec::Baseline(_) => serde_json::Value::Null,
+        };
+        let predict = e
+            .splits
+            .iter()
+            .map(|split| (split.clone(), Fingerprint::of(&serde_json::json!({"stage": "predict", "train": train, "decoding": decoding, "split": split}))))
+            .collect();
+        StageKeys { data, train, predict }
+    }
+
+    /// The stage keys a manifest records (empty for manifests written before stages existed).
+    pub fn recorded(manifest: &Manifest) -> StageKeys {
+        let get = |k: &str| Fingerprint::from_hex(manifest.stages.get(k).map(String::as_str).unwrap_or(""));
+        let predict = manifest.stages.iter().filter_map(|(k, v)| k.strip_prefix("predict.").map(|split| (split.to_string(), Fingerprint::from_hex(v)))).collect();
+        StageKeys { data: get("data"), train: get("train"), predict }
+    }
+
+    /// `train` → key, `predict.test` → key, ... as the manifest records them.
+    pub fn as_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::from([("data".to_string(), self.data.to_string()), ("train".to_string(), self.train.to_string())]);
+        for (split, k) in &self.predict {
+            m.insert(format!("predict.{split}"), k.to_string());
+        }
+        m
+    }
 }
 
 impl PlannedRun {
@@ -199,7 +259,7 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
                 data: data.clone(),
                 eval: exp.eval.clone(),
             };
-            push_run(&mut runs, spec, model_inputs, &crate::device::name(device), results_root, path)?;
+            push_run(&mut runs, spec, model_inputs, &inputs, device, results_root, path)?;
         }
         for baseline in &exp.baselines {
             let spec = RunSpec {
@@ -212,7 +272,7 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
                 eval: exp.eval.clone(),
             };
             // Baselines compute on CPU.
-            push_run(&mut runs, spec, inputs.clone(), "cpu", results_root, path)?;
+            push_run(&mut runs, spec, inputs.clone(), &inputs, tch::Device::Cpu, results_root, path)?;
         }
     }
     Ok(runs)
@@ -223,18 +283,74 @@ const MODEL_ONLY_KEYS: &[&str] = &["backbone", "expansion", "mix", "train"];
 
 /// Fingerprints a run and adds it unless an identical one is planned already.
 /// The sweep label is not fingerprinted: two points that resolve alike are one run.
-fn push_run(runs: &mut Vec<PlannedRun>, spec: RunSpec, inputs: Vec<InputHash>, device: &str, results_root: &Path, path: &Path) -> Result<(), PlanError> {
+fn push_run(
+    runs: &mut Vec<PlannedRun>,
+    spec: RunSpec,
+    inputs: Vec<InputHash>,
+    data_inputs: &[InputHash],
+    device: tch::Device,
+    results_root: &Path,
+    path: &Path,
+) -> Result<(), PlanError> {
     let mut keyed = spec.clone();
     keyed.sweep.clear();
-    let manifest = Manifest::new(&keyed, inputs, Versions::current(device))
+    let mut manifest = Manifest::new(&keyed_spec(&keyed), inputs, Versions::current(device))
         .map_err(|e| PlanError::Input { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
     let fingerprint = manifest.fingerprint();
     if runs.iter().any(|r| r.fingerprint == fingerprint) {
         return Ok(());
     }
+    let stages = StageKeys::derive(&spec, &manifest.key, data_inputs);
+    manifest.stages = stages.as_map();
     let dir = results_root.join(&spec.experiment).join(fingerprint.short());
-    runs.push(PlannedRun { spec, manifest, fingerprint, dir });
+    runs.push(PlannedRun { spec, manifest, fingerprint, stages, dir });
     Ok(())
+}
+
+/// Fields of `data.source` that name files or folders: their contents are inputs, their paths are not hashed.
+const PATH_FIELDS: &[&str] = &["train", "val", "test", "table", "splits", "annotations", "notes", "train_ids", "val_ids", "test_ids", "root"];
+
+/// The spec as the fingerprint sees it: every path whose content is hashed as an input is
+/// replaced by `<input>`, so the same files reached by another path are the same run.
+fn keyed_spec(spec: &RunSpec) -> serde_json::Value {
+    use serde_json::Value;
+    let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
+    fn blank(obj: &mut Value) {
+        if let Value::Object(map) = obj {
+            for (k, val) in map.iter_mut() {
+                if k == "mdace" {
+                    blank(val);
+                } else if PATH_FIELDS.contains(&k.as_str()) && val.is_string() {
+                    *val = Value::String("<input>".into());
+                }
+            }
+        }
+    }
+    if let Some(source) = v.pointer_mut("/data/source") {
+        blank(source);
+    }
+    if let Some(table) = v.pointer_mut("/data/code_table") {
+        if table.as_str() != Some("builtin") {
+            *table = Value::String("<input>".into());
+        }
+    }
+    // A checkpoint given by path is hashed as the `backbone` input.
+    let packaged = |name: &str| name == "tiny" || crate::model::backbone::PACKAGED.iter().any(|(n, _, _)| *n == name);
+    if let Some(name) = v.pointer_mut("/system/backbone/name") {
+        if name.as_str().is_some_and(|n| !packaged(n)) {
+            *name = Value::String("<input>".into());
+        }
+    }
+    if let Some(Value::Array(entries)) = v.pointer_mut("/system/expansion") {
+        for e in entries {
+            if let Some(g) = e.get_mut("generator") {
+                if g.as_str().is_some_and(|n| !packaged(n)) {
+                    *g = Value::String("<input>".into());
+                }
+            }
+        }
+    }
+    v
 }
 
 /// The sha256 of every file the runs of `exp` read. With `missing`, an input that is not there

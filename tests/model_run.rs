@@ -37,8 +37,8 @@ fn killed_training_resumes_to_the_same_metrics_and_cost_is_recorded() {
     let killed = run(&exp, &resumed, &["--stop-after-steps", "7"]).code(1);
     let err = String::from_utf8_lossy(&killed.get_output().stderr).to_string();
     assert!(err.contains("run again to resume"), "{err}");
-    let partial = std::fs::read_dir(resumed.join("resume")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with(".partial")).unwrap();
-    assert!(partial.join("checkpoint").is_dir(), "a checkpoint survives the kill");
+    let stage = std::fs::read_dir(resumed.join(".cache").join("train")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir()).unwrap();
+    assert!(stage.join("checkpoint").is_dir(), "a checkpoint survives the kill in the train stage");
     run(&exp, &resumed, &[]).success();
 
     let (a, b) = (metrics(&straight), metrics(&resumed));

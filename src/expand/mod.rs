@@ -110,7 +110,7 @@ pub struct ExpandContext<'a> {
 }
 
 /// Counts of examples and of the codes they cover, split by whether training documents carry the code.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub examples: usize,
     pub examples_seen: usize,
@@ -137,7 +137,7 @@ impl Counts {
 }
 
 /// One `[[expansion]]` entry's contribution.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrategyReport {
     /// Position in the experiment's `[[expansion]]` list.
     pub index: usize,
@@ -156,11 +156,11 @@ pub struct StrategyReport {
     /// Candidates dropped by the per-code cap.
     pub capped: usize,
     /// Strategy-specific tallies (cache hits, matches rejected, ...).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, usize>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpansionReport {
     pub seed: u64,
     pub strategies: Vec<StrategyReport>,

@@ -82,15 +82,8 @@ impl Synthesize {
 
     fn save(&mut self) -> Result<(), ExpandError> {
         let Some(path) = &self.path else { return Ok(()) };
-        let write_err = |source| ExpandError::CacheWrite { path: path.clone(), source };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(write_err)?;
-        }
-        let json = serde_json::to_string_pretty(&self.cache).map_err(|e| write_err(std::io::Error::other(e)))?;
-        // Write beside, then rename: an interrupted save never leaves half a cache.
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, json).map_err(write_err)?;
-        std::fs::rename(&tmp, path).map_err(write_err)?;
+        // Written beside under a unique name, then renamed: an interrupted save never leaves half a cache.
+        crate::store::write_json(path, &self.cache).map_err(|e| ExpandError::CacheWrite { path: path.clone(), source: std::io::Error::other(e.to_string()) })?;
         self.unsaved = 0;
         Ok(())
     }

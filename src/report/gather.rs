@@ -73,13 +73,16 @@ pub fn read_run(dir: &Path) -> Result<FinishedRun, ReportError> {
     let fingerprint: Fingerprint = serde_json::from_value(serde_json::Value::String(done.trim().to_string()))
         .map_err(|e| ReportError::Input(format!("{}: unreadable fingerprint ({e})", done_path.display())))?;
     let spec = read_spec(&dir.join("spec.json"))?;
-    let manifest: Manifest = read_json(&dir.join("manifest.json"))?;
+    let manifest_path = dir.join("manifest.json");
+    let manifest = Manifest::from_value(read_json(&manifest_path)?)
+        .map_err(|e| ReportError::Input(format!("{}: not a manifest icdbench can read ({e}); rerun its experiment", manifest_path.display())))?;
     let metrics: RunMetrics = read_json(&dir.join("metrics.json"))?;
     if metrics.fingerprint != fingerprint.as_str() {
         return Err(ReportError::Input(format!("{}: metrics.json belongs to another fingerprint than {DONE_MARKER}; rerun with --force to recompute it", dir.display())));
     }
     let loss_curve = read_loss_curve(&dir.join("training.json"));
-    let run = PlannedRun { spec, manifest, fingerprint, dir: dir.to_path_buf() };
+    let stages = plan::StageKeys::recorded(&manifest);
+    let run = PlannedRun { spec, manifest, fingerprint, stages, dir: dir.to_path_buf() };
     Ok(FinishedRun { record: RunRecord { run, reused: true, metrics }, loss_curve })
 }
 

@@ -1,12 +1,14 @@
 //! The only place that knows the whole chain: planned run -> data -> system ->
-//! predictions -> scores -> results folder. Finished runs are found by their
-//! fingerprint and reused; a run is written to a `.partial` folder and renamed
-//! into place only when complete, so a killed run never looks finished (and a
-//! model run resumes from the training checkpoint kept there).
+//! predictions -> scores -> results folder. A finished run is found by its
+//! fingerprint and reused; a run being computed holds its lock, reuses the
+//! cached stages it shares with other runs (trained weights, a split's
+//! predictions; see [`crate::store`]) and is written to a `.partial` folder
+//! that is renamed into place only when complete.
 
 mod model;
 mod pretrain;
 
+pub use crate::store::DONE_MARKER;
 pub use model::ModelRecord;
 pub use pretrain::PretrainRecord;
 
@@ -17,28 +19,26 @@ use crate::data::{self, CodeTable, Dataset, Split};
 use crate::fingerprint::canonical_json;
 use crate::metrics::{self, Bootstrap, EvidenceReport, LabelSets, Report, ScoreOptions, ScoredReport};
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
+use crate::store::{self, Lock, Stage, StoreError, TryLock};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The file written last into a finished run's folder; it holds the fingerprint.
-pub const DONE_MARKER: &str = "DONE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Data(#[from] data::DataError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("scoring failed: {0}")]
     Metrics(#[from] metrics::MetricsError),
-    #[error("{path}: results folder is corrupt ({reason}); rerun with --force to recompute it")]
-    Corrupt { path: PathBuf, reason: String },
     #[error("{path}: cached file is unreadable ({reason}); delete it and run again to recompute it")]
     CorruptCache { path: PathBuf, reason: String },
     #[error("model run failed: {0}")]
@@ -52,7 +52,7 @@ pub enum RunError {
 impl RunError {
     /// Whether the user can fix this by changing their input (exit code 2) rather than a failed run (1).
     pub fn is_user_input(&self) -> bool {
-        matches!(self, RunError::Data(_) | RunError::Corrupt { .. } | RunError::CorruptCache { .. })
+        matches!(self, RunError::Data(_) | RunError::Store(StoreError::Corrupt { .. }) | RunError::CorruptCache { .. })
     }
 }
 
@@ -178,51 +178,116 @@ impl DataCache {
     }
 }
 
-/// Executes planned runs in order, reusing finished ones; `on_done` hears about each as it finishes.
+/// Executes planned runs, reusing finished ones; `on_done` hears about each as it finishes.
+/// A run another process is computing is left for later and then waited for, so several
+/// processes on one sweep share the work and each run is computed once. Records come back
+/// in planned order.
 pub fn execute(runs: &[PlannedRun], opts: &RunOptions, mut on_done: impl FnMut(&RunRecord)) -> Result<Vec<RunRecord>, RunError> {
     let mut cache = DataCache::default();
-    let mut records = Vec::new();
-    for run in runs {
-        let record = match (opts.force, finished(run)?) {
-            (false, Some(metrics)) => RunRecord { run: run.clone(), reused: true, metrics },
-            _ => {
-                let metrics = compute(run, opts, &mut cache)?;
-                RunRecord { run: run.clone(), reused: false, metrics }
+    let mut records: Vec<Option<RunRecord>> = vec![None; runs.len()];
+    let mut busy = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        if !opts.force {
+            if let Some(metrics) = finished(run)? {
+                let record = RunRecord { run: run.clone(), reused: true, metrics };
+                on_done(&record);
+                records[i] = Some(record);
+                continue;
             }
-        };
-        on_done(&record);
-        records.push(record);
+        }
+        match Lock::try_acquire(&store::lock_path(&run.dir))? {
+            TryLock::Acquired(lock) => {
+                let record = locked(run, lock, opts, &mut cache)?;
+                on_done(&record);
+                records[i] = Some(record);
+            }
+            TryLock::Busy(holder) => {
+                let who = holder.map_or("another process".to_string(), |h| h.describe());
+                eprintln!("  {} {}: running in {who}; coming back to it after the other runs", run.fingerprint.short(), run.label());
+                busy.push(i);
+            }
+        }
     }
-    Ok(records)
+    for i in busy {
+        let run = &runs[i];
+        let lock = Lock::acquire(&store::lock_path(&run.dir), |holder| {
+            let who = holder.map_or("another process".to_string(), |h| h.describe());
+            eprintln!("  {} {}: waiting for {who}", run.fingerprint.short(), run.label());
+        })?;
+        let record = locked(run, lock, &RunOptions { force: false, ..opts.clone() }, &mut cache)?;
+        on_done(&record);
+        records[i] = Some(record);
+    }
+    Ok(records.into_iter().flatten().collect())
 }
 
-/// The metrics of a finished run with this fingerprint, if there is one.
-pub fn finished(run: &PlannedRun) -> Result<Option<RunMetrics>, RunError> {
-    let marker = run.dir.join(DONE_MARKER);
-    let Ok(done) = std::fs::read_to_string(&marker) else { return Ok(None) };
-    if done.trim() != run.fingerprint.as_str() {
-        return Err(RunError::Corrupt { path: run.dir.clone(), reason: "its DONE marker names another fingerprint".into() });
+/// With the run's lock held: reuse what another process finished meanwhile, or compute.
+/// A holder that died (its lock released by the kernel) left a checkpoint to resume from.
+fn locked(run: &PlannedRun, lock: Lock, opts: &RunOptions, cache: &mut DataCache) -> Result<RunRecord, RunError> {
+    if !opts.force {
+        if let Some(metrics) = finished(run)? {
+            return Ok(RunRecord { run: run.clone(), reused: true, metrics });
+        }
     }
-    let path = run.dir.join("metrics.json");
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    let metrics = serde_json::from_str(&text).map_err(|e| RunError::Corrupt { path: path.clone(), reason: e.to_string() })?;
-    Ok(Some(metrics))
+    let metrics = compute(run, opts, cache)?;
+    drop(lock);
+    Ok(RunRecord { run: run.clone(), reused: false, metrics })
+}
+
+/// The metrics of a finished run with this fingerprint, if there is one; an error naming
+/// the fix (`--force`) when its folder claims to be finished but is not intact.
+pub fn finished(run: &PlannedRun) -> Result<Option<RunMetrics>, RunError> {
+    Ok(store::read_finished(&run.dir, run.fingerprint.as_str())?)
+}
+
+/// Where a split's cached predictions live, and whether they are complete.
+fn predict_dir(run: &PlannedRun, split: &str) -> PathBuf {
+    store::stage_dir(&run.dir, Stage::Predict, run.stages.predict.get(split).map(|k| k.as_str()).unwrap_or("none"))
+}
+
+const PREDICTIONS: &str = "predictions.jsonl";
+const PREDICT_STATS: &str = "stats.json";
+/// A trained system's record in its train stage; written once training is complete.
+const TRAIN_RECORD: &str = "record.json";
+
+/// What one split's prediction stage records beside the predictions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct PredictRecord {
+    #[serde(default)]
+    inference: crate::model::generate::Throughput,
+    #[serde(default)]
+    stats: crate::predict::PredictStats,
+}
+
+/// Stores one split's predictions in its stage (stats first, predictions last: their presence means complete).
+fn store_predictions(dir: &Path, preds: &[Prediction], record: &PredictRecord) -> Result<(), RunError> {
+    store::write_json(&dir.join(PREDICT_STATS), record)?;
+    store::write_atomic(&dir.join(PREDICTIONS), |w| write_predictions(w, preds))?;
+    Ok(())
+}
+
+/// Reads predictions back as written (runs score what they stored, fresh or reused alike).
+fn read_stored_predictions(path: &Path) -> Result<Vec<Prediction>, RunError> {
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut out = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io_err(path))?;
+        let p = serde_json::from_str(&line).map_err(|e| RunError::CorruptCache { path: path.to_path_buf(), reason: format!("line {}: {e}", i + 1) })?;
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RunError> {
+    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
+    serde_json::from_str(&text).map_err(|e| RunError::CorruptCache { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result<RunMetrics, RunError> {
     let started = Instant::now();
-    let partial = partial_dir(&run.dir);
-    // Whatever an interrupted attempt left is redone, except a training checkpoint, which resumes.
-    if let Ok(entries) = std::fs::read_dir(&partial) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.file_name().is_some_and(|n| n == "checkpoint" || n == "expansion-cache") {
-                continue;
-            }
-            let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
-            removed.map_err(io_err(&p))?;
-        }
-    }
+    // Whatever an interrupted attempt left here is redone: training resumes from its stage's checkpoint.
+    let partial = store::sibling(&run.dir, "partial");
+    store::remove_any(&partial)?;
     std::fs::create_dir_all(&partial).map_err(io_err(&partial))?;
     let mut log = RunLog::new();
     log.line(format!("run {} fingerprint {}", run.label(), run.fingerprint));
@@ -241,26 +306,92 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         log.line(format!("data warnings: {}", load_report.summary()));
     }
 
+    // The train stage's lock also covers the predictions made from it: runs that share
+    // trained weights take turns, and the later one finds what the earlier one stored.
+    let train_dir = store::stage_dir(&run.dir, Stage::Train, run.stages.train.as_str());
+    let _train_lock = Lock::acquire(&store::lock_path(&train_dir), |holder| {
+        let who = holder.map_or("another process".to_string(), |h| h.describe());
+        eprintln!("  {} {}: its trained stage is busy in {who}; waiting", run.fingerprint.short(), run.label());
+    })?;
+    let splits: Vec<(Split, String)> = run.spec.eval.splits.iter().filter_map(|s| Split::parse(s).map(|p| (p, s.clone()))).collect();
+    if opts.force {
+        // --force recomputes the run's own stages too (not a shared pretrained backbone).
+        store::remove_any(&train_dir)?;
+        for (_, name) in &splits {
+            store::remove_any(&predict_dir(run, name))?;
+        }
+    }
+    let todo: Vec<Split> = splits.iter().filter(|(_, name)| !predict_dir(run, name).join(PREDICTIONS).is_file()).map(|(s, _)| *s).collect();
+    let record_path = train_dir.join(TRAIN_RECORD);
+    let have_record = record_path.is_file();
+    log.line(format!(
+        "stages: train {} ({}), predict {} of {} splits cached",
+        run.stages.train.short(),
+        if have_record { "cached" } else { "to compute" },
+        splits.len() - todo.len(),
+        splits.len()
+    ));
+
     let seen: HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
     let label_space: Option<Vec<String>> = (!dataset.pool.is_empty()).then(|| dataset.pool.iter().map(|c| c.to_string()).collect());
-    let mut trained: Option<TrainedBaseline> = None;
-    let (predictions, record) = match &run.spec.system {
+    let cost;
+    let mut training_json: Option<serde_json::Value> = None;
+    match &run.spec.system {
         SystemSpec::Baseline(b) => {
-            let out = baseline_predictions(b, run, &table, dataset, opts, &mut log)?;
-            trained = out.trained;
-            (out.predictions, None)
+            if !(todo.is_empty() && have_record) {
+                // A baseline is cheap to refit: every split is predicted again.
+                let out = baseline_predictions(b, run, &table, dataset, opts, &mut log)?;
+                for (split, preds) in &out.predictions {
+                    store_predictions(&predict_dir(run, split.as_str()), preds, &PredictRecord::default())?;
+                }
+                let record = match out.trained {
+                    Some(t) => serde_json::json!({"baseline": t.record, "cost": t.cost}),
+                    None => serde_json::json!({}),
+                };
+                store::write_json(&record_path, &record)?;
+            } else {
+                log.line("baseline: predictions reused from the cache".into());
+            }
+            let record: serde_json::Value = read_json_file(&record_path)?;
+            if let Some(b) = record.get("baseline") {
+                training_json = Some(b.clone());
+            }
+            cost = record.get("cost").and_then(|c| serde_json::from_value::<Cost>(c.clone()).ok());
         }
         SystemSpec::Model(spec) => {
-            let out = model::run(run, spec, &table, dataset, &partial, opts, &mut log)?;
-            (out.predictions, Some(out.record))
+            if !(todo.is_empty() && have_record) {
+                let out = model::run(run, spec, &table, dataset, &train_dir, &todo, opts, &mut log)?;
+                if !have_record {
+                    store::write_json(&record_path, &out.record)?;
+                }
+                for (split, preds, predicted) in &out.predictions {
+                    store_predictions(&predict_dir(run, split.as_str()), preds, predicted)?;
+                }
+            } else {
+                log.line("model: trained weights and every split's predictions reused from the cache".into());
+            }
+            let mut record: ModelRecord = read_json_file(&record_path)?;
+            for (_, name) in &splits {
+                let p: PredictRecord = read_json_file(&predict_dir(run, name).join(PREDICT_STATS))?;
+                record.inference.add(&p.inference);
+                record.predict_stats.add(&p.stats);
+            }
+            cost = record.training.as_ref().map(Cost::from_report);
+            training_json = Some(serde_json::to_value(&record).unwrap_or_default());
         }
-    };
-    let mut splits = BTreeMap::new();
-    for (split, preds) in &predictions {
+    }
+
+    let mut splits_out = BTreeMap::new();
+    for (split, name) in &splits {
         let docs: Vec<&data::Document> = dataset.split(*split).collect();
+        let cached = predict_dir(run, name).join(PREDICTIONS);
         let path = partial.join(format!("predictions-{split}.jsonl"));
-        write_atomic(&path, |w| write_predictions(w, preds))?;
-        let scored = score_split(&docs, preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
+        store::link_or_copy(&cached, &path)?;
+        let preds = read_stored_predictions(&path)?;
+        if preds.len() != docs.len() {
+            return Err(RunError::CorruptCache { path: cached, reason: format!("{} predictions for {} documents", preds.len(), docs.len()) });
+        }
+        let scored = score_split(&docs, &preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
         log.line(format!(
             "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
             docs.len(),
@@ -268,34 +399,27 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
             scored.sets.overall.macro_gold.f1,
             scored.sets.overall.macro_gold.n_codes
         ));
-        splits.insert(split.to_string(), scored);
+        splits_out.insert(split.to_string(), scored);
     }
-    let mut cost = record.as_ref().and_then(|r| r.training.as_ref()).map(Cost::from_report);
-    if let Some(t) = trained {
-        write_json(&partial.join("baseline.json"), &t.record)?;
-        cost = Some(t.cost);
-    }
-    if let Some(r) = &record {
-        write_json(&partial.join("training.json"), r)?;
+    if let Some(t) = &training_json {
+        let name = if matches!(run.spec.system, SystemSpec::Baseline(_)) { "baseline.json" } else { "training.json" };
+        store::write_json(&partial.join(name), t)?;
     }
     let metrics = RunMetrics {
         fingerprint: run.fingerprint.to_string(),
         system: run.spec.system.name(),
-        splits,
+        splits: splits_out,
         data_report: load_report.clone(),
         cost,
         seconds: started.elapsed().as_secs_f64(),
     };
     log.line(format!("finished in {:.2} s", metrics.seconds));
-    write_json(&partial.join("spec.json"), &run.spec)?;
-    write_json(&partial.join("manifest.json"), &run.manifest)?;
-    write_json(&partial.join("metrics.json"), &metrics)?;
-    write_atomic(&partial.join("run.log"), |w| w.write_all(log.text.as_bytes()))?;
-    write_atomic(&partial.join(DONE_MARKER), |w| writeln!(w, "{}", run.fingerprint))?;
-    if run.dir.exists() {
-        std::fs::remove_dir_all(&run.dir).map_err(io_err(&run.dir))?;
-    }
-    std::fs::rename(&partial, &run.dir).map_err(io_err(&run.dir))?;
+    store::write_json(&partial.join("spec.json"), &run.spec)?;
+    store::write_json(&partial.join("manifest.json"), &run.manifest)?;
+    store::write_json(&partial.join("metrics.json"), &metrics)?;
+    store::write_atomic(&partial.join("run.log"), |w| w.write_all(log.text.as_bytes()))?;
+    store::write_atomic(&partial.join(DONE_MARKER), |w| writeln!(w, "{}", run.fingerprint))?;
+    store::publish(&partial, &run.dir)?;
     Ok(metrics)
 }
 
@@ -476,31 +600,13 @@ fn progress(opts: &RunOptions, len: u64, label: &str) -> ProgressBar {
     bar
 }
 
-/// `results/x/abc123` -> `results/x/.abc123.partial`
-fn partial_dir(dir: &Path) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    dir.with_file_name(format!(".{name}.partial"))
-}
-
-/// Writes through a temporary file and renames it into place.
+/// Writes through a uniquely named temporary file and renames it into place.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<(), RunError> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().map(|e| e.to_string_lossy().to_string()).unwrap_or_default()));
-    let file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = std::io::BufWriter::new(file);
-    fill(&mut w).map_err(io_err(&tmp))?;
-    let file = w.into_inner().map_err(|e| RunError::Io { path: tmp.clone(), source: e.into_error() })?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    Ok(store::write_atomic(path, fill)?)
 }
 
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RunError> {
-    write_atomic(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, value)?;
-        w.write_all(b"\n")
-    })
+    Ok(store::write_json(path, value)?)
 }
 
 /// The run's log, kept in memory and written with the results.

@@ -2,7 +2,7 @@
 //! recording are the runner's, as for every system.
 
 use super::pretrain::{self, PretrainRecord};
-use super::{RunError, RunLog, RunOptions};
+use super::{PredictRecord, RunError, RunLog, RunOptions};
 use crate::config::{Backbone, PromptChoice, TrainMode};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
@@ -21,11 +21,11 @@ use crate::plan::{ModelSpec, PlannedRun};
 use crate::predict::{self, PredictConfig, PredictStats};
 use crate::prompt::{DocExample, Formatter, PromptStyle, SpanExample, TrainingPair};
 use crate::train::{self, encode_pairs, ExampleKind, TrainOptions, TrainReport, Trainable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// What a model run records beside its scores: the cost of training and what it was fed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelRecord {
     pub device: String,
     pub backbone: String,
@@ -42,9 +42,9 @@ pub struct ModelRecord {
     pub document_examples: usize,
 }
 
-/// Predictions per evaluated split, and the record.
+/// Predictions of the splits asked for (with their decoding statistics), and the record.
 pub(super) struct ModelOutcome {
-    pub predictions: Vec<(Split, Vec<Prediction>)>,
+    pub predictions: Vec<(Split, Vec<Prediction>, PredictRecord)>,
     pub record: ModelRecord,
 }
 
@@ -91,15 +91,20 @@ fn load_generator(spec: &ModelSpec, base_dir: &Path, device: tch::Device) -> Res
     Ok(Some((loaded, identity)))
 }
 
+/// Trains (or, with the train stage's final checkpoint in `train_dir`, reloads the trained
+/// weights at no cost) and predicts the splits in `todo`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     run: &PlannedRun,
     spec: &ModelSpec,
     codes: &CodeSet,
     dataset: &Dataset,
-    work_dir: &Path,
+    train_dir: &Path,
+    todo: &[Split],
     opts: &RunOptions,
     log: &mut RunLog,
 ) -> Result<ModelOutcome, RunError> {
+    let work_dir = train_dir;
     let seed = run.spec.seed;
     let base_dir = run.spec.data.base_dir.clone();
     let device = crate::device::resolve(&spec.backbone.device).map_err(model_err)?;
@@ -249,6 +254,11 @@ pub(super) fn run(
         if !report.finished {
             return Err(RunError::Interrupted { path: work_dir.to_path_buf(), step: report.optimizer_steps });
         }
+        if report.resumed_from_step == Some(report.total_steps) {
+            log.line(format!("trained weights reloaded from the train stage's final checkpoint (step {}); no step computed", report.total_steps));
+        } else if let Some(step) = report.resumed_from_step {
+            log.line(format!("training resumed from the checkpoint at step {step}"));
+        }
         log.line(format!(
             "trained {} steps: {} span / {} document examples, {} input tokens, {:.1} s, {:.3e} FLOPs",
             report.optimizer_steps,
@@ -276,8 +286,7 @@ pub(super) fn run(
         seed,
     };
     let mut predictions = Vec::new();
-    for split_name in &run.spec.eval.splits {
-        let Some(split) = Split::parse(split_name) else { continue };
+    for &split in todo {
         let docs: Vec<&Document> = dataset.split(split).collect();
         let out = predict::predict_documents(&model, &tok, &formatter, codes, &docs, &pcfg, opts.progress).map_err(model_err)?;
         log.line(format!(
@@ -287,9 +296,7 @@ pub(super) fn run(
             out.throughput.decode_per_second(),
             out.stats.rejected_codes
         ));
-        record.inference.add(&out.throughput);
-        record.predict_stats.add(&out.stats);
-        predictions.push((split, out.predictions));
+        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats }));
     }
     Ok(ModelOutcome { predictions, record })
 }

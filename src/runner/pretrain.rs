@@ -10,7 +10,7 @@ use crate::model::llama::CausalLM;
 use crate::model::tokenizer::TextTokenizer;
 use crate::train::reading::{reading_pairs, READING_VERSION};
 use crate::train::{self, encode_pairs, ExampleKind, TrainOptions, Trainable};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Examples per pretraining step.
@@ -20,7 +20,7 @@ const BATCH: usize = 8;
 const VAL_EXAMPLES: usize = 32;
 
 /// What the pretraining was, for the run's record.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PretrainRecord {
     /// sha256 over everything the weights depend on.
     pub key: String,
@@ -56,7 +56,7 @@ pub(super) fn pretrain_reading(
     let tiny = &spec.tiny;
     let identity = serde_json::json!({
         "reading_version": READING_VERSION,
-        "icdbench": env!("CARGO_PKG_VERSION"),
+        "code": crate::fingerprint::code_identity(),
         "tiny": tiny,
         "corpus_sha256": sha256_hex(corpus.join("\n\u{0}").as_bytes()),
         "notes_sha256": sha256_hex(notes.join("\n\u{0}").as_bytes()),
@@ -67,6 +67,11 @@ pub(super) fn pretrain_reading(
     let key = sha256_hex(canonical_json(&identity).as_bytes());
     let dir = cache_root.join("backbones").join(format!("tiny-{}", &key[..16]));
     let weights = dir.join("weights.safetensors");
+    // Runs in other processes may want the same weights: one computes them, the others wait and reuse.
+    let _lock = crate::store::Lock::acquire(&crate::store::lock_path(&dir), |holder| {
+        let who = holder.map_or("another process".to_string(), |h| h.describe());
+        eprintln!("  tiny backbone pretraining {} is running in {who}; waiting", &key[..16]);
+    })?;
     let mut record = PretrainRecord { key: key.clone(), weights: weights.clone(), steps: tiny.pretrain_steps, reused: false, val_loss: None, input_tokens: None, seconds: None };
     if weights.is_file() {
         vs.load(&weights).map_err(|e| RunError::CorruptCache { path: weights.clone(), reason: e.to_string() })?;
