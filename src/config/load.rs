@@ -90,10 +90,17 @@ fn key_from_message(message: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_string())
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+/// The 1-based line and column (in characters) of a byte offset into `text`: where a
+/// TOML error or a located key points, for `file:line:col` messages.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    // A span may end inside a multi-byte character; count up to the character's start.
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
@@ -390,6 +397,10 @@ mod tests {
         assert_eq!(line_col("a\nbc\nd", 0), (1, 1));
         assert_eq!(line_col("a\nbc\nd", 3), (2, 2));
         assert_eq!(line_col("a\nbc\nd", 5), (3, 1));
+        // Columns count characters, and an offset inside a character does not panic.
+        assert_eq!(line_col("é = x", 2), (1, 2));
+        assert_eq!(line_col("é", 1), (1, 1));
+        assert_eq!(line_col("a", 99), (1, 2));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 mod load;
 mod sweep;
 
-pub use load::{load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
+pub use load::{line_col, load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
 pub use sweep::{expand_sweep, expand_sweep_with, SweepPoint};
 
 pub use crate::prompt::AnswerOrder;
