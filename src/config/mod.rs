@@ -123,6 +123,20 @@ pub struct TinyModel {
     pub seed: u64,
 }
 
+impl TinyModel {
+    /// The positions the tiny model is built with (its `max_position_embeddings`): the longest
+    /// prompt plus answer it can read.
+    pub const CONTEXT: usize = 4096;
+}
+
+/// Context windows (tokens) of the packaged backbones, known without loading them.
+pub const PACKAGED_CONTEXT: &[(&str, usize)] = &[("smollm2-135m", 8192)];
+
+/// Tokens a document prompt adds around its window of note text: the instruction and the chat
+/// or plain wrapping, under 256 bytes together, so under 256 tokens even for a byte-level
+/// tokenizer. An upper bound on purpose: a budget that passes here fits at predict time.
+pub const PROMPT_OVERHEAD_TOKENS: usize = 256;
+
 impl Default for TinyModel {
     fn default() -> Self {
         TinyModel { layers: 4, hidden: 128, heads: 4, kv_heads: 2, intermediate: 256, vocab: 2000, pretrain_steps: 0, pretrain_lr: 2e-3, seed: 1 }
