@@ -44,6 +44,11 @@ fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     lines.map(|l| header.iter().cloned().zip(l.split(',').map(String::from)).collect()).collect()
 }
 
+/// The cells of results.md's headline table (header first), up to its footnote.
+fn headline_table(md: &str) -> Vec<Vec<String>> {
+    md.lines().take_while(|l| !l.starts_with("Percent.")).filter(|l| l.starts_with("| ")).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect()
+}
+
 #[test]
 fn report_writes_tables_plots_and_page_with_metrics_json_numbers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -105,7 +110,7 @@ fn best_value_per_column_is_bold() {
     let dirs = run_dirs(&results, "best");
     assert_eq!(dirs.len(), 2);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    let table: Vec<Vec<String>> = md.lines().take_while(|l| !l.starts_with("Percent.")).filter(|l| l.starts_with("| ")).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect();
+    let table = headline_table(&md);
     let col = table[0].iter().position(|h| h == "micro-F1 [95% CI]").unwrap();
     let fp_col = table[0].iter().position(|h| h == "fingerprint").unwrap();
     let best = dirs.iter().map(|d| micro(d)).fold(f64::MIN, f64::max);
@@ -362,7 +367,7 @@ fn best_in_column_is_decided_within_one_data_set() {
     let out = tmp.path().join("out");
     icdbench().arg("report").arg(results.join("sets")).arg("--out").arg(&out).assert().success();
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    let table: Vec<Vec<String>> = md.lines().take_while(|l| !l.starts_with("Percent.")).filter(|l| l.starts_with("| ")).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect();
+    let table = headline_table(&md);
     let col = table[0].iter().position(|h| h == "micro-F1 [95% CI]").unwrap();
     let fp_col = table[0].iter().position(|h| h == "fingerprint").unwrap();
     let bold = |dir: &Path| {
