@@ -52,7 +52,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             score_files(&gold, &pred, train.as_deref(), &split, &code_table, bootstrap, seed, json)
         }
         Command::Data { command } => data_command(command),
-        Command::Report { inputs, out, results } => report_command(&inputs, &results, out.as_deref()),
+        Command::Report { inputs, out, results, all_versions } => report_command(&inputs, &results, out.as_deref(), all_versions),
         Command::Compare { a, b, split, samples, seed, results, json } => compare_command(&a, &b, &results, &split, samples, seed, json),
         Command::Check { config, results, update, format } => check_command(&config, &results, update, format),
         Command::Generate { backbone, prompts, max_new_tokens, temperature, seed, device, raw, constrain_codes } => {
@@ -118,8 +118,8 @@ fn report_error(e: crate::report::ReportError) -> AppError {
     }
 }
 
-fn report_command(inputs: &[PathBuf], results: &Path, out: Option<&Path>) -> Result<(), AppError> {
-    let written = crate::report::write_report(inputs, results, out).map_err(report_error)?;
+fn report_command(inputs: &[PathBuf], results: &Path, out: Option<&Path>, all_versions: bool) -> Result<(), AppError> {
+    let written = crate::report::write_report(inputs, results, out, all_versions).map_err(report_error)?;
     for w in &written.warnings {
         eprintln!("warning: {w}");
     }

@@ -100,10 +100,13 @@ pub enum Command {
     #[command(long_about = "Gather every finished run (a folder with DONE) under the given results folders, or the \
                             finished runs of the given experiment files, and write results.md and results.csv (one \
                             row per run and split: micro/macro F1 with 95% CIs, seen/unseen, evidence F1, training \
-                            tokens and time; best per column in bold; means ± t-intervals over seeds), plots as PNG \
+                            tokens and time; best per column, data set and split in bold; means ± t-intervals over \
+                            seeds, one run per seed), plots as PNG \
                             and SVG (F1 per run with CIs, seen vs unseen, F1 against training tokens, span ratio \
                             sweeps, loss curves; each names its runs' fingerprints), published figures where the \
-                            data set matches, and index.html with all of it in one file.")]
+                            data set matches, and index.html with all of it in one file. Numbers from different \
+                            code do not compare like with like: of the runs of one spec, only those of the newest \
+                            code identity are kept (the others are listed as left out) unless --all-versions.")]
     Report {
         /// Results folders (any depth), run folders or experiment TOML files (default: --results).
         #[arg(value_name = "RESULTS_DIR|EXPERIMENT.toml")]
@@ -114,6 +117,10 @@ pub enum Command {
         /// Where experiment files' results are (and what to report when no input is given).
         #[arg(long, default_value = "results", value_name = "DIR")]
         results: PathBuf,
+        /// Keep runs computed by older code too, each labelled with its code identity (default: per
+        /// spec, only the runs of the newest code identity; the others are listed as left out).
+        #[arg(long)]
+        all_versions: bool,
     },
     /// Is B better than A? Paired bootstrap over documents for micro/macro F1 differences, overall and seen/unseen.
     #[command(long_about = "Compare two finished runs scored on the same documents: resample document indices with \

@@ -131,6 +131,9 @@ pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").or_else(|_| std::fs::read_to_string("/etc/hostname")).map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
+/// The code identity of runs recorded before manifests carried one.
+pub const LEGACY_CODE: &str = "legacy";
+
 /// The manifest format written by this version.
 pub const MANIFEST_FORMAT: u32 = 2;
 
@@ -180,7 +183,7 @@ impl Manifest {
         let v = old.versions;
         Ok(Manifest {
             format: 1,
-            key: Key { spec: old.spec, inputs: old.inputs, versions: Versions { icdbench: v.icdbench, code: "legacy".into(), libtorch: v.libtorch, device: v.device } },
+            key: Key { spec: old.spec, inputs: old.inputs, versions: Versions { icdbench: v.icdbench, code: LEGACY_CODE.into(), libtorch: v.libtorch, device: v.device } },
             stages: Default::default(),
             provenance: Provenance {
                 git_revision: v.git_revision.trim_end_matches("-dirty").to_string(),

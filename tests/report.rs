@@ -44,6 +44,11 @@ fn csv_rows(path: &Path) -> Vec<std::collections::HashMap<String, String>> {
     lines.map(|l| header.iter().cloned().zip(l.split(',').map(String::from)).collect()).collect()
 }
 
+/// The cells of results.md's headline table (header first), up to its footnote.
+fn headline_table(md: &str) -> Vec<Vec<String>> {
+    md.lines().take_while(|l| !l.starts_with("Percent.")).filter(|l| l.starts_with("| ")).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect()
+}
+
 #[test]
 fn report_writes_tables_plots_and_page_with_metrics_json_numbers() {
     let tmp = tempfile::tempdir().unwrap();
@@ -105,7 +110,7 @@ fn best_value_per_column_is_bold() {
     let dirs = run_dirs(&results, "best");
     assert_eq!(dirs.len(), 2);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    let table: Vec<Vec<String>> = md.lines().take_while(|l| !l.starts_with("Percent.")).filter(|l| l.starts_with("| ")).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect();
+    let table = headline_table(&md);
     let col = table[0].iter().position(|h| h == "micro-F1 [95% CI]").unwrap();
     let fp_col = table[0].iter().position(|h| h == "fingerprint").unwrap();
     let best = dirs.iter().map(|d| micro(d)).fold(f64::MIN, f64::max);
@@ -211,4 +216,168 @@ fn report_of_a_tiny_span_ratio_sweep_plots_cost_ratio_and_loss() {
     assert_eq!(ratios, vec![0.25, 0.75]);
     assert!(rows.iter().all(|r| r["train_tokens"].parse::<u64>().unwrap() > 0));
     assert_eq!(std::fs::read_to_string(out.join("index.html")).unwrap().matches("<svg").count(), 5);
+}
+
+/// Reads, edits and writes back a JSON file of a run folder.
+fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// Sets the modification time of a run's DONE marker: when the run finished, for the report.
+fn finished_at(dir: &Path, seconds_ago: u64) {
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+    std::fs::File::options().write(true).open(dir.join("DONE")).unwrap().set_modified(when).unwrap();
+}
+
+/// A copy of the finished run `src` under a new fingerprint starting with `tag` (hex), as the same
+/// spec computed again: by the code identity `code` (None: the same code as `src`), finished
+/// `seconds_ago`, with its test micro-F1 set to `micro` when given. Returns its folder.
+fn rerun(src: &Path, tag: &str, code: Option<&str>, seconds_ago: u64, micro: Option<f64>) -> PathBuf {
+    let fingerprint = format!("{tag}{}", "0".repeat(64 - tag.len()));
+    let dir = src.parent().unwrap().join(&fingerprint[..12]);
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(dir.join("DONE"), format!("{fingerprint}\n")).unwrap();
+    edit_json(&dir.join("metrics.json"), |m| {
+        m["fingerprint"] = fingerprint.clone().into();
+        if let Some(f1) = micro {
+            m["splits"]["test"]["sets"]["overall"]["micro"]["f1"] = f1.into();
+        }
+    });
+    if let Some(code) = code {
+        edit_json(&dir.join("manifest.json"), |m| {
+            let key = m.as_object_mut().unwrap().entry("key").or_insert_with(|| serde_json::json!({}));
+            let versions = key.as_object_mut().unwrap().entry("versions").or_insert_with(|| serde_json::json!({}));
+            versions["code"] = code.into();
+        });
+    }
+    finished_at(&dir, seconds_ago);
+    dir
+}
+
+fn hex(c: char) -> String {
+    c.to_string().repeat(64)
+}
+
+fn stderr_of(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).to_string()
+}
+
+#[test]
+fn report_keeps_the_newest_code_of_each_spec_unless_all_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let exp = small_experiment(tmp.path(), "ver", 40, "");
+    run(&exp, &results);
+    let dirs = run_dirs(&results, "ver");
+    let dictionary = dirs.iter().find(|d| system(d) == "dictionary").unwrap().clone();
+    let no_negation = dirs.iter().find(|d| system(d) == "dictionary-no-negation").unwrap().clone();
+    // The dictionary spec was computed by three code identities; b's run finished last, though c
+    // has more runs. The no-negation spec was computed by one identity only, d.
+    let original = rerun(&dictionary, "a1", Some(&hex('a')), 1000, None);
+    let newest = rerun(&original, "b1", Some(&hex('b')), 100, Some(0.61));
+    rerun(&original, "c1", Some(&hex('c')), 300, None);
+    rerun(&original, "c2", Some(&hex('c')), 200, None);
+    let no_negation_d = rerun(&no_negation, "d1", Some(&hex('d')), 900, None);
+    std::fs::remove_dir_all(&dictionary).unwrap();
+    std::fs::remove_dir_all(&no_negation).unwrap();
+
+    let out = tmp.path().join("out");
+    let a = icdbench().arg("report").arg(results.join("ver")).arg("--out").arg(&out).assert().success();
+    let rows = csv_rows(&out.join("results.csv"));
+    let mut kept: Vec<String> = rows.iter().map(|r| r["dir"].clone()).collect();
+    kept.sort();
+    let mut expected = vec![newest.display().to_string(), no_negation_d.display().to_string()];
+    expected.sort();
+    assert_eq!(kept, expected);
+    let warning = "3 runs computed by older code are left out (aaaaaaaa: 1, cccccccc: 2)";
+    assert!(stderr_of(&a).contains(warning), "{}", stderr_of(&a));
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("## Left out") && md.contains(warning) && md.contains("--all-versions"), "{md}");
+    // The two runs kept come from different code (b and d): each is labelled with its own.
+    let labels: Vec<&str> = rows.iter().map(|r| r["run"].as_str()).collect();
+    assert!(labels.contains(&"dictionary [code=bbbbbbbb]") && labels.contains(&"dictionary-no-negation [code=dddddddd]"), "{labels:?}");
+
+    icdbench().arg("report").arg(results.join("ver")).arg("--out").arg(&out).arg("--all-versions").assert().success().stderr(predicate::str::contains("left out").not());
+    let rows = csv_rows(&out.join("results.csv"));
+    assert_eq!(rows.len(), 5);
+    let mut labels: Vec<String> = rows.iter().map(|r| r["run"].clone()).collect();
+    labels.sort();
+    let expected = ["dictionary [code=aaaaaaaa]", "dictionary [code=bbbbbbbb]", "dictionary [code=cccccccc]", "dictionary [code=cccccccc]", "dictionary-no-negation [code=dddddddd]"];
+    assert_eq!(labels, expected);
+}
+
+#[test]
+fn over_seeds_averages_one_run_per_seed_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let exp = small_experiment(tmp.path(), "seeds", 40, "[sweep]\n\"experiment.seed\" = [1, 2]\n");
+    run(&exp, &results);
+    let dirs = run_dirs(&results, "seeds");
+    let seed = |d: &Path| -> u64 {
+        let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("spec.json")).unwrap()).unwrap();
+        spec["seed"].as_u64().unwrap()
+    };
+    let of = |s: u64| dirs.iter().find(|d| system(d) == "dictionary" && seed(d) == s).unwrap().clone();
+    let (one, two) = (of(1), of(2));
+    for d in &dirs {
+        finished_at(d, 500);
+    }
+    // Seed 1 computed again (same code): the newer run's 0.2 replaces the older one's, and the
+    // older one counts neither as a third seed nor in the mean.
+    rerun(&one, "d1", None, 10, Some(0.2));
+    let older = rerun(&one, "e1", None, 1000, Some(0.9));
+
+    let out = tmp.path().join("out");
+    icdbench().arg("report").arg(results.join("seeds")).arg("--out").arg(&out).assert().success();
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    let seeds = &md[md.find("## Over seeds").expect("a seeds table")..];
+    let row: Vec<&str> = seeds.lines().find(|l| l.starts_with("| dictionary ")).unwrap().trim_matches('|').split(" | ").map(str::trim).collect();
+    assert_eq!(row[2], "2", "{row:?}");
+    let mean = (0.2 + micro(&two)) / 2.0;
+    assert!(row[3].starts_with(&format!("{:.1} ± ", 100.0 * mean)), "{row:?} vs mean {mean}");
+    let left_out = [older.file_name().unwrap().to_string_lossy().to_string(), one.file_name().unwrap().to_string_lossy().to_string()];
+    assert!(seeds.contains("2 runs left out") && left_out.iter().all(|f| seeds.contains(f.as_str())), "{seeds}");
+}
+
+#[test]
+fn best_in_column_is_decided_within_one_data_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let exp = small_experiment(tmp.path(), "sets", 40, "");
+    run(&exp, &results);
+    let dirs = run_dirs(&results, "sets");
+    // The same two systems on another data set, where one scores higher than anything on the first.
+    let other: Vec<PathBuf> = dirs
+        .iter()
+        .zip([("f1", 0.99), ("f2", 0.01)])
+        .map(|(d, (tag, f1))| {
+            let dir = rerun(d, tag, None, 10, Some(f1));
+            edit_json(&dir.join("spec.json"), |s| s["data"]["source"] = serde_json::json!({"kind": "jsonl", "train": "train.jsonl", "val": null, "test": "test.jsonl"}));
+            dir
+        })
+        .collect();
+    let out = tmp.path().join("out");
+    icdbench().arg("report").arg(results.join("sets")).arg("--out").arg(&out).assert().success();
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    let table = headline_table(&md);
+    let col = table[0].iter().position(|h| h == "micro-F1 [95% CI]").unwrap();
+    let fp_col = table[0].iter().position(|h| h == "fingerprint").unwrap();
+    let bold = |dir: &Path| {
+        let fp = dir.file_name().unwrap().to_string_lossy().to_string();
+        table[2..].iter().find(|r| r[fp_col] == fp).unwrap()[col].starts_with("**")
+    };
+    let synthetic_best = dirs.iter().map(|d| micro(d)).fold(f64::MIN, f64::max);
+    assert!(micro(&other[0]) > synthetic_best);
+    for d in &dirs {
+        assert_eq!(bold(d), micro(d) == synthetic_best, "the best synthetic run is bold although a jsonl run scores higher");
+    }
+    assert!(bold(&other[0]) && !bold(&other[1]));
 }

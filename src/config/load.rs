@@ -1,7 +1,7 @@
 //! Reading an experiment file: TOML syntax and schema errors with their line
 //! and column, then semantic validation that reports every problem at once.
 
-use super::{Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MdaceParams, MixStrategy};
+use super::{Backbone, Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MdaceParams, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
 use crate::icd::Code;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -90,10 +90,17 @@ fn key_from_message(message: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_string())
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+/// The 1-based line and column (in characters) of a byte offset into `text`: where a
+/// TOML error or a located key points, for `file:line:col` messages.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    // A span may end inside a multi-byte character; count up to the character's start.
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
 
@@ -103,10 +110,21 @@ fn valid_device(d: &str) -> bool {
 
 /// Finds the line and column of a key path such as `["baselines", "0", "min_words"]`:
 /// the deepest part of the path that exists in the file.
-fn locate(text: &str, path: &[&str]) -> (Option<usize>, Option<usize>) {
-    let Ok(doc) = toml_edit::Document::parse(text) else { return (None, None) };
+pub(super) fn locate(text: &str, path: &[&str]) -> (Option<usize>, Option<usize>) {
+    locate_in(text, path).0
+}
+
+/// Whether the file sets the whole dotted key (rather than leaving it to its default).
+fn is_set(text: &str, key: &str) -> bool {
+    locate_in(text, &key.split('.').collect::<Vec<_>>()).1
+}
+
+/// [`locate`], and whether every part of the path was found.
+fn locate_in(text: &str, path: &[&str]) -> ((Option<usize>, Option<usize>), bool) {
+    let Ok(doc) = toml_edit::Document::parse(text) else { return ((None, None), false) };
     let mut item: &toml_edit::Item = doc.as_item();
     let mut span = None;
+    let mut found = 0;
     for part in path {
         let next = match part.parse::<usize>() {
             Ok(i) => item.get(i),
@@ -115,14 +133,16 @@ fn locate(text: &str, path: &[&str]) -> (Option<usize>, Option<usize>) {
         let Some(next) = next else { break };
         span = next.span().or(span);
         item = next;
+        found += 1;
     }
-    match span {
+    let at = match span {
         Some(s) => {
             let (l, c) = line_col(text, s.start);
             (Some(l), Some(c))
         }
         None => (None, None),
-    }
+    };
+    (at, found == path.len())
 }
 
 struct Checker<'a> {
@@ -134,9 +154,33 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn fail(&mut self, key: &str, message: impl Into<String>) {
-        let parts: Vec<&str> = key.split('.').collect();
+        self.fail_at(key, key, message);
+    }
+
+    /// A problem about `key`, located at `at` (where the file says what causes it).
+    fn fail_at(&mut self, key: &str, at: &str, message: impl Into<String>) {
+        let parts: Vec<&str> = at.split('.').collect();
         let (line, column) = locate(self.text, &parts);
         self.problems.push(Problem { line, column, key: Some(key.to_string()), message: message.into() });
+    }
+
+    /// A problem about `key`, located at the first of `candidates` the file sets (else at `key`):
+    /// a limit broken by several settings points at one the user wrote.
+    fn fail_at_set(&mut self, key: &str, candidates: &[&str], message: impl Into<String>) {
+        let at = candidates.iter().copied().find(|k| is_set(self.text, k)).unwrap_or(key);
+        self.fail_at(key, at, message);
+    }
+
+    fn device(&mut self, key: &str, d: &str) {
+        if !valid_device(d) {
+            self.fail(key, format!("unknown device {d:?}: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""));
+        }
+    }
+
+    fn non_negative(&mut self, key: &str, v: f64) {
+        if !(v.is_finite() && v >= 0.0) {
+            self.fail(key, format!("must be a finite number >= 0, got {v}"));
+        }
     }
 
     fn range_f(&mut self, key: &str, v: f64, lo: f64, hi: f64) {
@@ -261,6 +305,12 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     c.range_f("train.lr", t.lr, 1e-8, 1.0);
     c.range_f("train.lora_dropout", t.lora_dropout, 0.0, 0.9);
     c.range_f("train.epochs", t.epochs, 0.0, 1000.0);
+    if exp.backbone.is_some() && t.mode == TrainMode::Finetune && t.steps == 0 && t.epochs <= 0.0 {
+        c.fail_at_set("train.epochs", &["train.epochs", "train.steps"], "train.steps is 0, so the run trains for `epochs`: give epochs > 0 or steps >= 1");
+    }
+    c.non_negative("train.weight_decay", t.weight_decay);
+    c.non_negative("train.max_grad_norm", t.max_grad_norm);
+    c.non_negative("train.lora_alpha", t.lora_alpha);
     for target in &t.lora_targets {
         if !["q", "k", "v", "o", "gate", "up", "down"].contains(&target.as_str()) {
             c.fail("train.lora_targets", format!("unknown projection {target:?}: use q, k, v, o, gate, up, down"));
@@ -275,8 +325,16 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     if e.splits.is_empty() {
         c.fail("eval.splits", "name at least one split to score, e.g. [\"test\"]");
     }
-    if e.chunk_overlap >= e.chunk_tokens {
-        c.fail("eval.chunk_overlap", format!("must be smaller than chunk_tokens ({})", e.chunk_tokens));
+    for (i, s) in e.splits.iter().enumerate() {
+        if e.splits[..i].contains(s) {
+            c.fail("eval.splits", format!("{s:?} is named twice: a split is scored once"));
+        }
+    }
+    c.positive("eval.chunk_tokens", e.chunk_tokens);
+    c.positive("eval.batch_size", e.batch_size);
+    // Each window repeats at most half of the one before, so every window advances (predict::windows).
+    if e.chunk_overlap.saturating_mul(2) > e.chunk_tokens {
+        c.fail("eval.chunk_overlap", format!("{} is more than half of chunk_tokens ({}): lower it to at most {} so every window advances", e.chunk_overlap, e.chunk_tokens, e.chunk_tokens / 2));
     }
     for (i, b) in exp.baselines.iter().enumerate() {
         match b {
@@ -301,9 +359,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
                 c.range_f(&key("lr"), p.lr, 1e-8, 1.0);
                 c.range_f(&key("dropout"), p.dropout, 0.0, 0.9);
                 c.range_f(&key("weight_decay"), p.weight_decay, 0.0, 1.0);
-                if !valid_device(&p.device) {
-                    c.fail(&key("device"), format!("unknown device {:?}: use \"cpu\", \"auto\", \"cuda\" or \"cuda:N\"", p.device));
-                }
+                c.device(&key("device"), &p.device);
             }
         }
     }
@@ -311,15 +367,100 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
         c.fail("baselines", "nothing to run: add a [backbone] or at least one [[baselines]] entry");
     }
     if let Some(b) = &exp.backbone {
-        let d = &b.device;
-        let ok = d == "auto" || d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-        if !ok {
-            c.fail("backbone.device", format!("unknown device {d:?}: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""));
+        c.device("backbone.device", &b.device);
+        if b.is_tiny() {
+            validate_tiny(&mut c, &b.tiny);
         }
+        validate_model_budget(&mut c, exp, b, base);
+        validate_generator(&mut c, exp, b);
     }
     // In file order, so the messages read top to bottom like the file.
     c.problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
     c.problems
+}
+
+/// The tiny model's shape, as the model code checks it when it builds the model.
+fn validate_tiny(c: &mut Checker, t: &TinyModel) {
+    for (k, v) in [("layers", t.layers), ("hidden", t.hidden), ("heads", t.heads), ("kv_heads", t.kv_heads), ("intermediate", t.intermediate), ("vocab", t.vocab)] {
+        c.positive(&format!("backbone.tiny.{k}"), v);
+    }
+    if t.heads > 0 && t.kv_heads > 0 && t.heads % t.kv_heads != 0 {
+        c.fail("backbone.tiny.kv_heads", format!("heads ({}) must be a multiple of kv_heads ({})", t.heads, t.kv_heads));
+    }
+    if t.heads > 0 && t.hidden % t.heads != 0 {
+        c.fail("backbone.tiny.hidden", format!("{} is not divisible by heads ({})", t.hidden, t.heads));
+    } else if t.heads > 0 && (t.hidden / t.heads) % 2 != 0 {
+        c.fail("backbone.tiny.hidden", format!("hidden / heads = {} must be even for rotary position embeddings", t.hidden / t.heads));
+    }
+    if t.pretrain_steps > 0 {
+        c.range_f("backbone.tiny.pretrain_lr", t.pretrain_lr, 1e-8, 1.0);
+    }
+}
+
+/// The backbone's context window in tokens, and what says so, where the experiment alone tells:
+/// the tiny model's, a packaged backbone's, or a Hugging Face folder's config.json (a GGUF file
+/// is read when the model loads).
+fn backbone_context(b: &Backbone, base: &Path, check_inputs: bool) -> Option<(usize, String)> {
+    if b.is_tiny() {
+        return Some((TinyModel::CONTEXT, "the tiny backbone".into()));
+    }
+    if let Some((name, n)) = PACKAGED_CONTEXT.iter().find(|(n, _)| *n == b.name) {
+        return Some((*n, format!("backbone {name:?}")));
+    }
+    if !check_inputs || b.format == WeightFormat::Gguf {
+        return None;
+    }
+    let config = base.join(&b.name).join("config.json");
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config).ok()?).ok()?;
+    let n = value.get("max_position_embeddings")?.as_u64()?;
+    Some((usize::try_from(n).ok()?, config.display().to_string()))
+}
+
+/// Prompts and answers must fit the model: a window of note text, the prompt around it and the
+/// answer at predict time, and the longest training example. Predict measures the real prompts
+/// too, but only after training; this catches what the numbers alone decide, before it.
+fn validate_model_budget(c: &mut Checker, exp: &Experiment, b: &Backbone, base: &Path) {
+    let Some((context, source)) = backbone_context(b, base, c.check_inputs) else { return };
+    let e = &exp.eval;
+    let needed = e.chunk_tokens.saturating_add(e.max_new_tokens).saturating_add(PROMPT_OVERHEAD_TOKENS);
+    if needed > context {
+        let room = context.saturating_sub(PROMPT_OVERHEAD_TOKENS);
+        c.fail_at_set(
+            "eval.chunk_tokens",
+            &["eval.chunk_tokens", "eval.max_new_tokens", "backbone.name"],
+            format!(
+                "chunk_tokens ({}) + max_new_tokens ({}) + the prompt around a window (up to {PROMPT_OVERHEAD_TOKENS}) = {needed} tokens, more than the {context}-token context of {source}: keep chunk_tokens + max_new_tokens <= {room}",
+                e.chunk_tokens, e.max_new_tokens
+            ),
+        );
+    }
+    let t = &exp.train;
+    if t.mode == TrainMode::Finetune && t.max_length > context {
+        c.fail_at_set("train.max_length", &["train.max_length", "backbone.name"], format!("{} tokens is longer than the {context}-token context of {source}: lower it to at most {context}", t.max_length));
+    }
+}
+
+/// `synthesize` asks an LLM for phrasings; the tiny backbone has random weights and writes noise.
+fn validate_generator(c: &mut Checker, exp: &Experiment, b: &Backbone) {
+    for (i, e) in exp.expansion.iter().enumerate() {
+        if e.kind != ExpansionKind::Synthesize {
+            continue;
+        }
+        let tiny = match &e.generator {
+            Some(g) => g == "tiny",
+            None => b.is_tiny(),
+        };
+        if tiny {
+            let key = format!("expansion.{i}.generator");
+            let kind = format!("expansion.{i}.kind");
+            let why = if e.generator.is_some() { "generator \"tiny\" is" } else { "without a generator it uses the backbone, and the tiny backbone is" };
+            c.fail_at_set(
+                &key,
+                &[key.as_str(), kind.as_str()],
+                format!("synthesize needs a pretrained LLM to write phrasings, but {why} a random model: set generator = \"smollm2-135m\" (or a checkpoint path) on this entry"),
+            );
+        }
+    }
 }
 
 fn validate_mdace(c: &mut Checker, key: &str, base: &Path, p: &MdaceParams) {
@@ -390,6 +531,10 @@ mod tests {
         assert_eq!(line_col("a\nbc\nd", 0), (1, 1));
         assert_eq!(line_col("a\nbc\nd", 3), (2, 2));
         assert_eq!(line_col("a\nbc\nd", 5), (3, 1));
+        // Columns count characters, and an offset inside a character does not panic.
+        assert_eq!(line_col("é = x", 2), (1, 2));
+        assert_eq!(line_col("é", 1), (1, 1));
+        assert_eq!(line_col("a", 99), (1, 2));
     }
 
     #[test]
@@ -397,5 +542,116 @@ mod tests {
         let text = "[experiment]\nname = \"x\"\n\n[train]\nlr = 5.0\n\n[[baselines]]\nkind = \"dictionary\"\nmin_words = 0\n";
         assert_eq!(locate(text, &["train", "lr"]), (Some(5), Some(6)));
         assert_eq!(locate(text, &["baselines", "0", "min_words"]), (Some(9), Some(13)));
+        assert!(is_set(text, "baselines.0.min_words") && !is_set(text, "baselines.0.negation") && !is_set(text, "eval.splits"));
+    }
+
+    /// A tiny-backbone experiment (lines 1-7), then `extra` from line 8 on.
+    fn tiny(extra: &str) -> String {
+        format!("[experiment]\nname = \"t\"\n\n[backbone]\nname = \"tiny\"\ndevice = \"cpu\"\n\n{extra}")
+    }
+
+    /// The problems of `text` as (line, column, key, message).
+    fn problems(text: &str) -> Vec<(Option<usize>, Option<usize>, String, String)> {
+        match parse_experiment_with(text, Path::new("t.toml"), false) {
+            Ok(_) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => problems.into_iter().map(|p| (p.line, p.column, p.key.unwrap_or_default(), p.message)).collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn only(text: &str) -> (Option<usize>, Option<usize>, String, String) {
+        let mut found = problems(text);
+        assert_eq!(found.len(), 1, "{found:?}");
+        found.remove(0)
+    }
+
+    #[test]
+    fn a_window_overlap_over_half_its_length_is_rejected_where_written() {
+        let (line, col, key, message) = only(&tiny("[eval]\nchunk_tokens = 100\nchunk_overlap = 51\n"));
+        assert_eq!((line, col, key.as_str()), (Some(10), Some(17), "eval.chunk_overlap"));
+        assert!(message.contains("at most 50"), "{message}");
+        assert!(problems(&tiny("[eval]\nchunk_tokens = 100\nchunk_overlap = 50\n")).is_empty());
+    }
+
+    #[test]
+    fn prompt_and_answer_must_fit_the_tiny_context() {
+        // 3584 + 256 + the 256-token prompt allowance is exactly the 4096-token context.
+        assert!(problems(&tiny("[eval]\nchunk_tokens = 3584\nmax_new_tokens = 256\n")).is_empty());
+        let (line, col, key, message) = only(&tiny("[eval]\nchunk_tokens = 3585\nmax_new_tokens = 256\n"));
+        assert_eq!((line, col, key.as_str()), (Some(9), Some(16), "eval.chunk_tokens"));
+        assert!(message.contains("4097 tokens") && message.contains("4096-token context of the tiny backbone") && message.contains("<= 3840"), "{message}");
+        // Only max_new_tokens is written: the message points there.
+        let (line, col, key, _) = only(&tiny("[eval]\nmax_new_tokens = 3000\n"));
+        assert_eq!((line, col, key.as_str()), (Some(9), Some(18), "eval.chunk_tokens"));
+    }
+
+    #[test]
+    fn training_length_must_fit_the_context() {
+        let (line, col, key, message) = only(&tiny("[train]\nmax_length = 5000\n"));
+        assert_eq!((line, col, key.as_str()), (Some(9), Some(14), "train.max_length"));
+        assert!(message.contains("at most 4096"), "{message}");
+        // Zero-shot runs do not train, so their max_length is never used.
+        assert!(problems(&tiny("[train]\nmax_length = 5000\nmode = \"zero_shot\"\n")).is_empty());
+    }
+
+    #[test]
+    fn packaged_and_folder_backbones_bring_their_context() {
+        let packaged = "[experiment]\nname = \"p\"\n[backbone]\nname = \"smollm2-135m\"\n[eval]\nchunk_tokens = 7800\n";
+        let (line, _, key, message) = only(packaged);
+        assert_eq!((line, key.as_str()), (Some(6), "eval.chunk_tokens"));
+        assert!(message.contains("8192-token context of backbone \"smollm2-135m\""), "{message}");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ckpt")).unwrap();
+        std::fs::write(dir.path().join("ckpt/config.json"), r#"{"max_position_embeddings": 512}"#).unwrap();
+        let text = "[experiment]\nname = \"f\"\n[backbone]\nname = \"ckpt\"\n";
+        let err = parse_experiment(text, &dir.path().join("f.toml")).unwrap_err().to_string();
+        // Defaults (1024 + 256 + 256) overflow a 512-token model; nothing in [eval] is written, so the backbone is named.
+        assert!(err.contains("f.toml:4:8: [eval.chunk_tokens]") && err.contains("512-token context of"), "{err}");
+        assert!(err.contains("f.toml:4:8: [train.max_length]") && err.contains("at most 512"), "{err}");
+    }
+
+    #[test]
+    fn synthesize_with_the_tiny_model_as_generator_is_rejected() {
+        let entry = "[mix]\nstrategy = \"span_only\"\n\n[[expansion]]\nkind = \"synthesize\"\n";
+        // No generator: it would be the tiny backbone. The kind's line is named.
+        let (line, col, key, message) = only(&tiny(entry));
+        assert_eq!((line, col, key.as_str()), (Some(12), Some(8), "expansion.0.generator"));
+        assert!(message.contains("set generator = \"smollm2-135m\""), "{message}");
+        let (line, col, _, _) = only(&tiny(&format!("{entry}generator = \"tiny\"\n")));
+        assert_eq!((line, col), (Some(13), Some(13)));
+        assert!(problems(&tiny(&format!("{entry}generator = \"smollm2-135m\"\n"))).is_empty());
+    }
+
+    #[test]
+    fn splits_are_known_and_named_once() {
+        let found = problems(&tiny("[eval]\nsplits = [\"test\", \"dev\", \"test\"]\n"));
+        let messages: Vec<&str> = found.iter().map(|p| p.3.as_str()).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|p| p.0 == Some(9) && p.2 == "eval.splits"), "{found:?}");
+        assert!(messages[0].contains("unknown split \"dev\"") && messages[1].contains("\"test\" is named twice"), "{messages:?}");
+    }
+
+    #[test]
+    fn the_tiny_shape_is_checked_before_a_model_is_built() {
+        let (line, col, key, message) = only(&tiny("tiny = { hidden = 48, heads = 3, kv_heads = 2 }\n").replace("\n\ntiny", "\ntiny"));
+        assert_eq!((line, col, key.as_str()), (Some(7), Some(45), "backbone.tiny.kv_heads"));
+        assert!(message.contains("multiple of kv_heads"), "{message}");
+        // 36 / 4 = 9 dimensions per head: rotary embeddings need an even number.
+        let (_, _, key, message) = only(&tiny("tiny = { hidden = 36, heads = 4, kv_heads = 2 }\n").replace("\n\ntiny", "\ntiny"));
+        assert_eq!(key, "backbone.tiny.hidden");
+        assert!(message.contains("must be even"), "{message}");
+    }
+
+    #[test]
+    fn training_settings_the_trainer_rejects_are_rejected_at_load() {
+        let (line, _, key, message) = only(&tiny("[train]\nepochs = 0.0\n"));
+        assert_eq!((line, key.as_str()), (Some(9), "train.epochs"));
+        assert!(message.contains("steps >= 1"), "{message}");
+        assert!(problems(&tiny("[train]\nepochs = 0.0\nsteps = 5\n")).is_empty());
+        let (_, _, key, _) = only(&tiny("[train]\nweight_decay = -0.1\n"));
+        assert_eq!(key, "train.weight_decay");
+        let (_, _, key, _) = only(&tiny("[eval]\nbatch_size = 0\n"));
+        assert_eq!(key, "eval.batch_size");
     }
 }

@@ -7,7 +7,7 @@
 mod load;
 mod sweep;
 
-pub use load::{load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
+pub use load::{line_col, load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
 pub use sweep::{expand_sweep, expand_sweep_with, SweepPoint};
 
 pub use crate::prompt::AnswerOrder;
@@ -122,6 +122,20 @@ pub struct TinyModel {
     /// experiment seed. (Without pretraining the experiment seed initialises the model.)
     pub seed: u64,
 }
+
+impl TinyModel {
+    /// The positions the tiny model is built with (its `max_position_embeddings`): the longest
+    /// prompt plus answer it can read.
+    pub const CONTEXT: usize = 4096;
+}
+
+/// Context windows (tokens) of the packaged backbones, known without loading them.
+pub const PACKAGED_CONTEXT: &[(&str, usize)] = &[("smollm2-135m", 8192)];
+
+/// Tokens a document prompt adds around its window of note text: the instruction and the chat
+/// or plain wrapping, under 256 bytes together, so under 256 tokens even for a byte-level
+/// tokenizer. An upper bound on purpose: a budget that passes here fits at predict time.
+pub const PROMPT_OVERHEAD_TOKENS: usize = 256;
 
 impl Default for TinyModel {
     fn default() -> Self {

@@ -1,7 +1,7 @@
 //! `[sweep]` axes: `"mix.span_ratio" = [0.0, 0.5, 1.0]` set one key per axis;
 //! the cartesian product of all axes becomes one experiment per point.
 
-use super::load::{ConfigError, Problem};
+use super::load::{locate, ConfigError, Problem};
 use super::{parse_experiment_with, Experiment};
 use std::path::Path;
 
@@ -65,17 +65,17 @@ pub fn expand_sweep_with(text: &str, path: &Path, check_inputs: bool) -> Result<
             set_path(&mut table, &key.split('.').collect::<Vec<_>>(), value.clone()).map_err(|m| invalid(key, m))?;
             settings.push(((*key).clone(), value.to_string()));
         }
-        let text = toml::to_string(&table).map_err(|e| invalid("", e.to_string()))?;
-        let experiment = parse_experiment_with(&text, path, check_inputs).map_err(|e| match e {
+        let point_text = toml::to_string(&table).map_err(|e| invalid("", e.to_string()))?;
+        let experiment = parse_experiment_with(&point_text, path, check_inputs).map_err(|e| match e {
             ConfigError::Invalid { path, problems } => ConfigError::Invalid {
                 path,
                 problems: problems
                     .into_iter()
-                    .map(|p| Problem {
-                        line: None,
-                        column: None,
-                        message: format!("{} (at sweep point {})", p.message, label(&settings)),
-                        ..p
+                    .map(|p| {
+                        // A problem with a key the sweep sets is located at that axis; others have no line of their own.
+                        let axis = p.key.as_deref().filter(|k| base.sweep.contains_key(*k));
+                        let (line, column) = axis.map_or((None, None), |k| locate(text, &["sweep", k]));
+                        Problem { line, column, message: format!("{} (at sweep point {})", p.message, label(&settings)), ..p }
                     })
                     .collect(),
             },
@@ -149,6 +149,13 @@ kind = "dictionary"
         assert!(err.contains("mix.span_ratio"), "{err}");
         assert!(err.contains("must be between 0 and 1"), "{err}");
         assert!(err.contains("mix.span_ratio=2.0"), "{err}");
+    }
+
+    #[test]
+    fn a_sweep_value_that_breaks_a_limit_is_located_at_its_axis() {
+        let text = "[experiment]\nname = \"s\"\n[backbone]\nname = \"tiny\"\n[sweep]\n\"eval.chunk_tokens\" = [1024, 3900]\n";
+        let err = expand_sweep(text, Path::new("s.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("s.toml:6:23: [eval.chunk_tokens]") && err.contains("at sweep point eval.chunk_tokens=3900"), "{err}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod table;
 
 use crate::metrics::{Report, SetMetrics};
 use crate::runner::{Cost, RunRecord};
+use std::time::SystemTime;
 
 /// What went wrong while reporting; `Input` is the user's to fix (exit 2), the rest failed (exit 1).
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +52,10 @@ fn default_out(runs: &[gather::FinishedRun], results_root: &std::path::Path) -> 
 
 /// `icdbench report`: gathers the finished runs of `inputs` and writes results.md, results.csv,
 /// the plots (PNG and SVG) and index.html into `out` (default: see [`default_out`]).
-pub fn write_report(inputs: &[std::path::PathBuf], results_root: &std::path::Path, out: Option<&std::path::Path>) -> Result<Written, ReportError> {
+/// Runs computed by older code than the newest run of their spec are left out unless `all_versions`.
+pub fn write_report(inputs: &[std::path::PathBuf], results_root: &std::path::Path, out: Option<&std::path::Path>, all_versions: bool) -> Result<Written, ReportError> {
     let inputs: Vec<std::path::PathBuf> = if inputs.is_empty() { vec![results_root.to_path_buf()] } else { inputs.to_vec() };
-    let (runs, warnings) = gather::gather(&inputs, results_root)?;
+    let (runs, mut warnings) = gather::gather(&inputs, results_root, all_versions)?;
     if runs.is_empty() {
         let named: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
         return Err(ReportError::Input(format!("{}: no finished runs found; `icdbench run EXPERIMENT.toml` makes them", named.join(", "))));
@@ -71,9 +73,10 @@ pub fn write_report(inputs: &[std::path::PathBuf], results_root: &std::path::Pat
     let title = format!("Results: {}", experiments.join(", "));
     let mut md = format!("# {title}\n\n{} finished runs. Table also in results.csv (fractions, full precision).\n\n", runs.len());
     md.push_str(&paper.markdown());
-    let records: Vec<RunRecord> = runs.iter().map(|r| r.record.clone()).collect();
-    if let Some(seeds) = seeds_table(&records) {
-        md.push_str(&format!("\n## Over seeds\n\n{seeds}"));
+    let dated: Vec<(&RunRecord, SystemTime)> = runs.iter().map(|r| (&r.record, r.finished)).collect();
+    if let Some(seeds) = over_seeds(&dated) {
+        md.push_str(&format!("\n## Over seeds\n\n{}", seeds.markdown));
+        warnings.extend(seeds.superseded_note());
     }
     md.push_str(&format!("\n## Paper says / we measured\n\n{}", published::section(&runs)));
     if !plots.is_empty() {
@@ -227,24 +230,75 @@ fn label_without_seed(r: &RunRecord) -> String {
     }
 }
 
-/// The run's spec without its seed, as canonical JSON: equal for repeats of one run over seeds.
-fn spec_without_seed(r: &RunRecord) -> String {
-    let mut spec = r.run.spec.clone();
-    spec.seed = 0;
-    spec.sweep.retain(|(k, _)| k != SEED_KEY);
-    crate::fingerprint::canonical_json(&serde_json::to_value(&spec).unwrap_or_default())
+/// The over-seeds table and the runs it left out of its means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedsTable {
+    pub markdown: String,
+    /// Fingerprints (short) of runs left out because a run of the same spec and seed finished later.
+    pub superseded: Vec<String>,
+}
+
+impl SeedsTable {
+    /// A line for the report's warnings, when runs were left out of the means.
+    pub fn superseded_note(&self) -> Option<String> {
+        (!self.superseded.is_empty()).then(|| {
+            format!(
+                "over seeds: {} runs left out of the means, each because a run of the same spec and seed finished later ({})",
+                self.superseded.len(),
+                self.superseded.join(", ")
+            )
+        })
+    }
+}
+
+/// [`over_seeds`] for runs just executed or reused: each dated by its DONE marker.
+pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
+    let dated: Vec<(&RunRecord, SystemTime)> = records.iter().map(|r| (r, done_time(&r.run.dir))).collect();
+    over_seeds(&dated).map(|t| t.markdown)
+}
+
+/// When a run finished: its DONE marker's modification time (the epoch when unreadable, so it counts as oldest).
+fn done_time(dir: &std::path::Path) -> SystemTime {
+    std::fs::metadata(dir.join(crate::runner::DONE_MARKER)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Exactly one run per spec and seed: the one that finished last (ties: the larger fingerprint,
+/// so the choice does not depend on input order). Returns the runs kept and the short
+/// fingerprints of those left out.
+fn newest_per_seed<'a>(runs: &[(&'a RunRecord, SystemTime)]) -> (Vec<&'a RunRecord>, Vec<String>) {
+    let mut newest: Vec<(String, u64, &'a RunRecord, SystemTime)> = Vec::new();
+    let mut superseded = Vec::new();
+    for &(r, finished) in runs {
+        let key = gather::spec_key(&r.run.spec);
+        let seed = r.run.spec.seed;
+        match newest.iter_mut().find(|(k, s, _, _)| *k == key && *s == seed) {
+            None => newest.push((key, seed, r, finished)),
+            Some(slot) => {
+                let later = (finished, &r.run.fingerprint) > (slot.3, &slot.2.run.fingerprint);
+                let older = if later { std::mem::replace(&mut slot.2, r) } else { r };
+                if later {
+                    slot.3 = finished;
+                }
+                superseded.push(older.run.fingerprint.short().to_string());
+            }
+        }
+    }
+    superseded.sort();
+    (newest.into_iter().map(|(_, _, r, _)| r).collect(), superseded)
 }
 
 /// One row per run (seed left out) and split, averaging over the seeds it ran
 /// with: mean and 95% t-interval over seeds for micro/macro F1 overall, seen
-/// and unseen. `None` when no run was repeated with another seed.
-pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
+/// and unseen. Each seed counts once: of several runs of one spec and seed, the
+/// newest (see [`newest_per_seed`]). `None` when no run was repeated with another seed.
+pub fn over_seeds(runs: &[(&RunRecord, SystemTime)]) -> Option<SeedsTable> {
+    let (records, superseded) = newest_per_seed(runs);
     // Runs are repeats of each other when their specs agree on everything but the seed
     // (older runs left in a results folder under the same label are not).
     let mut groups: Vec<(String, String, String, Vec<&RunRecord>)> = Vec::new();
     for r in records {
         let label = label_without_seed(r);
-        let key = spec_without_seed(r);
+        let key = gather::spec_key(&r.run.spec);
         for split in &r.run.spec.eval.splits {
             if !r.metrics.splits.contains_key(split) {
                 continue;
@@ -300,7 +354,14 @@ pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
         "\nPercent, mean ± half-width of the 95% t-interval over seeds (the spread of training runs, not of documents). \
          Train tokens and time: means per run.\n",
     );
-    Some(out)
+    if !superseded.is_empty() {
+        out.push_str(&format!(
+            "\nOne run per seed: {} runs left out, each because a run of the same spec and seed finished later ({}).\n",
+            superseded.len(),
+            superseded.join(", ")
+        ));
+    }
+    Some(SeedsTable { markdown: out, superseded })
 }
 
 #[cfg(test)]

@@ -169,20 +169,29 @@ pub(crate) fn str_col(df: &DataFrame, name: &str) -> Vec<String> {
     }
 }
 
-/// Which rows hold the best value of a column within their split: the highest score, or the lowest cost.
-fn best_rows(values: &[Option<f64>], splits: &[String], lower_is_better: bool) -> Vec<bool> {
+/// Which rows hold the best value of a column among the rows of their group (one data set and
+/// split, see [`comparable`]): the highest score, or the lowest cost.
+fn best_rows(values: &[Option<f64>], groups: &[String], lower_is_better: bool) -> Vec<bool> {
     values
         .iter()
-        .zip(splits)
-        .map(|(v, split)| {
+        .zip(groups)
+        .map(|(v, group)| {
             let Some(v) = v else { return false };
-            let others = values.iter().zip(splits).filter(|(_, s)| *s == split).filter_map(|(o, _)| *o);
-            let best = if lower_is_better { others.fold(f64::INFINITY, f64::min) } else { others.fold(f64::NEG_INFINITY, f64::max) };
+            let others: Vec<f64> = values.iter().zip(groups).filter(|(_, g)| *g == group).filter_map(|(o, _)| *o).collect();
+            let best = if lower_is_better { others.iter().copied().fold(f64::INFINITY, f64::min) } else { others.iter().copied().fold(f64::NEG_INFINITY, f64::max) };
             // More than one row must compete for a mark to mean anything.
-            let competitors = values.iter().zip(splits).filter(|(o, s)| *s == split && o.is_some()).count();
-            competitors > 1 && *v == best
+            others.len() > 1 && *v == best
         })
         .collect()
+}
+
+/// The group a row competes in for the best mark: its data set (source kind and document
+/// count, so two synthetic benchmarks of different sizes are not ranked together) and split.
+fn comparable(df: &DataFrame) -> Vec<String> {
+    let datasets = str_col(df, "dataset");
+    let splits = str_col(df, "split");
+    let docs = f64_col(df, "n_docs");
+    (0..df.height()).map(|i| format!("{} / {} docs / {}", datasets[i], docs[i].map_or("?".into(), |d| format!("{d:.0}")), splits[i])).collect()
 }
 
 /// Columns of the paper-style table, with how each cell is drawn from the frame.
@@ -236,7 +245,7 @@ pub const FOOTNOTE: &str = "Percent. micro-F1 = TP / (TP + (FP+FN)/2) (Edin et a
      (Edin et al. 2023; results.csv also has `macro_f1_nonzero`, over codes with TP+FP+FN > 0 as in Code Like Humans). Seen = codes in training documents' labels; \
      unseen = the rest. [95% CI]: percentile bootstrap over documents (metrics.json). Evidence F1: predicted spans against gold spans of the same code, \
      exact offsets / overlapping characters. Train tokens: input tokens fed in training; train time: training wall time; run time: the whole run. \
-     **Bold**: best in its column among the runs on the same split (highest score, lowest cost). –: does not apply.";
+     **Bold**: best in its column among the runs on the same data set and split (highest score, lowest cost). –: does not apply.";
 
 /// The paper-style table of the frame's rows.
 pub fn paper_table(df: &DataFrame) -> PaperTable {
@@ -247,10 +256,11 @@ pub fn paper_table(df: &DataFrame) -> PaperTable {
     header.extend(COLS.iter().map(|c| c.header.to_string()));
     header.push("fingerprint".into());
     let docs = f64_col(df, "n_docs");
+    let groups = comparable(df);
     let mut rows: Vec<Vec<String>> = (0..df.height()).map(|i| vec![runs[i].clone(), splits[i].clone(), docs[i].map_or("–".into(), |d| format!("{d:.0}"))]).collect();
     for col in &COLS {
         let values = f64_col(df, col.value);
-        let best = if col.mark { best_rows(&values, &splits, col.lower_is_better) } else { vec![false; df.height()] };
+        let best = if col.mark { best_rows(&values, &groups, col.lower_is_better) } else { vec![false; df.height()] };
         let (lo, hi) = col.ci.map_or((vec![None; df.height()], vec![None; df.height()]), |(l, h)| (f64_col(df, l), f64_col(df, h)));
         for i in 0..df.height() {
             let cell = match values[i] {
@@ -277,13 +287,24 @@ mod tests {
     use super::best_rows;
 
     #[test]
-    fn best_is_per_split_and_needs_a_competitor() {
-        let splits: Vec<String> = ["test", "test", "val", "test"].iter().map(|s| s.to_string()).collect();
+    fn best_is_per_group_and_needs_a_competitor() {
+        let groups: Vec<String> = ["test", "test", "val", "test"].iter().map(|s| s.to_string()).collect();
         let v = [Some(0.5), Some(0.7), Some(0.9), None];
-        assert_eq!(best_rows(&v, &splits, false), vec![false, true, false, false]);
-        assert_eq!(best_rows(&v, &splits, true), vec![true, false, false, false]);
+        assert_eq!(best_rows(&v, &groups, false), vec![false, true, false, false]);
+        assert_eq!(best_rows(&v, &groups, true), vec![true, false, false, false]);
         // Ties are all marked.
         let t = [Some(0.7), Some(0.7), None, Some(0.1)];
-        assert_eq!(best_rows(&t, &splits, false), vec![true, true, false, false]);
+        assert_eq!(best_rows(&t, &groups, false), vec![true, true, false, false]);
+    }
+
+    #[test]
+    fn best_is_never_decided_across_data_sets() {
+        // Two data sets, one split: the 0.9 on mimic does not outshine the synthetic runs.
+        let groups: Vec<String> = ["synthetic/test", "synthetic/test", "mimic/test", "mimic/test"].iter().map(|s| s.to_string()).collect();
+        let v = [Some(0.5), Some(0.7), Some(0.9), Some(0.2)];
+        assert_eq!(best_rows(&v, &groups, false), vec![false, true, true, false]);
+        // A lone run on its data set has no competitor, however good.
+        let lone: Vec<String> = ["synthetic/test", "synthetic/test", "mimic/test"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(best_rows(&[Some(0.5), Some(0.7), Some(0.9)], &lone, false), vec![false, true, false]);
     }
 }

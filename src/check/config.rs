@@ -1,0 +1,149 @@
+//! The CI config file (`ci/check.toml`): which experiments, which reference, which gates.
+
+use super::gate::{Gate, Tolerance};
+use super::metric::Metric;
+use super::CheckError;
+use crate::config::line_col;
+use serde::Deserialize;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    experiments: Vec<toml::Spanned<PathBuf>>,
+    reference: toml::Spanned<PathBuf>,
+    #[serde(default)]
+    gate: Vec<GateFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GateFile {
+    metric: toml::Spanned<String>,
+    points: Option<toml::Spanned<f64>>,
+    relative: Option<toml::Spanned<f64>>,
+}
+
+/// A CI config, paths resolved against its folder.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    pub path: PathBuf,
+    pub experiments: Vec<PathBuf>,
+    pub reference: PathBuf,
+    pub gates: Vec<Gate>,
+}
+
+/// `a/b/../c` -> `a/c` without touching the file system, so messages name the file as a user would.
+fn tidy(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
+}
+
+impl CheckConfig {
+    pub fn load(path: &Path) -> Result<CheckConfig, CheckError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            CheckError::Input(format!("{}: cannot read the CI config: {e}; pass its path, e.g. `icdbench check ci/check.toml`", path.display()))
+        })?;
+        CheckConfig::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<CheckConfig, CheckError> {
+        let at = |span: std::ops::Range<usize>, key: &str, msg: String| {
+            let (l, c) = line_col(text, span.start);
+            CheckError::Input(format!("{}:{l}:{c}: [{key}] {msg}", path.display()))
+        };
+        let file: ConfigFile = toml::from_str(text).map_err(|e| {
+            let msg = e.message().lines().next().unwrap_or("invalid TOML").to_string();
+            match e.span() {
+                Some(span) => {
+                    let (l, c) = line_col(text, span.start);
+                    CheckError::Input(format!("{}:{l}:{c}: {msg}", path.display()))
+                }
+                None => CheckError::Input(format!("{}: {msg}", path.display())),
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        if file.experiments.is_empty() {
+            return Err(CheckError::Input(format!("{}: [experiments] is empty; name at least one experiment file", path.display())));
+        }
+        let mut gates: Vec<Gate> = Vec::new();
+        for (i, g) in file.gate.iter().enumerate() {
+            let key = format!("gate[{i}].metric");
+            let name = g.metric.get_ref().trim().to_string();
+            let metric = Metric::parse(&name).map_err(|m| at(g.metric.span(), &key, format!("{name:?}: {m}")))?;
+            if gates.iter().any(|x| x.name == name) {
+                return Err(at(g.metric.span(), &key, format!("{name:?} is gated twice; keep one [[gate]]")));
+            }
+            let tolerance = match (&g.points, &g.relative) {
+                (Some(_), Some(r)) => return Err(at(r.span(), &format!("gate[{i}]"), "give `points` or `relative`, not both".into())),
+                (None, None) => {
+                    let hint = if metric.is_score() { "`points = 0.5` (F1 points) or `relative = 0.01`" } else { "`relative = 0.5` (50%)" };
+                    return Err(at(g.metric.span(), &format!("gate[{i}]"), format!("{name:?} has no tolerance; add {hint}")));
+                }
+                (Some(p), None) => {
+                    if !metric.is_score() {
+                        return Err(at(p.span(), &format!("gate[{i}].points"), format!("{name:?} is a cost, not a score: use `relative`")));
+                    }
+                    Tolerance::Points(*p.get_ref())
+                }
+                (None, Some(r)) => Tolerance::Relative(*r.get_ref()),
+            };
+            let (value, span, field) = match (&g.points, &g.relative) {
+                (Some(p), _) => (*p.get_ref(), p.span(), "points"),
+                (_, Some(r)) => (*r.get_ref(), r.span(), "relative"),
+                _ => (0.0, 0..0, ""),
+            };
+            if !value.is_finite() || value < 0.0 {
+                return Err(at(span, &format!("gate[{i}].{field}"), format!("{value} must be a number >= 0")));
+            }
+            gates.push(Gate { name, metric, tolerance });
+        }
+        if gates.is_empty() {
+            return Err(CheckError::Input(format!(
+                "{}: no [[gate]] given; add one, e.g. [[gate]] metric = \"test.overall.micro_f1\" points = 0.5",
+                path.display()
+            )));
+        }
+        let experiments = file.experiments.iter().map(|e| tidy(&base.join(e.get_ref()))).collect();
+        Ok(CheckConfig { path: path.to_path_buf(), experiments, reference: tidy(&base.join(file.reference.get_ref())), gates })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_name_the_file_line_and_key() {
+        let p = Path::new("ci/x.toml");
+        let err = |t: &str| CheckConfig::parse(t, p).unwrap_err().to_string();
+        let e = err("experiments = [\"a.toml\"]\nreference = \"r.json\"\ntolerence = 1\n");
+        assert!(e.starts_with("ci/x.toml:3:1:") && e.contains("tolerence"), "{e}");
+        let e = err("experiments = [\"a.toml\"]\nreference = \"r.json\"\n[[gate]]\nmetric = \"test.overal.micro_f1\"\npoints = 1\n");
+        assert!(e.starts_with("ci/x.toml:4:") && e.contains("gate[0].metric") && e.contains("overall"), "{e}");
+        let e = err("experiments = [\"a.toml\"]\nreference = \"r.json\"\n[[gate]]\nmetric = \"cost.train_seconds\"\npoints = 1\n");
+        assert!(e.contains("use `relative`"), "{e}");
+        let e = err("experiments = [\"a.toml\"]\nreference = \"r.json\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = -1\n");
+        assert!(e.contains("gate[0].points") && e.contains(">= 0"), "{e}");
+        let e = err("experiments = [\"a.toml\"]\nreference = \"r.json\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\n");
+        assert!(e.contains("no tolerance"), "{e}");
+        assert!(!err("").contains('\n'));
+        let ok = CheckConfig::parse("experiments = [\"../b/e.toml\"]\nreference = \"../r/x.json\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\nrelative = 0.01\n", p).unwrap();
+        assert_eq!(ok.experiments, vec![PathBuf::from("b/e.toml")]);
+        assert_eq!(ok.reference, PathBuf::from("r/x.json"));
+        assert_eq!(ok.gates[0].tolerance, Tolerance::Relative(0.01));
+    }
+}

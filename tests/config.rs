@@ -1,0 +1,59 @@
+//! Settings that would fail only at predict or report time are refused when the experiment is
+//! loaded: `icdbench plan` and `icdbench run` exit 2 naming file:line:col and the fix, before
+//! any data is generated or any model is trained.
+
+mod common;
+
+use common::icdbench;
+use predicates::prelude::*;
+use std::path::Path;
+
+/// 1-based line of the first line of `path` that starts with `text`.
+fn line_of(path: &Path, text: &str) -> usize {
+    let file = std::fs::read_to_string(path).unwrap();
+    file.lines().position(|l| l.starts_with(text)).expect("the line is in the file") + 1
+}
+
+/// `plan` and `run` both exit 2 with `at` in their message, and `run` leaves no results behind.
+fn refused(dir: &Path, exp: &Path, at: &str, fix: &str) {
+    icdbench().current_dir(dir).arg("plan").arg(exp).assert().code(2).stderr(predicate::str::contains(at).and(predicate::str::contains(fix)));
+    let results = dir.join("results");
+    icdbench().arg("run").arg(exp).arg("--results").arg(&results).arg("--quiet").assert().code(2).stderr(predicate::str::contains(at));
+    let computed = std::fs::read_dir(&results).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(computed, 0, "nothing may be computed before the file is valid");
+}
+
+#[test]
+fn a_window_and_answer_longer_than_the_tiny_context_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Appended to [eval]: 3900 + 16 new tokens + the prompt do not fit 4096 positions.
+    let exp = common::tiny_model_experiment(tmp.path(), "long", "chunk_tokens = 3900\n");
+    let at = format!("{}:{}:16: [eval.chunk_tokens]", exp.display(), line_of(&exp, "chunk_tokens = 3900"));
+    refused(tmp.path(), &exp, &at, "chunk_tokens + max_new_tokens <= 3840");
+}
+
+#[test]
+fn synthesize_without_a_pretrained_generator_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = common::tiny_model_experiment(tmp.path(), "synth", "\n[[expansion]]\nkind = \"synthesize\"\ncoverage = \"pool\"\n");
+    let at = format!("{}:{}:8: [expansion.1.generator]", exp.display(), line_of(&exp, "kind = \"synthesize\""));
+    refused(tmp.path(), &exp, &at, "set generator = \"smollm2-135m\"");
+}
+
+#[test]
+fn an_overlap_over_half_the_window_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = common::tiny_model_experiment(tmp.path(), "overlap", "chunk_overlap = 600\n");
+    let at = format!("{}:{}:17: [eval.chunk_overlap]", exp.display(), line_of(&exp, "chunk_overlap = 600"));
+    refused(tmp.path(), &exp, &at, "at most 512");
+}
+
+#[test]
+fn an_unknown_split_is_refused_for_baselines_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = common::small_experiment(tmp.path(), "splits", 10, 0, &common::dictionary(""));
+    let text = std::fs::read_to_string(&exp).unwrap().replace("splits = [\"test\"]", "splits = [\"test\", \"dev\"]");
+    std::fs::write(&exp, text).unwrap();
+    let at = format!("{}:{}:10: [eval.splits]", exp.display(), line_of(&exp, "splits = "));
+    refused(tmp.path(), &exp, &at, "use \"train\", \"val\" or \"test\"");
+}
