@@ -61,11 +61,15 @@ pub enum Command {
         explain: Option<Vec<String>>,
     },
     /// Score any system's predictions (JSONL) against gold documents (JSONL), icdbench's metrics and conventions.
-    #[command(long_about = "Score predictions from any tool on the same footing as icdbench's own runs.\n\n\
-                            Gold: one document per line, {\"id\", \"split\"?, \"text\", \"codes\": [..], \"evidence\"?: [..]}.\n\
+    #[command(long_about = "Score predictions from any tool on the same footing as icdbench's own runs: the same \
+                            scores a run writes to metrics.json (sets, evidence, ranking, invalid predictions).\n\n\
+                            Gold: one document per line, {\"id\", \"split\"?, \"text\"?, \"codes\": [..], \"evidence\"?: [..]} \
+                            (without text, evidence offsets are taken as given).\n\
                             Predictions: one per line, {\"id\", \"codes\": [..], \"evidence\"?: [..], \"scores\"?: {code: score}}.\n\
-                            Documents without a prediction count as predicting nothing. Seen codes (for the \
-                            seen/unseen breakdown) come from --train, or from gold lines with \"split\": \"train\".")]
+                            Each id once per file. Documents without a prediction count as predicting nothing; a predicted \
+                            code outside the code table counts as a false positive. Evidence is scored when gold and \
+                            predictions both carry it. Seen codes (for the seen/unseen breakdown) come from --train, or \
+                            from gold lines with \"split\": \"train\".")]
     Score {
         /// Gold documents (JSONL).
         #[arg(long, value_name = "FILE")]
@@ -87,7 +91,7 @@ pub enum Command {
         bootstrap: usize,
         #[arg(long, default_value_t = 17)]
         seed: u64,
-        /// Print the full metrics as JSON instead of a table.
+        /// Print the scores as JSON instead of a table: a run's per-split metrics (metrics.json `splits.<split>`).
         #[arg(long)]
         json: bool,
     },

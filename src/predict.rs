@@ -68,7 +68,8 @@ impl Default for PredictConfig {
 pub struct PredictStats {
     /// Windows generated and parsed.
     pub windows: usize,
-    /// Code-like tokens outside the code set (unique per window), summed over windows.
+    /// Code-like tokens outside the code set (unique per window), summed over windows;
+    /// the prediction keeps them in `Prediction::invalid`, scored as false positives.
     pub rejected_codes: usize,
     /// Quotes not found in their window's text; left out of `Prediction::evidence`.
     pub unlocated_evidence: usize,
@@ -320,7 +321,8 @@ pub fn split_raw(raw: &str) -> Option<(Vec<Window>, Vec<String>)> {
 
 /// Turns the outputs of one document's windows into its prediction.
 ///
-/// Codes are the union over windows (sorted, unique). Evidence located in a
+/// Codes are the union over windows (sorted, unique), and so are the invalid
+/// strings (outside the code set, kept to be scored as false positives). Evidence located in a
 /// window moves to document offsets (window start + offset in the window) and
 /// carries the document's text there; the same code and offsets found by two
 /// overlapping windows count once; evidence that could not be located is only
@@ -329,16 +331,18 @@ pub fn split_raw(raw: &str) -> Option<(Vec<Window>, Vec<String>)> {
 pub fn aggregate(doc: &Document, windows: &[Window], outputs: &[String], codes: &CodeSet) -> (Prediction, PredictStats) {
     let mut stats = PredictStats::default();
     let mut found: BTreeSet<Code> = BTreeSet::new();
+    let mut invalid: BTreeSet<String> = BTreeSet::new();
     let mut evidence: BTreeSet<(usize, usize, Code)> = BTreeSet::new();
     for (w, output) in windows.iter().zip(outputs) {
         let window_text = w.text(&doc.text).unwrap_or("");
         let parsed = parse_output(output, Some(window_text), codes);
         stats.windows += 1;
-        stats.rejected_codes += parsed.rejected.len();
+        stats.rejected_codes += parsed.invalid.len();
         stats.unlocated_evidence += parsed.unlocated;
         stats.said_none += usize::from(parsed.said_none);
         stats.unterminated += usize::from(parsed.unterminated);
         found.extend(parsed.codes);
+        invalid.extend(parsed.invalid);
         for ev in parsed.evidence {
             let (Some(s), Some(e)) = (ev.start, ev.end) else { continue };
             let (start, end) = (w.start_char + s, w.start_char + e);
@@ -360,6 +364,7 @@ pub fn aggregate(doc: &Document, windows: &[Window], outputs: &[String], codes: 
     let prediction = Prediction {
         id: doc.id.clone(),
         codes: found.into_iter().collect(),
+        invalid: invalid.into_iter().collect(),
         evidence,
         scores: BTreeMap::new(),
         raw: Some(join_raw(&windows[..n], &outputs[..n])),
@@ -629,6 +634,7 @@ mod tests {
         let (p, stats) = aggregate(&doc, &ws, &outputs, codes());
         assert_eq!(p.id, "d7");
         assert_eq!(p.codes, [code("E11.9"), code("I10"), code("R07.9")]);
+        assert_eq!(p.invalid, ["R99.99"], "kept, to be scored as a false positive");
         let found: Vec<(&str, usize, usize, &str)> = p.evidence.iter().map(|e| (e.code.as_str(), e.start, e.end, e.text.as_str())).collect();
         assert_eq!(found, [("R07.9", 0, 10, "Chest pain"), ("I10", 26, 38, "hypertension"), ("E11.9", 40, 64, "Type 2 diabetes mellitus")]);
         for e in &p.evidence {

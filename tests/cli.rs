@@ -193,6 +193,27 @@ fn score_files(gold: &str, pred: &str) -> (tempfile::TempDir, PathBuf, PathBuf) 
     (tmp, g, p)
 }
 
+/// What a successful `icdbench score` without bootstrap prints.
+fn score_stdout(gold: &Path, pred: &Path, extra: &[&str]) -> Vec<u8> {
+    let out = icdbench().arg("score").arg("--gold").arg(gold).arg("--pred").arg(pred).args(["--bootstrap", "0"]).args(extra).assert().success();
+    out.get_output().stdout.clone()
+}
+
+/// The split's metrics as a run writes them (`--json`).
+fn score_json(gold: &Path, pred: &Path) -> serde_json::Value {
+    serde_json::from_slice(&score_stdout(gold, pred, &["--json"])).unwrap()
+}
+
+/// The printed tables.
+fn score_text(gold: &Path, pred: &Path) -> String {
+    String::from_utf8_lossy(&score_stdout(gold, pred, &[])).to_string()
+}
+
+fn close(actual: &serde_json::Value, expected: f64) {
+    let a = actual.as_f64().unwrap_or(f64::NAN);
+    assert!((a - expected).abs() < 1e-9, "got {actual}, expected {expected}");
+}
+
 #[test]
 fn score_reads_jsonl_from_other_tools() {
     let (tmp, gold, pred) = score_files(
@@ -204,13 +225,15 @@ fn score_reads_jsonl_from_other_tools() {
         // Lower case and no dots are normalised; doc 2 has no prediction.
         "{\"id\":\"1\",\"codes\":[\"i10\",\"E119\",\"K21.9\"]}\n",
     );
-    let out = icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(&pred).args(["--json", "--bootstrap", "0"]).assert().success();
-    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let scored = score_json(&gold, &pred);
+    let report = &scored["sets"];
     // TP 2, FP 1, FN 1 -> micro F1 = 2 / (2 + 1) = 0.6667
     assert_eq!(report["overall"]["tp"], 2);
     assert!((report["overall"]["micro"]["f1"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
     // Seen = {I10} from the train line: seen micro F1 = 1.
     assert_eq!(report["seen"]["micro"]["f1"], 1.0);
+    assert_eq!(scored["n_docs"], 2);
+    assert_eq!(scored["invalid_predictions"]["count"], 0);
 
     icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(tmp.path().join("nope.jsonl")).assert().code(2).stderr(predicate::str::contains("nope.jsonl"));
     std::fs::write(&pred, "{\"id\":\"1\",\"codes\":[\"I10\"]}\nnot json\n").unwrap();
@@ -247,15 +270,118 @@ fn score_reports_ranking_metrics_when_predictions_carry_scores() {
             "{\"id\":\"2\",\"codes\":[\"I10\"],\"scores\":{\"I10\":0.8,\"E11.9\":0.7}}\n"
         ),
     );
-    icdbench()
-        .arg("score")
-        .arg("--gold")
-        .arg(&gold)
-        .arg("--pred")
-        .arg(&pred)
-        .args(["--bootstrap", "0"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("| P@8         | 12.50"))
-        .stdout(predicate::str::contains("| R@8         | 100.00"));
+    let text = score_text(&gold, &pred);
+    assert!(text.contains("| P@8         | 12.50"), "{text}");
+    assert!(text.contains("| R@8         | 100.00"), "{text}");
+}
+
+#[test]
+fn score_counts_made_up_codes_as_false_positives() {
+    let (_tmp, gold, pred) = score_files(
+        concat!(
+            "{\"id\":\"1\",\"text\":\"x\",\"codes\":[\"I10\",\"E11.9\"]}\n",
+            "{\"id\":\"2\",\"text\":\"y\",\"codes\":[\"J45.909\"]}\n"
+        ),
+        // Z99.999 is well-formed but not in the table (written undotted, lower case); NOTACODE is no code at all.
+        concat!("{\"id\":\"1\",\"codes\":[\"I10\",\"z99999\",\"NOTACODE\"]}\n", "{\"id\":\"2\",\"codes\":[\"J45.909\"]}\n"),
+    );
+    let scored = score_json(&gold, &pred);
+    let o = &scored["sets"]["overall"];
+    // TP 2 (I10, J45.909), FP 2 (the made-up codes), FN 1 (E11.9): P = 2/4, R = 2/3, F1 = 2 / (2 + 3/2) = 4/7.
+    assert_eq!((o["tp"].as_u64(), o["fp"].as_u64(), o["fn"].as_u64()), (Some(2), Some(2), Some(1)));
+    close(&o["micro"]["precision"], 0.5);
+    close(&o["micro"]["recall"], 2.0 / 3.0);
+    close(&o["micro"]["f1"], 4.0 / 7.0);
+    // Over codes with TP+FP+FN > 0: I10 and J45.909 (F1 1), E11.9, Z99.999, NOTACODE (F1 0) -> 2/5.
+    assert_eq!(o["macro_nonzero"]["n_codes"], 5);
+    close(&o["macro_nonzero"]["f1"], 0.4);
+    let invalid = &scored["invalid_predictions"];
+    assert_eq!((invalid["count"].as_u64(), invalid["predicted"].as_u64()), (Some(2), Some(4)));
+    close(&invalid["rate"], 0.5);
+    assert_eq!(invalid["examples"], serde_json::json!({"NOTACODE": 1, "Z99.999": 1}));
+;
+    let text = score_text(&gold, &pred);
+    assert!(text.contains("| overall | 50.00   | 66.67   | 57.14"), "{text}");
+    assert!(text.contains("Invalid predictions: 2 of 4 predicted codes (50.00%)"), "{text}");
+}
+
+#[test]
+fn score_shows_evidence_f1_when_both_sides_carry_evidence() {
+    // "Essential hypertension" is characters 0..22, "Type 2 diabetes" 24..39.
+    let gold_line = concat!(
+        "{\"id\":\"1\",\"text\":\"Essential hypertension. Type 2 diabetes.\",\"codes\":[\"I10\",\"E11.9\"],",
+        "\"evidence\":[{\"code\":\"I10\",\"start\":0,\"end\":22},{\"code\":\"E11.9\",\"start\":24,\"end\":39}]}\n"
+    );
+    // I10's span is exact; E11.9's covers only "Type 2" (24..30).
+    let (_tmp, gold, pred) = score_files(
+        gold_line,
+        "{\"id\":\"1\",\"codes\":[\"I10\",\"E11.9\"],\"evidence\":[{\"code\":\"I10\",\"start\":0,\"end\":22},{\"code\":\"E11.9\",\"start\":24,\"end\":30}]}\n",
+    );
+    let scored = score_json(&gold, &pred);
+    let ev = &scored["evidence"];
+    // Exact: 1 of 2 predicted spans matches 1 of 2 gold spans -> P = R = F1 = 1/2.
+    close(&ev["exact"]["f1"], 0.5);
+    // Overlap: 22 + 6 characters predicted, all inside gold's 22 + 15 -> P = 1, R = 28/37, F1 = 56/65.
+    close(&ev["overlap"]["precision"], 1.0);
+    close(&ev["overlap"]["recall"], 28.0 / 37.0);
+    close(&ev["overlap"]["f1"], 56.0 / 65.0);
+    let text = score_text(&gold, &pred);
+    assert!(text.contains("| exact spans            | 50.00     | 50.00  | 50.00 | 1 / 2 / 2 spans"), "{text}");
+    assert!(text.contains("| overlapping characters | 100.00    | 75.68  | 86.15 | 28 / 28 / 37 chars"), "{text}");
+
+    // Predictions without any evidence are not scored on it.
+    std::fs::write(&pred, "{\"id\":\"1\",\"codes\":[\"I10\"]}\n").unwrap();
+    let scored = score_json(&gold, &pred);
+    assert!(scored.get("evidence").is_none(), "{scored}");
+    assert_eq!(scored["sets"]["overall"]["tp"], 1);
+}
+
+#[test]
+fn score_reads_gold_without_text() {
+    // Evidence offsets cannot be checked without the text: they are taken as given.
+    let (_tmp, gold, pred) = score_files(
+        concat!(
+            "{\"id\":\"1\",\"codes\":[\"I10\"]}\n",
+            "{\"id\":\"2\",\"codes\":[\"E11.9\"],\"evidence\":[{\"code\":\"E11.9\",\"start\":500,\"end\":520}]}\n"
+        ),
+        concat!(
+            "{\"id\":\"1\",\"codes\":[\"I10\"]}\n",
+            "{\"id\":\"2\",\"codes\":[\"E11.9\",\"J45.909\"],\"evidence\":[{\"code\":\"E11.9\",\"start\":500,\"end\":520}]}\n"
+        ),
+    );
+    let scored = score_json(&gold, &pred);
+    // TP 2, FP 1, FN 0: micro F1 = 2 / (2 + 1/2) = 0.8.
+    close(&scored["sets"]["overall"]["micro"]["f1"], 0.8);
+    assert_eq!(scored["evidence"]["exact"]["n_matched"], 1);
+    close(&scored["evidence"]["exact"]["f1"], 1.0);
+}
+
+#[test]
+fn score_refuses_duplicate_ids_naming_the_line() {
+    let gold_lines = "{\"id\":\"a\",\"codes\":[\"I10\"]}\n{\"id\":\"b\",\"codes\":[\"I10\"]}\n";
+    let (_tmp, gold, pred) = score_files(
+        &format!("{gold_lines}{{\"id\":\"a\",\"codes\":[\"E11.9\"]}}\n"),
+        "{\"id\":\"a\",\"codes\":[\"I10\"]}\n",
+    );
+    let score = || icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(&pred).assert();
+    score().code(2).stderr(predicate::str::contains("gold.jsonl:3:")).stderr(predicate::str::contains("\"a\"")).stderr(predicate::str::contains("line 1"));
+    std::fs::write(&gold, gold_lines).unwrap();
+    std::fs::write(&pred, "{\"id\":\"b\",\"codes\":[\"I10\"]}\n{\"id\":\"a\",\"codes\":[]}\n{\"id\":\"b\",\"codes\":[\"E11.9\"]}\n").unwrap();
+    score().code(2).stderr(predicate::str::contains("pred.jsonl:3:")).stderr(predicate::str::contains("\"b\"")).stderr(predicate::str::contains("line 1"));
+}
+
+#[test]
+fn score_refuses_predictions_that_match_no_gold_document() {
+    let (_tmp, gold, pred) = score_files(
+        "{\"id\":\"1\",\"split\":\"test\",\"codes\":[\"I10\"]}\n{\"id\":\"t\",\"split\":\"train\",\"codes\":[\"I10\"]}\n",
+        "{\"id\":\"t\",\"codes\":[\"I10\"]}\n{\"id\":\"x\",\"codes\":[\"I10\"]}\n",
+    );
+    let score = || icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(&pred).assert();
+    // "t" is a training document: none of the predictions is for the test split.
+    score().code(2).stderr(predicate::str::contains("pred.jsonl: none of its 2 predictions")).stderr(predicate::str::contains("gold.jsonl"));
+    // One match is enough; the rest are warned about and ignored.
+    std::fs::write(&pred, "{\"id\":\"1\",\"codes\":[\"I10\"]}\n{\"id\":\"x\",\"codes\":[\"I10\"]}\n").unwrap();
+    score().success().stderr(predicate::str::contains("1 predictions name documents not in the test split"));
+    // An empty split is refused too.
+    icdbench().arg("score").arg("--gold").arg(&gold).arg("--pred").arg(&pred).args(["--split", "val"]).assert().code(2).stderr(predicate::str::contains("no documents of split val"));
 }

@@ -108,6 +108,13 @@ fn predicts_every_document_in_order_with_only_valid_codes_when_constrained() {
     let free = predict_documents(&model, &tok, &formatter, codes, &refs, &config(false), false).expect("prediction runs");
     assert!(!free.stats.constrained);
     assert_eq!(free.predictions.len(), docs.len());
+    // What the parser found outside the code set stays in the predictions, to be scored as false positives:
+    // each document's invalid strings are the union of its windows' (counted per window in the stats).
+    let kept: usize = free.predictions.iter().map(|p| p.invalid.len()).sum();
+    assert!(kept <= free.stats.rejected_codes && (kept > 0) == (free.stats.rejected_codes > 0), "{kept} kept, {} found", free.stats.rejected_codes);
+    for p in &free.predictions {
+        assert!(p.invalid.iter().all(|s| icdbench::icd::Code::parse(s).map_or(true, |c| !codes.contains(&c))), "{:?}", p.invalid);
+    }
 }
 
 #[test]

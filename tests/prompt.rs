@@ -57,7 +57,7 @@ fn formatted_targets_parse_back_to_the_gold_codes_and_offsets() {
     );
     let parsed = parse_output(&target, Some(&doc.text), codes());
     assert_eq!(parsed.codes, doc.codes);
-    assert!(parsed.rejected.is_empty() && !parsed.unterminated && !parsed.said_none);
+    assert!(parsed.invalid.is_empty() && !parsed.unterminated && !parsed.said_none);
     assert_eq!(parsed.unlocated, 0);
     let mut located: Vec<(Code, usize, usize)> = parsed
         .evidence
@@ -89,7 +89,7 @@ fn synthetic_documents_round_trip_through_pairs_of_both_styles() {
             let pair = f.doc_pair(&DocExample::from_document(doc), Some(&tok));
             let parsed = parse_output(&pair.target, Some(&doc.text), codes());
             assert_eq!(parsed.codes, doc.codes, "{}", doc.id);
-            assert_eq!((parsed.unlocated, parsed.rejected.len(), parsed.unterminated), (0, 0, false), "{}", doc.id);
+            assert_eq!((parsed.unlocated, parsed.invalid.len(), parsed.unterminated), (0, 0, false), "{}", doc.id);
             for e in &parsed.evidence {
                 spans += 1;
                 let at_gold = doc.evidence.iter().any(|g| g.code == e.code && Some(g.start) == e.start && Some(g.end) == e.end);
@@ -168,7 +168,7 @@ fn the_parser_tolerates_what_models_write() {
         let p = parse_output(raw, None, codes());
         let got: Vec<&str> = p.codes.iter().map(Code::as_str).collect();
         assert_eq!(&got, want, "codes of {raw:?}");
-        assert!(p.rejected.is_empty(), "{raw:?} rejected {:?}", p.rejected);
+        assert!(p.invalid.is_empty(), "{raw:?} invalid {:?}", p.invalid);
         if let Some(first) = want.first() {
             let first_quotes: Vec<&str> = p.evidence.iter().filter(|e| e.code.as_str() == *first).map(|e| e.text.as_str()).collect();
             assert_eq!(&first_quotes, quotes, "quotes of {raw:?}");
@@ -182,12 +182,13 @@ fn the_parser_tolerates_what_models_write() {
 }
 
 #[test]
-fn codes_outside_the_code_set_are_rejected_and_listed() {
-    let raw = "E11.99999 | type 2 diabetes\nZ99.999 | something\nI10 | hypertension\nE11.99999\nQ1 | not code-like\n";
+fn codes_outside_the_code_set_are_listed_as_invalid() {
+    let raw = "E11.99999 | type 2 diabetes\nZ99.999 | something\nI10 | hypertension\nE11.99999\nz99999\nQ1 | not code-like\n";
     let p = parse_output(raw, Some("hypertension"), codes());
     assert_eq!(p.codes, [code("I10")]);
-    assert_eq!(p.rejected, ["E11.99999", "Z99.999"]);
-    // Quotes of rejected codes are dropped, not attached to anything.
+    // A well-formed unknown code is normalised (so `z99999` is the same Z99.999); a malformed one stays as written.
+    assert_eq!(p.invalid, ["E11.99999", "Z99.999"]);
+    // Quotes of invalid codes are dropped, not attached to anything.
     assert_eq!(p.evidence.len(), 1);
     assert_eq!((p.evidence[0].start, p.evidence[0].end), (Some(0), Some(12)));
 }
@@ -246,9 +247,9 @@ fn a_cut_off_last_line_keeps_what_is_complete() {
     assert_eq!((p.codes.clone(), p.unterminated), (vec![code("E11.9"), code("I10")], true));
     // "E11" may be the start of "E11.9": dropped, and not held against the model.
     let p = parse_output("I10 | essential hypertension\nE11", Some(note), codes());
-    assert_eq!((p.codes.clone(), p.rejected.len()), (vec![code("I10")], 0));
+    assert_eq!((p.codes.clone(), p.invalid.len()), (vec![code("I10")], 0));
     let p = parse_output("I10 | essential hypertension\nE11.", Some(note), codes());
-    assert_eq!((p.codes.clone(), p.rejected.len()), (vec![code("I10")], 0));
+    assert_eq!((p.codes.clone(), p.invalid.len()), (vec![code("I10")], 0));
     // A quote cut mid-word still points at the right place.
     let p = parse_output("I10 | essential hypertension\nE11.9 | type 2 diab", Some(note), codes());
     assert_eq!(p.codes, [code("E11.9"), code("I10")]);
@@ -283,7 +284,7 @@ fn span_answers_are_one_line_per_code() {
     let plain = Formatter::new(PromptStyle::Plain).span_prompt(&ex, None);
     assert!(plain.ends_with("Span: T2DM without complications\nContext: The patient has T2DM without complications, on metformin.\n\n<answer>\n"), "{plain}");
     let p = parse_span_output("e119 | T2DM\nI10\nZ99.999\n", codes());
-    assert_eq!((p.codes, p.evidence.len(), p.unlocated, p.rejected), (vec![code("E11.9"), code("I10")], 0, 0, vec!["Z99.999".to_string()]));
+    assert_eq!((p.codes, p.evidence.len(), p.unlocated, p.invalid), (vec![code("E11.9"), code("I10")], 0, 0, vec!["Z99.999".to_string()]));
     let none = SpanExample { codes: vec![], ..ex };
     assert_eq!(evidence_first.span_target(&none), "none\n");
 }

@@ -131,7 +131,7 @@ impl DictionaryCoder {
             }
             i = last + 1;
         }
-        Prediction { id: doc.id.clone(), codes: codes.into_iter().collect(), evidence, scores: Default::default(), raw: None }
+        Prediction { id: doc.id.clone(), codes: codes.into_iter().collect(), invalid: Vec::new(), evidence, scores: Default::default(), raw: None }
     }
 
     fn longest_match(&self, ids: &[Option<u32>], from: usize) -> Option<(u32, usize)> {

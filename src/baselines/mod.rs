@@ -73,7 +73,7 @@ pub fn predict(scorer: &dyn CodeScorer, docs: &[&Document], threshold: f64) -> R
             let mut predicted: Vec<Code> = codes.iter().zip(&row).filter(|(_, &s)| s > threshold).map(|(c, _)| c.clone()).collect();
             predicted.sort();
             let scores: BTreeMap<String, f64> = codes.iter().zip(&row).map(|(c, &s)| (c.to_string(), s)).collect();
-            Prediction { id: d.id.clone(), codes: predicted, evidence: Vec::new(), scores, raw: None }
+            Prediction { id: d.id.clone(), codes: predicted, invalid: Vec::new(), evidence: Vec::new(), scores, raw: None }
         })
         .collect())
 }

@@ -1,13 +1,15 @@
 //! icdbench's JSONL formats: documents (gold) and predictions.
 //!
-//! Document line: `{"id", "split"?, "text", "codes": [..], "evidence"?: [{"code", "start", "end", "text"?}]}`
-//! Prediction line: `{"id", "codes": [..], "evidence"?: [..], "scores"?: {"E11.9": 0.93}, "raw"?: ".."}`
+//! Document line: `{"id", "split"?, "text"?, "codes": [..], "evidence"?: [{"code", "start", "end", "text"?}]}`
+//! Prediction line: `{"id", "codes": [..], "invalid"?: [..], "evidence"?: [..], "scores"?: {"E11.9": 0.93}, "raw"?: ".."}`
 //! Codes are ICD-10-CM, with or without dots, any case. Offsets are character offsets.
+//! A document without `text` (gold labels only, as other tools write them) has
+//! empty text; its evidence offsets are kept unchecked.
 
 use super::{slice_chars, Document, EvidenceSpan, Split};
 use crate::icd::{Code, CodeSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
@@ -93,7 +95,8 @@ struct RawDocument {
     id: String,
     #[serde(default)]
     split: Option<String>,
-    text: String,
+    #[serde(default)]
+    text: Option<String>,
     codes: Vec<String>,
     #[serde(default)]
     evidence: Vec<RawEvidence>,
@@ -110,10 +113,16 @@ pub struct RawEvidence {
 }
 
 /// One system's output for one document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     pub id: String,
+    /// Predicted codes of the code set, sorted and unique.
     pub codes: Vec<Code>,
+    /// Predicted strings outside the code set, sorted and unique: well-formed codes
+    /// missing from the table (normalised) and malformed strings (as written).
+    /// Scored as false positives, never dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<EvidenceSpan>,
     /// Per-code scores, for discriminative systems.
@@ -135,7 +144,7 @@ fn lines(path: &Path) -> Result<impl Iterator<Item = (usize, Result<String, Json
 pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet) -> Result<(Vec<Document>, LoadReport), JsonlError> {
     let mut docs = Vec::new();
     let mut report = LoadReport::default();
-    let mut ids = HashSet::new();
+    let mut ids = HashMap::new();
     for (line, text) in lines(path)? {
         let text = text?;
         if text.trim().is_empty() {
@@ -147,8 +156,8 @@ pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet
             Some(s) => Split::parse(s).ok_or_else(|| fail(format!("unknown split {s:?}: use train, val or test")))?,
             None => default_split.ok_or_else(|| fail("no \"split\" field and the file has no default split".into()))?,
         };
-        if !ids.insert(raw.id.clone()) {
-            return Err(fail(format!("duplicate document id {:?}", raw.id)));
+        if let Some(first) = ids.insert(raw.id.clone(), line) {
+            return Err(fail(format!("duplicate document id {:?} (first on line {first}); give each document its own id", raw.id)));
         }
         let (mut known, unknown) = codes.check_codes(raw.codes.iter().map(String::as_str));
         for u in unknown {
@@ -165,15 +174,20 @@ pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet
             if ev.start >= ev.end {
                 return Err(fail(format!("evidence {}..{} for {} is empty or reversed: end must be greater than start", ev.start, ev.end, ev.code)));
             }
-            let Some(actual) = slice_chars(&raw.text, ev.start, ev.end) else {
-                return Err(fail(format!("evidence {}..{} for {} lies outside the text ({} characters)", ev.start, ev.end, ev.code, raw.text.chars().count())));
+            // Without the text there is nothing to check the offsets against; the span is kept as given.
+            let Some(doc_text) = raw.text.as_deref() else {
+                evidence.push(EvidenceSpan { code, start: ev.start, end: ev.end, text: ev.text.unwrap_or_default() });
+                continue;
+            };
+            let Some(actual) = slice_chars(doc_text, ev.start, ev.end) else {
+                return Err(fail(format!("evidence {}..{} for {} lies outside the text ({} characters)", ev.start, ev.end, ev.code, doc_text.chars().count())));
             };
             if ev.text.as_deref().is_some_and(|t| t != actual) {
                 report.mismatched_evidence.push(format!("{}:{line} document {} code {} at {}..{}", path.display(), raw.id, ev.code, ev.start, ev.end));
             }
             evidence.push(EvidenceSpan { code, start: ev.start, end: ev.end, text: actual.to_string() });
         }
-        docs.push(Document { id: raw.id, split, text: raw.text, codes: known, evidence });
+        docs.push(Document { id: raw.id, split, text: raw.text.unwrap_or_default(), codes: known, evidence });
     }
     Ok((docs, report))
 }
@@ -187,12 +201,31 @@ pub fn write_documents<'a>(out: &mut impl Write, docs: impl IntoIterator<Item = 
     Ok(())
 }
 
-/// Reads predictions; unknown codes are reported (and dropped from the scored set), malformed lines are errors.
-pub fn read_predictions(path: &Path, codes: &CodeSet) -> Result<(Vec<Prediction>, LoadReport), JsonlError> {
+/// Splits predicted strings into codes of the code set and the rest (see
+/// [`Prediction::invalid`]), each sorted and unique.
+fn partition_predicted<'a>(raw: impl IntoIterator<Item = &'a str>, codes: &CodeSet) -> (Vec<Code>, Vec<String>) {
+    let mut known = BTreeSet::new();
+    let mut invalid = BTreeSet::new();
+    for r in raw {
+        match Code::parse(r) {
+            Ok(c) if codes.contains(&c) => known.insert(c),
+            Ok(c) => invalid.insert(c.to_string()),
+            Err(_) => invalid.insert(r.to_string()),
+        };
+    }
+    (known.into_iter().collect(), invalid.into_iter().collect())
+}
+
+/// Reads predictions. Strings in `codes` or `invalid` are partitioned again against
+/// `codes` (a wider code table may know what a narrower one did not); a
+/// malformed line or a second line for one id is an error naming the line.
+pub fn read_predictions(path: &Path, codes: &CodeSet) -> Result<Vec<Prediction>, JsonlError> {
     #[derive(Deserialize)]
     struct RawPrediction {
         id: String,
         codes: Vec<String>,
+        #[serde(default)]
+        invalid: Vec<String>,
         #[serde(default)]
         evidence: Vec<RawEvidence>,
         #[serde(default)]
@@ -201,20 +234,18 @@ pub fn read_predictions(path: &Path, codes: &CodeSet) -> Result<(Vec<Prediction>
         raw: Option<String>,
     }
     let mut out = Vec::new();
-    let mut report = LoadReport::default();
+    let mut ids = HashMap::new();
     for (line, text) in lines(path)? {
         let text = text?;
         if text.trim().is_empty() {
             continue;
         }
-        let raw: RawPrediction = serde_json::from_str(&text)
-            .map_err(|e| JsonlError::Line { path: path.to_path_buf(), line, message: format!("not a prediction line: {e}") })?;
-        let (mut known, unknown) = codes.check_codes(raw.codes.iter().map(String::as_str));
-        for u in unknown {
-            *report.unknown_codes.entry(u).or_default() += 1;
+        let fail = |message: String| JsonlError::Line { path: path.to_path_buf(), line, message };
+        let raw: RawPrediction = serde_json::from_str(&text).map_err(|e| fail(format!("not a prediction line: {e}")))?;
+        if let Some(first) = ids.insert(raw.id.clone(), line) {
+            return Err(fail(format!("second prediction for document id {:?} (the first is on line {first}); give one line per document", raw.id)));
         }
-        known.sort();
-        known.dedup();
+        let (known, invalid) = partition_predicted(raw.codes.iter().chain(&raw.invalid).map(String::as_str), codes);
         let evidence = raw
             .evidence
             .into_iter()
@@ -227,18 +258,11 @@ pub fn read_predictions(path: &Path, codes: &CodeSet) -> Result<(Vec<Prediction>
                 Some(EvidenceSpan { code, start: e.start, end: e.end, text: e.text.unwrap_or_default() })
             })
             .collect();
-        let mut scores = BTreeMap::new();
-        for (k, v) in raw.scores {
-            match Code::parse(&k) {
-                Ok(c) => {
-                    scores.insert(c.to_string(), v);
-                }
-                Err(_) => *report.unknown_codes.entry(k).or_default() += 1,
-            }
-        }
-        out.push(Prediction { id: raw.id, codes: known, evidence, scores, raw: raw.raw });
+        // Scores are keyed like the predicted set: a malformed key is a code that is never gold.
+        let scores = raw.scores.into_iter().map(|(k, v)| (Code::parse(&k).map(|c| c.to_string()).unwrap_or(k), v)).collect();
+        out.push(Prediction { id: raw.id, codes: known, invalid, evidence, scores, raw: raw.raw });
     }
-    Ok((out, report))
+    Ok(out)
 }
 
 /// Writes predictions as JSONL.
@@ -248,4 +272,45 @@ pub fn write_predictions<'a>(out: &mut impl Write, preds: impl IntoIterator<Item
         out.write_all(b"\n")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes() -> &'static CodeSet {
+        CodeSet::builtin().expect("builtin code set")
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("pred.jsonl");
+        std::fs::write(&path, text).expect("written");
+        (dir, path)
+    }
+
+    #[test]
+    fn predicted_strings_outside_the_code_set_are_kept_and_round_trip() {
+        // `E11.9` under `invalid` is in this code table, so it is a code here; `i10` repeats I10.
+        let (_dir, path) = file("{\"id\":\"1\",\"codes\":[\"I10\",\"z99999\",\"NOTACODE\",\"i10\"],\"invalid\":[\"E11.9\"]}\n{\"id\":\"2\",\"codes\":[\"J45.909\"]}\n");
+        let preds = read_predictions(&path, codes()).expect("reads");
+        let codes_of = |p: &Prediction| p.codes.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert_eq!(codes_of(&preds[0]), ["E11.9", "I10"]);
+        assert_eq!(preds[0].invalid, ["NOTACODE", "Z99.999"]);
+        assert!(preds[1].invalid.is_empty(), "a line without `invalid` still loads");
+        let mut out = Vec::new();
+        write_predictions(&mut out, &preds).expect("writes");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.lines().next().is_some_and(|l| l.contains("\"invalid\":[\"NOTACODE\",\"Z99.999\"]")), "{text}");
+        assert!(!text.lines().nth(1).is_some_and(|l| l.contains("invalid")), "{text}");
+        let (_dir2, again) = file(&text);
+        assert_eq!(read_predictions(&again, codes()).expect("reads back"), preds);
+    }
+
+    #[test]
+    fn a_second_prediction_for_one_id_names_both_lines() {
+        let (_dir, path) = file("{\"id\":\"a\",\"codes\":[]}\n\n{\"id\":\"a\",\"codes\":[\"I10\"]}\n");
+        let err = read_predictions(&path, codes()).expect_err("duplicate id");
+        assert!(matches!(&err, JsonlError::Line { line: 3, message, .. } if message.contains("\"a\"") && message.contains("line 1")), "{err}");
+    }
 }

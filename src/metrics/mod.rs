@@ -1,7 +1,8 @@
 //! Every score, each with its convention named.
 //!
-//! Codes are opaque strings here (`"E11.9"`); this module depends on no other
-//! part of the crate. Each entry point interns the codes once to dense `u32`
+//! Codes are opaque strings here (`"E11.9"`); apart from [`split`], which
+//! scores the crate's documents and predictions through it, this module
+//! depends on no other part of the crate. Each entry point interns the codes once to dense `u32`
 //! ids (sorted by code, so ids and code order agree) and then counts with
 //! vectors, which keeps a 20,000-document MIMIC-IV test split far under a
 //! second.
@@ -19,6 +20,10 @@
 //!   validation for best micro F1, then applied to test.
 //! - [`evidence_scores`]: MDACE-style evidence spans, exact and by character
 //!   overlap.
+//!
+//! [`score_split`] puts them together for one evaluated split, the same for
+//! icdbench's runs and `icdbench score`; a predicted string outside the code
+//! set is a false positive there, never dropped ([`InvalidPredictions`]).
 //!
 //! # Conventions (every figure in a report names its own)
 //!
@@ -45,6 +50,7 @@ mod intern;
 pub mod paired;
 mod ranking;
 mod sets;
+pub mod split;
 mod threshold;
 
 pub use bootstrap::{Interval, Intervals, METHOD as BOOTSTRAP_METHOD};
@@ -60,6 +66,7 @@ pub use sets::{
     per_code, score, Bootstrap, CodeRow, ExactMatch, LabelSets, MacroMetrics, MicroMetrics, Report,
     ScoreOptions, SetMetrics,
 };
+pub use split::{score_split, InvalidPredictions, SplitMetrics, RANKING_KS};
 pub use threshold::{
     apply_threshold, tune_threshold, tune_threshold_on, ThresholdChoice, ThresholdGrid,
     ThresholdPoint, RULE as THRESHOLD_RULE,

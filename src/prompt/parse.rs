@@ -1,7 +1,8 @@
 //! Reads what the model wrote, tolerantly: bullets, lower-case or undotted
 //! codes, `|` / `:` / `-` separators, several codes on a line, trailing junk,
 //! a `none` line, and a last line cut off by the token limit. Codes outside
-//! the code set are rejected and listed, never guessed at.
+//! the code set are listed as invalid (to be scored as false positives), never
+//! guessed at.
 
 use super::locate::{LocatedEvidence, Locator, MatchKind};
 use super::NONE_LINE;
@@ -22,8 +23,9 @@ pub struct ParsedOutput {
     pub codes: Vec<Code>,
     /// Every quote, per code, in the order written (empty for the span task).
     pub evidence: Vec<LocatedEvidence>,
-    /// Code-like tokens that are malformed or not in the code set, as written (unique, in order).
-    pub rejected: Vec<String>,
+    /// Code-like tokens outside the code set (unique, in order): well-formed codes
+    /// missing from the table normalised, malformed ones as written.
+    pub invalid: Vec<String>,
     /// Quotes that could not be found in the note (all of them when no note was given).
     pub unlocated: usize,
     /// The answer contained a `none` line.
@@ -44,7 +46,7 @@ pub fn parse_output(raw: &str, doc_text: Option<&str>, codes: &CodeSet) -> Parse
     out.unterminated = !terminated && !body.ends_with('\n');
     let lines: Vec<&str> = body.lines().collect();
     let mut accepted: BTreeSet<Code> = BTreeSet::new();
-    let mut rejected: Vec<String> = Vec::new();
+    let mut invalid: Vec<String> = Vec::new();
     let mut quotes: Vec<(Code, String)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let open = out.unterminated && i + 1 == lines.len();
@@ -58,8 +60,9 @@ pub fn parse_output(raw: &str, doc_text: Option<&str>, codes: &CodeSet) -> Parse
                 Some(_) => {}
                 None if maybe_unfinished => {}
                 None => {
-                    if !rejected.iter().any(|r| r == token) {
-                        rejected.push(token.clone());
+                    let form = Code::parse(token).map_or_else(|_| token.clone(), |c| c.to_string());
+                    if !invalid.contains(&form) {
+                        invalid.push(form);
                     }
                 }
             }
@@ -79,7 +82,7 @@ pub fn parse_output(raw: &str, doc_text: Option<&str>, codes: &CodeSet) -> Parse
         out.evidence.push(found);
     }
     out.codes = accepted.into_iter().collect();
-    out.rejected = rejected;
+    out.invalid = invalid;
     out
 }
 
@@ -230,7 +233,7 @@ fn code_tokens(head: &str) -> (Vec<String>, bool) {
 }
 
 /// A letter, two letters or digits (at least one digit), then letters/digits/dots:
-/// "E11.9", "e119", "C7A", "E11.99999" (malformed, to be rejected) — not "NOS" or "mg".
+/// "E11.9", "e119", "C7A", "E11.99999" (malformed, so invalid) — not "NOS" or "mg".
 fn looks_like_code(t: &str) -> bool {
     let b = t.as_bytes();
     b.len() >= 3

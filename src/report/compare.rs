@@ -41,7 +41,9 @@ fn read_predictions(path: &Path) -> Result<Vec<(String, Vec<String>)>, ReportErr
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
         let id = v.get("id").and_then(|x| x.as_str()).ok_or_else(|| bad("no string `id`"))?;
         let codes = v.get("codes").and_then(|x| x.as_array()).ok_or_else(|| bad("no `codes` list"))?;
-        out.push((id.to_string(), codes.iter().filter_map(|c| c.as_str().map(str::to_string)).collect()));
+        // Predicted strings outside the code set are false positives here as in the runs' scores.
+        let invalid = v.get("invalid").and_then(|x| x.as_array()).into_iter().flatten();
+        out.push((id.to_string(), codes.iter().chain(invalid).filter_map(|c| c.as_str().map(str::to_string)).collect()));
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@ pub mod plot;
 pub mod published;
 pub mod table;
 
-use crate::metrics::{Report, SetMetrics};
+use crate::metrics::{InvalidPredictions, Report, SetMetrics};
 use crate::runner::{Cost, RunRecord};
 use std::time::SystemTime;
 
@@ -155,10 +155,15 @@ fn part(m: Option<&SetMetrics>, f: impl Fn(&SetMetrics) -> String) -> String {
     }
 }
 
+/// Invalid predictions as `count (rate%)`; "–" for metrics.json written before they were counted.
+pub(crate) fn invalid_cell(invalid: Option<&InvalidPredictions>) -> String {
+    invalid.map_or("–".into(), |i| format!("{} ({}%)", i.count, pct(i.rate)))
+}
+
 /// One row per run and split: micro/macro F1 overall, seen and unseen, in percent.
 pub fn results_table(records: &[RunRecord]) -> String {
     let header = [
-        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes", "evidence F1 exact/overlap", "train tokens (span/doc)", "fingerprint", "status",
+        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes", "evidence F1 exact/overlap", "invalid (rate)", "train tokens (span/doc)", "fingerprint", "status",
     ];
     let mut rows = Vec::new();
     for r in records {
@@ -179,6 +184,7 @@ pub fn results_table(records: &[RunRecord]) -> String {
                 part(s.unseen.as_ref(), |x| pct(x.macro_gold.f1)),
                 s.unseen.as_ref().map_or("0".into(), |x| x.macro_gold.n_codes.to_string()),
                 m.evidence.as_ref().map_or("–".into(), |e| format!("{} / {}", pct(e.exact.f1), pct(e.overlap.f1))),
+                invalid_cell(m.invalid_predictions.as_ref()),
                 r.metrics.cost.as_ref().map_or("–".into(), |c| format!("{} ({}/{})", millions(c.input_tokens), millions(c.span_tokens), millions(c.document_tokens))),
                 r.run.fingerprint.short().to_string(),
                 if r.reused { "reused".into() } else { format!("computed {:.1}s", r.metrics.seconds) },
@@ -190,6 +196,7 @@ pub fn results_table(records: &[RunRecord]) -> String {
         "\nPercent. micro-F1 = TP / (TP + (FP+FN)/2); macro-F1 averages per-code F1 over the codes in the split's gold labels (Edin et al. 2023). \
          Seen = codes in training documents' labels; unseen = the rest. CIs: percentile bootstrap over documents. \
          Evidence F1: predicted spans against gold spans of the same code, exact offsets / characters overlapping. \
+         Invalid: predicted codes outside the code set, each scored as a false positive (rate: share of all predicted codes). \
          Train tokens: input tokens fed in training (spans / documents); see each run's metrics.json `cost` for steps, FLOPs and time.\n",
     );
     out

@@ -33,6 +33,8 @@ struct Row {
     unseen_codes: u64,
     evidence_exact: Option<f64>,
     evidence_overlap: Option<f64>,
+    /// Predicted strings outside the code set and their share of all predicted codes (None for older metrics.json).
+    invalid: Option<(u64, f64)>,
     train_tokens: Option<u64>,
     train_seconds: Option<f64>,
     run_seconds: f64,
@@ -95,6 +97,7 @@ fn rows(runs: &[FinishedRun]) -> Vec<Row> {
                 unseen_codes: s.unseen.as_ref().map_or(0, |x| x.macro_gold.n_codes as u64),
                 evidence_exact: m.evidence.as_ref().map(|e| e.exact.f1),
                 evidence_overlap: m.evidence.as_ref().map(|e| e.overlap.f1),
+                invalid: m.invalid_predictions.as_ref().map(|i| (i.count as u64, i.rate)),
                 train_tokens: rec.metrics.cost.as_ref().map(|c| c.input_tokens),
                 train_seconds: rec.metrics.cost.as_ref().map(|c| c.train_seconds),
                 run_seconds: rec.metrics.seconds,
@@ -138,6 +141,8 @@ pub fn results_frame(runs: &[FinishedRun]) -> PolarsResult<DataFrame> {
         u("unseen_codes", &|r| r.unseen_codes),
         of("evidence_f1_exact", &|r| r.evidence_exact),
         of("evidence_f1_overlap", &|r| r.evidence_overlap),
+        ou("invalid_predictions", &|r| r.invalid.map(|i| i.0)),
+        of("invalid_rate", &|r| r.invalid.map(|i| i.1)),
         ou("train_tokens", &|r| r.train_tokens),
         of("train_seconds", &|r| r.train_seconds),
         of("run_seconds", &|r| Some(r.run_seconds)),
@@ -213,7 +218,7 @@ fn seconds(x: f64) -> String {
     if x >= 100.0 { format!("{x:.0} s") } else { format!("{x:.1} s") }
 }
 
-const COLS: [Col; 11] = [
+const COLS: [Col; 12] = [
     Col { header: "micro-F1 [95% CI]", value: "micro_f1", ci: Some(("micro_f1_ci_low", "micro_f1_ci_high")), lower_is_better: false, format: pct, mark: true },
     Col { header: "macro-F1 [95% CI]", value: "macro_f1", ci: Some(("macro_f1_ci_low", "macro_f1_ci_high")), lower_is_better: false, format: pct, mark: true },
     Col { header: "seen micro", value: "seen_micro_f1", ci: None, lower_is_better: false, format: pct, mark: true },
@@ -222,6 +227,7 @@ const COLS: [Col; 11] = [
     Col { header: "unseen macro [95% CI]", value: "unseen_macro_f1", ci: Some(("unseen_macro_f1_ci_low", "unseen_macro_f1_ci_high")), lower_is_better: false, format: pct, mark: true },
     Col { header: "evidence F1 exact", value: "evidence_f1_exact", ci: None, lower_is_better: false, format: pct, mark: true },
     Col { header: "evidence F1 overlap", value: "evidence_f1_overlap", ci: None, lower_is_better: false, format: pct, mark: true },
+    Col { header: "invalid codes", value: "invalid_rate", ci: None, lower_is_better: true, format: pct, mark: false },
     Col { header: "train tokens", value: "train_tokens", ci: None, lower_is_better: true, format: tokens, mark: true },
     Col { header: "train time", value: "train_seconds", ci: None, lower_is_better: true, format: seconds, mark: true },
     Col { header: "run time", value: "run_seconds", ci: None, lower_is_better: true, format: seconds, mark: false },
@@ -244,7 +250,8 @@ impl PaperTable {
 pub const FOOTNOTE: &str = "Percent. micro-F1 = TP / (TP + (FP+FN)/2) (Edin et al. 2023). macro-F1 averages per-code F1 over the codes present in the split's gold labels \
      (Edin et al. 2023; results.csv also has `macro_f1_nonzero`, over codes with TP+FP+FN > 0 as in Code Like Humans). Seen = codes in training documents' labels; \
      unseen = the rest. [95% CI]: percentile bootstrap over documents (metrics.json). Evidence F1: predicted spans against gold spans of the same code, \
-     exact offsets / overlapping characters. Train tokens: input tokens fed in training; train time: training wall time; run time: the whole run. \
+     exact offsets / overlapping characters. Invalid codes: share of predicted codes outside the code set, each scored as a false positive \
+     (results.csv: `invalid_predictions`, `invalid_rate`). Train tokens: input tokens fed in training; train time: training wall time; run time: the whole run. \
      **Bold**: best in its column among the runs on the same data set and split (highest score, lowest cost). –: does not apply.";
 
 /// The paper-style table of the frame's rows.

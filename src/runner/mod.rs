@@ -11,20 +11,21 @@ mod pretrain;
 pub use crate::store::DONE_MARKER;
 pub use model::ModelRecord;
 pub use pretrain::PretrainRecord;
+pub use crate::metrics::split::{score_split, SplitMetrics, RANKING_KS};
 
 use crate::baselines::{self, CodeScorer, DictionaryCoder, LaatCoder, TfidfCoder};
 use crate::config::Baseline;
 use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
 use crate::data::{self, CodeTable, Dataset, Split};
 use crate::fingerprint::canonical_json;
-use crate::metrics::{self, Bootstrap, EvidenceReport, LabelSets, Report, ScoreOptions, ScoredReport};
+use crate::metrics;
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
 use crate::store::{self, Lock, Stage, StoreError, TryLock};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -69,22 +70,6 @@ pub struct RunOptions {
     /// Stop training after this many optimizer steps, as if killed (to test resuming).
     pub stop_after_steps: Option<usize>,
 }
-
-/// Scores of one split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SplitMetrics {
-    pub n_docs: usize,
-    pub sets: Report,
-    /// Evidence scores where the split has gold evidence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<EvidenceReport>,
-    /// P@k, R@k, R-precision, mAP and AUC where the predictions carry per-code scores.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ranking: Option<ScoredReport>,
-}
-
-/// Cut-offs of P@k and R@k in metrics.json.
-pub const RANKING_KS: [usize; 3] = [5, 8, 15];
 
 /// `metrics.json` of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,18 +251,6 @@ fn store_predictions(dir: &Path, preds: &[Prediction], record: &PredictRecord) -
     Ok(())
 }
 
-/// Reads predictions back as written (runs score what they stored, fresh or reused alike).
-fn read_stored_predictions(path: &Path) -> Result<Vec<Prediction>, RunError> {
-    let file = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut out = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io_err(path))?;
-        let p = serde_json::from_str(&line).map_err(|e| RunError::CorruptCache { path: path.to_path_buf(), reason: format!("line {}: {e}", i + 1) })?;
-        out.push(p);
-    }
-    Ok(out)
-}
-
 fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RunError> {
     let text = std::fs::read_to_string(path).map_err(io_err(path))?;
     serde_json::from_str(&text).map_err(|e| RunError::CorruptCache { path: path.to_path_buf(), reason: e.to_string() })
@@ -387,7 +360,8 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         let cached = predict_dir(run, name).join(PREDICTIONS);
         let path = partial.join(format!("predictions-{split}.jsonl"));
         store::link_or_copy(&cached, &path)?;
-        let preds = read_stored_predictions(&path)?;
+        // Runs score what they stored, fresh or reused alike, read as `icdbench score` reads predictions.
+        let preds = data::jsonl::read_predictions(&path, &table).map_err(|e| RunError::CorruptCache { path: cached.clone(), reason: e.to_string() })?;
         if preds.len() != docs.len() {
             return Err(RunError::CorruptCache { path: cached, reason: format!("{} predictions for {} documents", preds.len(), docs.len()) });
         }
@@ -421,44 +395,6 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     store::write_atomic(&partial.join(DONE_MARKER), |w| writeln!(w, "{}", run.fingerprint))?;
     store::publish(&partial, &run.dir)?;
     Ok(metrics)
-}
-
-/// Scores predictions aligned with `docs` (sets, seen/unseen, bootstrap CIs, and evidence
-/// where the documents have gold evidence): icdbench's runs and `icdbench score` alike.
-pub fn score_split(
-    docs: &[&data::Document],
-    preds: &[Prediction],
-    bootstrap_samples: usize,
-    seed: u64,
-    seen: Option<HashSet<String>>,
-    label_space: Option<Vec<String>>,
-) -> Result<SplitMetrics, RunError> {
-    let gold: Vec<Vec<String>> = docs.iter().map(|d| d.codes.iter().map(|c| c.to_string()).collect()).collect();
-    let pred: Vec<Vec<String>> = preds.iter().map(|p| p.codes.iter().map(|c| c.to_string()).collect()).collect();
-    let sets = LabelSets::new(&gold, &pred)?;
-    let opts = ScoreOptions {
-        seen_codes: seen,
-        label_space,
-        bootstrap: (bootstrap_samples > 0).then(|| Bootstrap::new(bootstrap_samples, seed)),
-    };
-    let report = metrics::score(&sets, &opts);
-    let evidence = if docs.iter().any(|d| !d.evidence.is_empty()) {
-        let spans = |ev: &[data::EvidenceSpan]| -> Vec<(String, usize, usize)> { ev.iter().map(|e| (e.code.to_string(), e.start, e.end)).collect() };
-        let gold_ev: Vec<_> = docs.iter().map(|d| spans(&d.evidence)).collect();
-        let pred_ev: Vec<_> = preds.iter().map(|p| spans(&p.evidence)).collect();
-        Some(metrics::evidence_scores(&gold_ev, &pred_ev)?)
-    } else {
-        None
-    };
-    let ranking = if preds.iter().any(|p| !p.scores.is_empty()) {
-        let codes: Vec<&String> = preds.iter().flat_map(|p| p.scores.keys()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
-        let scores: Vec<Vec<(&String, f64)>> = preds.iter().map(|p| p.scores.iter().map(|(k, v)| (k, *v)).collect()).collect();
-        let scored = metrics::ScoredDocs::sparse(&codes, &gold, &scores)?;
-        Some(metrics::score_ranking(&scored, &RANKING_KS)?)
-    } else {
-        None
-    };
-    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking })
 }
 
 /// What a baseline run produced: predictions, and for a trained baseline its cost and training record.

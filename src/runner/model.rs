@@ -70,7 +70,7 @@ fn tiny_model_config(spec: &Backbone, vocab: usize) -> ModelConfig {
     c.num_attention_heads = spec.tiny.heads;
     c.num_key_value_heads = Some(spec.tiny.kv_heads);
     c.intermediate_size = spec.tiny.intermediate;
-    c.max_position_embeddings = 4096;
+    c.max_position_embeddings = crate::config::TinyModel::CONTEXT;
     c
 }
 
@@ -290,7 +290,7 @@ pub(super) fn run(
         let docs: Vec<&Document> = dataset.split(split).collect();
         let out = predict::predict_documents(&model, &tok, &formatter, codes, &docs, &pcfg, opts.progress).map_err(model_err)?;
         log.line(format!(
-            "{split}: predicted {} documents in {} windows, decode {:.0} tok/s, {} rejected codes",
+            "{split}: predicted {} documents in {} windows, decode {:.0} tok/s, {} invalid codes (scored as false positives)",
             docs.len(),
             out.stats.windows,
             out.throughput.decode_per_second(),
