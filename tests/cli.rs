@@ -2,21 +2,13 @@
 
 mod common;
 
-use common::{icdbench, root};
+use common::{fingerprints, icdbench, root};
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// A small synthetic experiment (fast) with one dictionary baseline, written into `dir`.
 fn small_experiment(dir: &Path, name: &str, extra: &str) -> PathBuf {
     common::small_experiment(dir, name, 40, 50, &common::dictionary(extra))
-}
-
-fn fingerprints(stdout: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("| ").and_then(|r| r.split_whitespace().next()).map(String::from))
-        .filter(|f| f.len() == 12 && f.chars().all(|c| c.is_ascii_hexdigit()))
-        .collect()
 }
 
 #[test]

@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::{icdbench, root};
+use common::{fingerprints, icdbench, root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn fingerprints(stdout: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("| ").and_then(|r| r.split_whitespace().next()).map(String::from))
-        .filter(|f| f.len() == 12 && f.chars().all(|c| c.is_ascii_hexdigit()))
-        .collect()
-}
 
 fn plan(cwd: &Path, exp: &Path, results: &Path) -> Vec<String> {
     let out = icdbench().current_dir(cwd).arg("plan").arg(exp).arg("--results").arg(results).assert().success();

@@ -99,3 +99,12 @@ batch_size = 8
     std::fs::write(&path, text).expect("experiment file written");
     path
 }
+
+/// The 12-hex fingerprints in the first column of `icdbench plan`'s table.
+pub fn fingerprints(stdout: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("| ").and_then(|r| r.split_whitespace().next()).map(String::from))
+        .filter(|f| f.len() == 12 && f.chars().all(|c| c.is_ascii_hexdigit()))
+        .collect()
+}
