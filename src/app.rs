@@ -185,9 +185,9 @@ fn plan_experiments(files: &[PathBuf], results: &Path, json: bool) -> Result<(),
             .map(|r| {
                 let state = match runner::finished(r) {
                     Ok(Some(_)) => "finished".to_string(),
-                    Ok(None) => match crate::store::Lock::holder(&crate::store::lock_path(&r.dir)) {
-                        Some(h) => format!("running ({})", h.describe()),
-                        None => "to run".to_string(),
+                    Ok(None) => match crate::store::Lock::held_by(&crate::store::lock_path(&r.dir)) {
+                        Ok(Some(h)) => format!("running ({})", h.describe()),
+                        _ => "to run".to_string(),
                     },
                     Err(_) => "corrupt (rerun with --force)".to_string(),
                 };

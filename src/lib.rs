@@ -20,6 +20,7 @@ pub mod mix;
 pub mod model;
 pub mod plan;
 pub mod predict;
+pub mod progress;
 pub mod prompt;
 pub mod report;
 pub mod runner;

@@ -20,7 +20,7 @@ use crate::model::tokenizer::TextTokenizer;
 use crate::model::ModelError;
 use crate::prompt::{parse_output, Formatter};
 use crate::text::sentence_bounds;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -474,17 +474,7 @@ fn check(cfg: &PredictConfig) -> Result<(), PredictError> {
 }
 
 fn progress_bar(show: bool, len: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>30} [{bar:30}] {pos}/{len} windows · {per_sec} · eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message("predict");
-    bar
+    crate::progress::bar(show, len as u64, "windows", "predict")
 }
 
 #[cfg(test)]

@@ -242,6 +242,10 @@ fn sigkill_during_training_then_rerun_matches_an_uninterrupted_run() {
     child.kill().unwrap(); // SIGKILL: no handler runs, the lock is released by the kernel.
     child.wait().unwrap();
     assert!(run_dirs(&results, "killed").is_empty(), "a killed run is not finished");
+    // Its lock file still names the dead process, but nobody holds the lock.
+    let planned = icdbench().arg("plan").arg(&exp).arg("--results").arg(&results).assert().success();
+    let table = String::from_utf8_lossy(&planned.get_output().stdout).to_string();
+    assert!(table.contains("to run") && !table.contains("running"), "{table}");
     assert!(checkpoint.is_dir());
 
     let rerun = run(&exp, &results, &[]).success();

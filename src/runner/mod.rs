@@ -21,7 +21,6 @@ use crate::fingerprint::canonical_json;
 use crate::metrics;
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
 use crate::store::{self, Lock, Stage, StoreError, TryLock};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -438,8 +437,7 @@ fn baseline_predictions(
         }
         Baseline::Laat(params) => {
             let (train, space) = training_data(dataset);
-            let bar = progress(opts, 0, &format!("{} · train", run.label()));
-            bar.set_style(ProgressStyle::with_template("{msg:>30} [{bar:30}] {pos}/{len} steps · {per_sec} · eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+            let bar = crate::progress::bar(opts.progress, 0, "steps", &format!("{} · train", run.label()));
             let coder = LaatCoder::train(&train, &space, params, run.spec.seed, &bar)?;
             bar.finish_and_clear();
             let r = &coder.report;
@@ -457,7 +455,7 @@ fn baseline_predictions(
     for split_name in &run.spec.eval.splits {
         let Some(split) = Split::parse(split_name) else { continue };
         let docs: Vec<&data::Document> = dataset.split(split).collect();
-        let bar = progress(opts, docs.len() as u64, &format!("{} · {split}", run.label()));
+        let bar = crate::progress::bar(opts.progress, docs.len() as u64, "docs", &format!("{} · {split}", run.label()));
         let preds: Vec<Prediction> = docs
             .par_iter()
             .map(|d| {
@@ -522,19 +520,6 @@ fn scored_predictions(
     Ok(BaselineOutcome { predictions: out, trained: Some(TrainedBaseline { cost, record }) })
 }
 
-fn progress(opts: &RunOptions, len: u64, label: &str) -> ProgressBar {
-    if !opts.progress {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>30} [{bar:30}] {pos}/{len} docs · {per_sec} · eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(label.to_string());
-    bar
-}
 
 /// Writes through a uniquely named temporary file and renames it into place.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<(), RunError> {

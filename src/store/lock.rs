@@ -108,8 +108,20 @@ impl Lock {
         Ok(Lock { file, path: path.to_path_buf() })
     }
 
+    /// Who holds the lock at `path` now: None when nobody does (a holder that died
+    /// released it, whatever its file still says).
+    pub fn held_by(path: &Path) -> Result<Option<Holder>, StoreError> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        Ok(match Lock::try_acquire(path)? {
+            TryLock::Acquired(_) => None,
+            TryLock::Busy(holder) => Some(holder.unwrap_or(Holder { pid: 0, host: "unknown".into(), since: 0 })),
+        })
+    }
+
     /// The holder a lock file names (None when it is empty or unreadable).
-    pub fn holder(path: &Path) -> Option<Holder> {
+    fn holder(path: &Path) -> Option<Holder> {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 
@@ -143,7 +155,9 @@ mod tests {
             }
             other => panic!("expected busy, got {other:?}"),
         }
+        assert_eq!(Lock::held_by(&path).unwrap().map(|h| h.pid), Some(std::process::id()));
         drop(first);
+        assert!(Lock::held_by(&path).unwrap().is_none());
         assert!(matches!(Lock::try_acquire(&path).unwrap(), TryLock::Acquired(_)));
     }
 

@@ -36,7 +36,7 @@ use crate::model::ModelError;
 use adamw::{clip_grad_norm, AdamW};
 use batch::{collate, micro_batch_seed, supervised_tokens, Feed};
 use checkpoint::{RunIdentity, RunState};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -353,15 +353,7 @@ fn zero_grads(params: &[(String, Tensor)]) -> Result<(), TchError> {
 }
 
 fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>44} [{bar:30}] {pos}/{len} steps · eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(show, total as u64, "steps", "train");
     bar.set_position(done as u64);
     bar
 }
