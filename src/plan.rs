@@ -3,7 +3,6 @@
 //! fingerprint that names its results folder. Nothing is computed here.
 
 use crate::config::{self, Backbone, Baseline, Data, DataSource, Eval, Expansion, Experiment, Mix, Train, TrainMode};
-use crate::data::synthetic::GENERATOR_VERSION;
 use crate::fingerprint::{hash_bytes, hash_file, Fingerprint, InputHash, Manifest, Versions};
 use std::collections::BTreeMap;
 use crate::icd::CodeSet;
@@ -217,7 +216,10 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
         let inputs = input_hashes(exp, &base_dir, missing.as_deref_mut())?;
         let data = DataSpec {
             config: exp.data.clone(),
-            generator_version: matches!(exp.data.source, DataSource::Synthetic(_)).then_some(GENERATOR_VERSION),
+            generator_version: match &exp.data.source {
+                DataSource::Synthetic(p) => Some(p.version),
+                _ => None,
+            },
             base_dir: base_dir.clone(),
         };
         if let Some(backbone) = &exp.backbone {

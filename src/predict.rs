@@ -357,7 +357,7 @@ pub fn aggregate(doc: &Document, windows: &[Window], outputs: &[String], codes: 
         .into_iter()
         .filter_map(|(start, end, code)| {
             let text = doc.slice_chars(start, end)?.to_string();
-            Some(EvidenceSpan { code, start, end, text })
+            Some(EvidenceSpan::new(code, start, end, text))
         })
         .collect();
     let n = windows.len().min(outputs.len());

@@ -1,5 +1,7 @@
 //! Small text helpers shared by the data generator and the matchers.
 
+pub mod rewrite;
+
 /// A description as it reads inside a sentence: parentheticals dropped, title-case words lowered.
 pub fn note_form(description: &str) -> String {
     let mut out = String::with_capacity(description.len());

@@ -35,7 +35,7 @@ fn three_code_doc() -> Document {
         let byte = text.match_indices(quote).nth(nth).map(|(b, _)| b).expect("quote in note");
         let start = text[..byte].chars().count();
         let end = start + quote.chars().count();
-        evidence.push(EvidenceSpan { code: code(c), start, end, text: quote.to_string() });
+        evidence.push(EvidenceSpan::new(code(c), start, end, quote.to_string()));
     }
     evidence.sort();
     Document { id: "doc-1".into(), split: Split::Train, text, codes: vec![code("E11.9"), code("I10"), code("M10.9")], evidence }

@@ -126,7 +126,7 @@ impl DictionaryCoder {
             if !(self.params.negation && self.negated(&tokens, &ids, i, last, &bounds)) {
                 let code = self.codes[code as usize].clone();
                 let text = slice_chars(&doc.text, start, end).unwrap_or_default().to_string();
-                evidence.push(EvidenceSpan { code: code.clone(), start, end, text });
+                evidence.push(EvidenceSpan::new(code.clone(), start, end, text));
                 codes.insert(code);
             }
             i = last + 1;

@@ -239,7 +239,26 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
             c.range_pair("data.source.distractors_per_doc", p.distractors_per_doc);
             c.range_pair("data.source.filler_sentences", p.filler_sentences);
             c.range_f("data.source.zipf_exponent", p.zipf_exponent, 0.0, 5.0);
-            c.range_f("data.source.reworded_fraction", p.reworded_fraction, 0.0, 1.0);
+            let newest = crate::data::synthetic::GENERATOR_VERSION;
+            if !(1..=newest).contains(&p.version) {
+                c.fail("data.source.version", format!("the synthetic generator has versions 1 to {newest}"));
+            }
+            match p.reworded_fraction {
+                Some(_) if p.version >= 2 => c.fail(
+                    "data.source.reworded_fraction",
+                    "is a version 1 parameter: version 2 words test mentions by test_verbatim_fraction and held_out_fraction (or set version = 1)",
+                ),
+                Some(f) => c.range_f("data.source.reworded_fraction", f, 0.0, 1.0),
+                None => {}
+            }
+            for (k, v) in [
+                ("train_verbatim_fraction", p.train_verbatim_fraction),
+                ("test_verbatim_fraction", p.test_verbatim_fraction),
+                ("held_out_fraction", p.held_out_fraction),
+                ("list_fraction", p.list_fraction),
+            ] {
+                c.range_f(&format!("data.source.{k}"), v, 0.0, 1.0);
+            }
         }
         DataSource::Jsonl { train, val, test } => {
             let files = [("train", Some(train)), ("val", val.as_ref()), ("test", Some(test))];

@@ -355,9 +355,30 @@ pub struct SyntheticParams {
     pub filler_sentences: [usize; 2],
     /// Exponent of the Zipf-like long tail of code frequencies.
     pub zipf_exponent: f64,
-    /// Fraction of test mentions phrased in ways no code-table entry contains
-    /// (reworded, abbreviated), so string matching cannot solve the test split.
-    pub reworded_fraction: f64,
+    /// The generator version (`data::synthetic::GENERATOR_VERSION` is the newest);
+    /// an older version reproduces its documents byte for byte.
+    pub version: u32,
+    /// Version 1 only: fraction of test mentions rewritten by its held-out tables
+    /// (unset = 0.5; version 2 words mentions with the paraphrase grammar instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reworded_fraction: Option<f64>,
+    /// Version 2: share of training and validation mentions in code-table wording
+    /// (the rest are shared-lexicon paraphrases).
+    pub train_verbatim_fraction: f64,
+    /// Version 2: share of test mentions in code-table wording (default 0: none).
+    pub test_verbatim_fraction: f64,
+    /// Version 2: share of the other test mentions that use the held-out lexicon
+    /// (what only a pretrained model can know); the rest combine shared paraphrases.
+    pub held_out_fraction: f64,
+    /// Version 2: share of notes whose history lists its conditions ("PMH: HTN, HLD, DM2.").
+    pub list_fraction: f64,
+}
+
+impl SyntheticParams {
+    /// Version 1's share of reworded test mentions.
+    pub fn reworded_fraction(&self) -> f64 {
+        self.reworded_fraction.unwrap_or(0.5)
+    }
 }
 
 impl Default for SyntheticParams {
@@ -375,7 +396,12 @@ impl Default for SyntheticParams {
             distractors_per_doc: [0, 2],
             filler_sentences: [1, 3],
             zipf_exponent: 1.0,
-            reworded_fraction: 0.5,
+            version: crate::data::synthetic::GENERATOR_VERSION,
+            reworded_fraction: None,
+            train_verbatim_fraction: 0.5,
+            test_verbatim_fraction: 0.0,
+            held_out_fraction: 0.3,
+            list_fraction: 0.3,
         }
     }
 }

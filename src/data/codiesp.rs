@@ -44,7 +44,7 @@ pub fn load(p: &CodiespParams, base: &Path, codes: &CodeSet) -> Result<(Dataset,
         return Err(DataError::file(&root, "no documents: check the text folders and the annotation TSVs"));
     }
     let pool = super::label_space(&docs);
-    Ok((Dataset { name: format!("codiesp-{}", p.language), documents: docs, pool }, report))
+    Ok((Dataset { name: format!("codiesp-{}", p.language), documents: docs, pool, code_space: Vec::new() }, report))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -123,7 +123,7 @@ fn load_split(p: &CodiespParams, dir: &Path, name: &str, split: Split, text_fold
             }
             let spans = evidence.entry(x.case.clone()).or_default();
             for (start, end, s) in pieces {
-                spans.insert(EvidenceSpan { code: entry.code.clone(), start, end, text: s });
+                spans.insert(EvidenceSpan::new(entry.code.clone(), start, end, s));
             }
         }
     }

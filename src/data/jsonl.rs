@@ -110,6 +110,9 @@ pub struct RawEvidence {
     pub end: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The mention kind (synthetic data records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<super::MentionKind>,
 }
 
 /// One system's output for one document.
@@ -176,7 +179,7 @@ pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet
             }
             // Without the text there is nothing to check the offsets against; the span is kept as given.
             let Some(doc_text) = raw.text.as_deref() else {
-                evidence.push(EvidenceSpan { code, start: ev.start, end: ev.end, text: ev.text.unwrap_or_default() });
+                evidence.push(EvidenceSpan { code, start: ev.start, end: ev.end, text: ev.text.unwrap_or_default(), kind: ev.kind });
                 continue;
             };
             let Some(actual) = slice_chars(doc_text, ev.start, ev.end) else {
@@ -185,7 +188,7 @@ pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet
             if ev.text.as_deref().is_some_and(|t| t != actual) {
                 report.mismatched_evidence.push(format!("{}:{line} document {} code {} at {}..{}", path.display(), raw.id, ev.code, ev.start, ev.end));
             }
-            evidence.push(EvidenceSpan { code, start: ev.start, end: ev.end, text: actual.to_string() });
+            evidence.push(EvidenceSpan { code, start: ev.start, end: ev.end, text: actual.to_string(), kind: ev.kind });
         }
         docs.push(Document { id: raw.id, split, text: raw.text.unwrap_or_default(), codes: known, evidence });
     }
@@ -255,7 +258,7 @@ pub fn read_predictions(path: &Path, codes: &CodeSet) -> Result<Vec<Prediction>,
                     return None;
                 }
                 let code = Code::parse(&e.code).ok()?;
-                Some(EvidenceSpan { code, start: e.start, end: e.end, text: e.text.unwrap_or_default() })
+                Some(EvidenceSpan::new(code, e.start, e.end, e.text.unwrap_or_default()))
             })
             .collect();
         // Scores are keyed like the predicted set: a malformed key is a code that is never gold.

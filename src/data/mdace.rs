@@ -147,7 +147,7 @@ pub fn load(p: &MdaceParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
                 if a.covered_text.as_deref().is_some_and(|t| t != actual) {
                     report.mismatched_evidence.push(at);
                 }
-                evidence.insert(EvidenceSpan { code: entry.code.clone(), start, end, text: actual.to_string() });
+                evidence.insert(EvidenceSpan::new(entry.code.clone(), start, end, actual.to_string()));
             }
             if gold.is_empty() {
                 report.skip("no ICD-10-CM code among the note's annotations", doc_id);
@@ -163,7 +163,7 @@ pub fn load(p: &MdaceParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
     }
     docs.sort_by_key(|d| d.split);
     let pool = super::label_space(&docs);
-    Ok((Dataset { name: "mdace".into(), documents: docs, pool }, report))
+    Ok((Dataset { name: "mdace".into(), documents: docs, pool, code_space: Vec::new() }, report))
 }
 
 /// Ids, one per line; a first line that is not a number (a header such as `hadm_id`) is skipped.

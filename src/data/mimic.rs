@@ -142,7 +142,7 @@ pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
     }
     docs.sort_by_key(|d| d.split);
     let pool = super::label_space(&docs);
-    Ok((Dataset { name, documents: docs, pool }, report))
+    Ok((Dataset { name, documents: docs, pool, code_space: Vec::new() }, report))
 }
 
 /// Drops codes carried by fewer than `min` documents (over all splits, as Edin et al. do).

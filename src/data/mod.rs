@@ -8,11 +8,13 @@ pub mod export;
 pub mod jsonl;
 pub mod mdace;
 pub mod mimic;
+pub mod paraphrase;
 pub mod stats;
 pub mod synthetic;
 mod table;
 
 use crate::icd::{Code, CodeSet};
+pub use paraphrase::{Family, MentionKind, Wording};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -61,6 +63,16 @@ pub struct EvidenceSpan {
     /// Character offset one past the last character.
     pub end: usize,
     pub text: String,
+    /// How the mention is worded, where the source records it (the synthetic benchmark does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MentionKind>,
+}
+
+impl EvidenceSpan {
+    /// A span without a recorded mention kind.
+    pub fn new(code: Code, start: usize, end: usize, text: String) -> EvidenceSpan {
+        EvidenceSpan { code, start, end, text, kind: None }
+    }
 }
 
 /// A clinical document with its gold codes.
@@ -102,6 +114,10 @@ pub struct Dataset {
     /// The codes the data can carry: the synthetic pool, or for real data every code any
     /// document carries (the label space, as Edin et al. define it); empty when unknown.
     pub pool: Vec<Code>,
+    /// Every code the data could have drawn its labels from, independent of which
+    /// ones it drew or held out: on synthetic data the billable codes of the
+    /// benchmark's chapters and prefixes; empty for real data (unknown).
+    pub code_space: Vec<Code>,
 }
 
 /// Every code any document carries, sorted: the label space of a real data set.
@@ -216,7 +232,7 @@ pub fn load(config: &crate::config::Data, base_dir: &std::path::Path, codes: &Co
                 documents.extend(docs);
                 report.merge(r);
             }
-            Ok((Dataset { name: "jsonl".into(), documents, pool: Vec::new() }, report))
+            Ok((Dataset { name: "jsonl".into(), documents, ..Dataset::default() }, report))
         }
         DataSource::Mimic(params) => mimic::load(params, base_dir, codes),
         DataSource::Mdace(params) => mdace::load(params, base_dir, codes),

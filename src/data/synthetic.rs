@@ -3,27 +3,43 @@
 //! a coder must not code, a long tail of code frequencies, and codes that occur
 //! only in test documents (the unseen codes).
 //!
-//! Test documents phrase a share of their mentions with rewrites that no
-//! code-table entry contains (`HELD_OUT_*` below), so string matching against
-//! descriptions cannot solve the test split. Expansion strategies must not use
-//! these tables, or they would leak test phrasings into training.
+//! Version 2 (the default) words mentions with the paraphrase grammar of
+//! [`super::paraphrase`]: training and validation notes use code-table wording
+//! for a share of mentions (`train_verbatim_fraction`) and shared-lexicon
+//! paraphrases for the rest; test notes use code-table wording only at
+//! `test_verbatim_fraction` (default 0), held-out paraphrases for
+//! `held_out_fraction` of the others and shared paraphrases (two or three
+//! families combined) for the rest. Every paraphrase is checked to contain no
+//! table form of its code, so a dictionary of the code table cannot find it.
+//! Each gold evidence span records its mention kind.
+//!
+//! Version 1 stays reproducible by its version: table wording everywhere except
+//! `reworded_fraction` of test mentions, rewritten by the `HELD_OUT_*` tables.
+//! Expansion strategies must not use those tables.
 
+use super::paraphrase::{self, MentionKind, Part};
 use super::{Dataset, Document, EvidenceSpan, Split};
 use crate::config::SyntheticParams;
 use crate::icd::{Code, CodeEntry, CodeSet};
-use crate::text::note_form;
+use crate::text::{note_form, tokenize};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// Bumped whenever the generator's output for the same parameters changes.
-pub const GENERATOR_VERSION: u32 = 1;
+/// Versions before it stay reproducible through `data.source.version`.
+pub const GENERATOR_VERSION: u32 = 2;
+
+/// Tries at a paraphrase that hides every table form of its code.
+const PARAPHRASE_ATTEMPTS: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyntheticError {
     #[error("the code pool has only {available} usable billable codes in the chosen chapters/prefixes, but pool_size is {wanted}: lower data.source.pool_size or widen the pool")]
     PoolTooSmall { available: usize, wanted: usize },
+    #[error("data.source.version = {0}: the synthetic generator has versions 1 and 2")]
+    Version(u32),
 }
 
 /// Abbreviations a clinician writes; applied word-boundary-wise, longest first.
@@ -153,19 +169,50 @@ const DISTRACTORS: &[(&str, &str)] = &[
     ("resolved", "{} resolved years ago and has not recurred."),
 ];
 
+/// More ways of not having a condition (version 2), some with cues no matcher list holds.
+const DISTRACTORS_V2: &[(&str, &str)] = &[
+    ("negated", "No evidence of {}."),
+    ("negated", "The patient denies {}."),
+    ("negated", "Negative for {}."),
+    ("negated", "There are no signs of {}."),
+    ("screening", "Screening for {} was unremarkable."),
+    ("family_history", "Family history of {} in the mother."),
+    ("family_history", "Father had {}."),
+    ("family_history", "Mother with {}."),
+    ("ruled_out", "{} was ruled out."),
+    ("ruled_out", "Workup for {} was negative."),
+    ("ruled_out", "{} is not supported by the workup."),
+    ("resolved", "{} resolved years ago and has not recurred."),
+    ("resolved", "Prior {}, now resolved."),
+];
+
 /// A pool code with the surface forms the generator may use for it.
 struct PoolCode<'a> {
     entry: &'a CodeEntry,
     /// Description and inclusion terms as a coder writes them in a note.
     table_forms: Vec<String>,
-    /// Rewrites that no code-table entry contains (may be empty).
+    /// Rewrites that no code-table entry contains (may be empty; version 1).
     held_out_forms: Vec<String>,
+    /// Every table form as the words a dictionary matches (descriptions raw and in note form).
+    table_words: Vec<Vec<String>>,
+}
+
+impl PoolCode<'_> {
+    /// Whether `text` contains none of this code's table forms as a run of words.
+    fn hides_table_forms(&self, text: &str) -> bool {
+        let words: Vec<String> = tokenize(text).into_iter().map(|t| t.word).collect();
+        !self.table_words.iter().any(|form| !form.is_empty() && words.windows(form.len()).any(|w| w == form.as_slice()))
+    }
 }
 
 /// Generates the benchmark. The same parameters and code set give the same documents, byte for byte.
 pub fn generate(params: &SyntheticParams, codes: &CodeSet) -> Result<Dataset, SyntheticError> {
+    if !(1..=GENERATOR_VERSION).contains(&params.version) {
+        return Err(SyntheticError::Version(params.version));
+    }
     let mut rng = StdRng::seed_from_u64(params.seed);
-    let pool = draw_pool(params, codes, &mut rng)?;
+    let space = code_space(params, codes);
+    let pool = draw_pool(params, &space, &mut rng)?;
     let n_unseen = params.unseen_codes.min(pool.len());
     // Frequencies: a Zipf-like long tail over a random ranking of the pool.
     let mut ranks: Vec<usize> = (0..pool.len()).collect();
@@ -191,13 +238,15 @@ pub fn generate(params: &SyntheticParams, codes: &CodeSet) -> Result<Dataset, Sy
         }
     }
     Ok(Dataset {
-        name: format!("synthetic-v{GENERATOR_VERSION}"),
+        name: format!("synthetic-v{}", params.version),
         documents,
         pool: pool.iter().map(|p| p.entry.code.clone()).collect(),
+        code_space: space.iter().map(|e| e.code.clone()).collect(),
     })
 }
 
-fn draw_pool<'a>(params: &SyntheticParams, codes: &'a CodeSet, rng: &mut StdRng) -> Result<Vec<PoolCode<'a>>, SyntheticError> {
+/// Every billable code of the benchmark's chapters and prefixes, sorted: what the pool is drawn from.
+fn code_space<'a>(params: &SyntheticParams, codes: &'a CodeSet) -> Vec<&'a CodeEntry> {
     let mut candidates: Vec<&CodeEntry> = if params.chapters.is_empty() {
         codes.billable_with_prefixes(&params.prefixes)
     } else {
@@ -209,6 +258,11 @@ fn draw_pool<'a>(params: &SyntheticParams, codes: &'a CodeSet, rng: &mut StdRng)
     };
     candidates.sort_by(|a, b| a.code.cmp(&b.code));
     candidates.dedup_by(|a, b| a.code == b.code);
+    candidates
+}
+
+fn draw_pool<'a>(params: &SyntheticParams, space: &[&'a CodeEntry], rng: &mut StdRng) -> Result<Vec<PoolCode<'a>>, SyntheticError> {
+    let mut candidates = space.to_vec();
     // Long, heavily qualified descriptions make unnatural notes; keep mentionable codes.
     candidates.retain(|e| {
         let words = e.description.split_whitespace().count();
@@ -243,8 +297,19 @@ fn draw_pool<'a>(params: &SyntheticParams, codes: &'a CodeSet, rng: &mut StdRng)
             .collect();
         held_out_forms.sort();
         held_out_forms.dedup();
+        // Version 2 words every test mention with the grammar: the code needs rewrites from both lexicon parts.
+        // Test mentions combine two or more rewording families, so a code needs two shared ones.
+        let rewordings = |part| table_forms.iter().map(|f| paraphrase::rewordings(f, part)).max().unwrap_or(0);
+        if params.version >= 2 && (rewordings(Part::Shared) < 2 || rewordings(Part::HeldOut) == 0) {
+            continue;
+        }
+        let table_words = std::iter::once(&entry.description)
+            .chain(&entry.inclusion_terms)
+            .flat_map(|t| [t.clone(), note_form(t)])
+            .map(|t| tokenize(&t).into_iter().map(|t| t.word).collect())
+            .collect();
         used_forms.extend(table_lower);
-        pool.push(PoolCode { entry, table_forms, held_out_forms });
+        pool.push(PoolCode { entry, table_forms, held_out_forms, table_words });
     }
     pool.sort_by(|a, b| a.entry.code.cmp(&b.entry.code));
     Ok(pool)
@@ -345,35 +410,50 @@ fn document(
     for &c in &chosen {
         if rng.random_bool(0.5) { in_hpi.push(c) } else { in_course.push(c) }
     }
-    for &c in &in_hpi {
-        let template = *HPI_GOLD.choose(rng).unwrap_or(&HPI_GOLD[0]);
-        let form = mention(split, params, &pool[c], rng);
-        w.gold(template, &form, &pool[c].entry.code);
+    let mut words = Wordings { split, params, pool, gold: HashMap::new() };
+    // Version 2 writes the history of some notes as a problem list ("PMH: HTN, HLD, DM2.").
+    if params.version >= 2 && in_hpi.len() >= 2 && rng.random_bool(params.list_fraction) {
+        let items: Vec<(String, Code, Option<MentionKind>)> = in_hpi
+            .iter()
+            .map(|&c| {
+                let (form, kind) = words.gold(c, rng);
+                (form, pool[c].entry.code.clone(), kind)
+            })
+            .collect();
+        w.gold_list("PMH: ", &items);
+    } else {
+        for &c in &in_hpi {
+            let template = *HPI_GOLD.choose(rng).unwrap_or(&HPI_GOLD[0]);
+            let (form, kind) = words.gold(c, rng);
+            w.gold(template, &form, &pool[c].entry.code, kind);
+        }
     }
     fillers(&mut w, params, rng, &mut deck);
     for (k, &d) in distractors.iter().enumerate() {
         if k % 2 == 0 {
-            distract(&mut w, &pool[d], split, params, rng);
+            let sentence = words.distractor(d, rng);
+            w.plain(&sentence);
         }
     }
     w.heading("HOSPITAL COURSE");
     for &c in &in_course {
         let template = *COURSE_GOLD.choose(rng).unwrap_or(&COURSE_GOLD[0]);
-        let form = mention(split, params, &pool[c], rng);
-        w.gold(template, &form, &pool[c].entry.code);
+        let (form, kind) = words.gold(c, rng);
+        w.gold(template, &form, &pool[c].entry.code, kind);
     }
     fillers(&mut w, params, rng, &mut deck);
     for (k, &d) in distractors.iter().enumerate() {
         if k % 2 == 1 {
-            distract(&mut w, &pool[d], split, params, rng);
+            let sentence = words.distractor(d, rng);
+            w.plain(&sentence);
         }
     }
     w.heading("ASSESSMENT");
     for &c in &chosen {
         if rng.random_bool(0.5) {
             let template = *ASSESSMENT_GOLD.choose(rng).unwrap_or(&ASSESSMENT_GOLD[0]);
-            let form = mention(split, params, &pool[c], rng);
-            w.gold(template, &form, &pool[c].entry.code);
+            let (form, kind) = words.gold(c, rng);
+            w.gold(template, &form, &pool[c].entry.code, kind);
         }
     }
     w.plain("Overall condition is stable.");
@@ -407,18 +487,72 @@ fn weighted(candidates: &[usize], weights: &[f64], rng: &mut StdRng) -> usize {
     candidates[candidates.len() - 1]
 }
 
-/// Picks the surface form of a mention: test documents use held-out rewrites for a share of mentions.
-fn mention(split: Split, params: &SyntheticParams, code: &PoolCode, rng: &mut StdRng) -> String {
-    if split == Split::Test && !code.held_out_forms.is_empty() && rng.random_bool(params.reworded_fraction) {
+/// Version 1: test documents use held-out rewrites for a share of mentions, table wording otherwise.
+fn mention_v1(split: Split, params: &SyntheticParams, code: &PoolCode, rng: &mut StdRng) -> String {
+    if split == Split::Test && !code.held_out_forms.is_empty() && rng.random_bool(params.reworded_fraction()) {
         return code.held_out_forms.choose(rng).cloned().unwrap_or_default();
     }
     code.table_forms.choose(rng).cloned().unwrap_or_default()
 }
 
-fn distract(w: &mut Writer, code: &PoolCode, split: Split, params: &SyntheticParams, rng: &mut StdRng) {
-    let (_, template) = *DISTRACTORS.choose(rng).unwrap_or(&DISTRACTORS[0]);
-    let form = mention(split, params, code, rng);
-    w.plain(&fill(template, &form));
+/// Version 2: a wording decided once per (document, code), so every mention of a
+/// code in one note reads alike and has one kind.
+fn mention_v2(split: Split, params: &SyntheticParams, code: &PoolCode, rng: &mut StdRng) -> (String, MentionKind) {
+    let test = split == Split::Test;
+    let verbatim_share = if test { params.test_verbatim_fraction } else { params.train_verbatim_fraction };
+    if !rng.random_bool(verbatim_share) {
+        let mut parts = Vec::new();
+        if test && rng.random_bool(params.held_out_fraction) {
+            parts.push(Part::HeldOut);
+        }
+        parts.push(Part::Shared);
+        for part in parts {
+            for attempt in 0..PARAPHRASE_ATTEMPTS {
+                let Some(form) = code.table_forms.choose(rng) else { break };
+                let (n, hedge) = paraphrase::shape_for(test, rng);
+                // Test mentions combine two or more rewordings; settle for one only late.
+                let enough = |p: &paraphrase::Paraphrase| !test || attempt >= PARAPHRASE_ATTEMPTS / 2 || paraphrase::rewording_count(&p.kind) >= 2;
+                if let Some(p) = paraphrase::paraphrase(form, part, n, hedge, rng).filter(|p| enough(p) && code.hides_table_forms(&p.text)) {
+                    return (p.text, p.kind);
+                }
+            }
+        }
+    }
+    // Verbatim by choice, or because no paraphrase hid the table wording (recorded as verbatim).
+    (code.table_forms.choose(rng).cloned().unwrap_or_default(), MentionKind::verbatim())
+}
+
+/// The wordings of one document's mentions.
+struct Wordings<'a, 'p> {
+    split: Split,
+    params: &'a SyntheticParams,
+    pool: &'a [PoolCode<'p>],
+    /// Version 2: each gold code's wording in this document.
+    gold: HashMap<usize, (String, MentionKind)>,
+}
+
+impl Wordings<'_, '_> {
+    /// The surface form of a gold mention of pool code `c`, and its kind (version 2 records it).
+    fn gold(&mut self, c: usize, rng: &mut StdRng) -> (String, Option<MentionKind>) {
+        if self.params.version == 1 {
+            return (mention_v1(self.split, self.params, &self.pool[c], rng), None);
+        }
+        let (split, params, code) = (self.split, self.params, &self.pool[c]);
+        let (form, kind) = self.gold.entry(c).or_insert_with(|| mention_v2(split, params, code, rng));
+        (form.clone(), Some(kind.clone()))
+    }
+
+    /// A sentence saying the patient does not have pool code `c` now.
+    fn distractor(&mut self, c: usize, rng: &mut StdRng) -> String {
+        let templates = if self.params.version == 1 { DISTRACTORS } else { DISTRACTORS_V2 };
+        let (_, template) = *templates.choose(rng).unwrap_or(&templates[0]);
+        let form = if self.params.version == 1 {
+            mention_v1(self.split, self.params, &self.pool[c], rng)
+        } else {
+            mention_v2(self.split, self.params, &self.pool[c], rng).0
+        };
+        fill(template, &form)
+    }
 }
 
 /// Writes a few filler sentences, drawn from the document's own shuffled deck so none repeats.
@@ -491,7 +625,7 @@ impl Writer {
         self.line_open = true;
     }
 
-    fn gold(&mut self, template: &str, form: &str, code: &Code) {
+    fn gold(&mut self, template: &str, form: &str, code: &Code, kind: Option<MentionKind>) {
         self.sentence_gap();
         let sentence = fill(template, form);
         let at = template.find("{}").unwrap_or(0);
@@ -499,7 +633,22 @@ impl Writer {
         let shown: String = sentence.chars().skip(start - self.chars).take(form.chars().count()).collect();
         let end = start + shown.chars().count();
         self.push(&sentence);
-        self.evidence.push(EvidenceSpan { code: code.clone(), start, end, text: shown });
+        self.evidence.push(EvidenceSpan { code: code.clone(), start, end, text: shown, kind });
+    }
+
+    /// One sentence listing several gold mentions after `prefix`, comma-separated.
+    fn gold_list(&mut self, prefix: &str, items: &[(String, Code, Option<MentionKind>)]) {
+        self.sentence_gap();
+        self.push(prefix);
+        for (i, (form, code, kind)) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            let start = self.chars;
+            self.push(form);
+            self.evidence.push(EvidenceSpan { code: code.clone(), start, end: self.chars, text: form.clone(), kind: kind.clone() });
+        }
+        self.push(".");
     }
 }
 
@@ -520,12 +669,15 @@ mod tests {
         w.heading("ASSESSMENT");
         w.plain("Stable.");
         let code = Code::parse("E11.9").unwrap();
-        w.gold("{} was managed medically.", "type 2 diabetes", &code);
-        w.gold("Diagnosis: {}.", "héart failure", &code);
+        w.gold("{} was managed medically.", "type 2 diabetes", &code, None);
+        w.gold("Diagnosis: {}.", "héart failure", &code, None);
+        w.gold_list("PMH: ", &[("HTN".into(), code.clone(), None), ("DM2".into(), code.clone(), Some(MentionKind::verbatim()))]);
         for ev in &w.evidence {
             assert_eq!(super::super::slice_chars(&w.text, ev.start, ev.end), Some(ev.text.as_str()));
         }
         assert_eq!(w.evidence[0].text, "Type 2 diabetes");
         assert_eq!(w.evidence[1].text, "héart failure");
+        assert_eq!((w.evidence[2].text.as_str(), w.evidence[3].text.as_str()), ("HTN", "DM2"));
+        assert!(w.text.ends_with("PMH: HTN, DM2."));
     }
 }

@@ -5,7 +5,7 @@
 //! left/right, disease, syndrome, history, ...), so training never sees a
 //! test phrasing; `tests/expand.rs` checks that on generated data.
 
-use super::rewrite::replace_phrase;
+use crate::text::rewrite::replace_phrase;
 use super::{known_forms, table_example, table_forms, Env, ExpandError, ExpandedSpan, Strategy};
 use crate::config::{Expansion, ExpansionKind};
 use crate::icd::CodeEntry;

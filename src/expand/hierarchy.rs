@@ -6,7 +6,7 @@
 //!   near-identical descriptions (I26.09 / I26.99) are told apart. A model
 //!   trained on documents alone tends to answer the seen sibling.
 
-use super::rewrite::word_ranges;
+use crate::text::rewrite::word_ranges;
 use super::{Env, ExpandError, ExpandedSpan, Source, Strategy};
 use crate::config::{Expansion, ExpansionKind};
 use crate::icd::CodeEntry;

@@ -23,7 +23,6 @@ mod hierarchy;
 mod inclusion_terms;
 pub mod llm;
 mod perturb;
-mod rewrite;
 mod silver;
 mod synthesize;
 

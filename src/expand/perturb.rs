@@ -6,7 +6,7 @@
 //! synthetic generator's held-out test phrasings do (no abbreviation or
 //! synonym tables, no "X of Y" -> "Y X" reordering).
 
-use super::rewrite::{cut, find_phrase, tidy, word_ranges};
+use crate::text::rewrite::{cut, find_phrase, tidy, word_ranges};
 use super::{dedup_key, known_forms, table_example, table_forms, Env, ExpandError, ExpandedSpan, Strategy};
 use crate::config::{Expansion, ExpansionKind, PerturbOp};
 use crate::icd::CodeEntry;

@@ -388,12 +388,7 @@ mod tests {
 
     fn doc() -> Document {
         let text = "HPI: hypertension and gout. Assessment: hypertension.".to_string();
-        let ev = |c: &str, start: usize, end: usize| EvidenceSpan {
-            code: code(c),
-            start,
-            end,
-            text: slice_chars(&text, start, end).unwrap_or_default().to_string(),
-        };
+        let ev = |c: &str, start: usize, end: usize| EvidenceSpan::new(code(c), start, end, slice_chars(&text, start, end).unwrap_or_default().to_string());
         let evidence = vec![ev("M10.9", 22, 26), ev("I10", 40, 52), ev("I10", 5, 17)];
         Document { id: "d1".into(), split: Split::Train, text: text.clone(), codes: vec![code("E11.9"), code("I10"), code("M10.9")], evidence }
     }

@@ -1,4 +1,4 @@
-//! Word-level rewriting shared by the `abbreviation` and `perturb` strategies:
+//! Word-level rewriting shared by the synthetic generator's paraphrases and the rewriting expansion strategies:
 //! phrases match whole words, case-insensitively, across spaces, hyphens or
 //! slashes but never across other punctuation.
 
