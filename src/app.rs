@@ -6,7 +6,7 @@ use crate::data::jsonl::{self, write_documents};
 use crate::data::{self, Document, Split};
 use crate::metrics;
 use crate::plan::{self, PlanError};
-use crate::report::{markdown_table, results_table, seeds_table};
+use crate::report::{markdown_table, mention_table, results_table, seeds_table};
 use crate::runner::{self, write_atomic, RunError, RunOptions, RunRecord};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -90,6 +90,9 @@ fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions) -> Resul
         let mut table = results_table(&records);
         if let Some(seeds) = seeds_table(&records) {
             table.push_str(&format!("\nOver seeds:\n\n{seeds}"));
+        }
+        if let Some(by_mention) = mention_table(&records) {
+            table.push_str(&format!("\n{by_mention}"));
         }
         println!("\n{}\n\n{table}", file.display());
         write_summary(&records, &table)?;

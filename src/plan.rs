@@ -79,6 +79,7 @@ impl ModelSpec {
 impl SystemSpec {
     pub fn name(&self) -> String {
         match self {
+            SystemSpec::Baseline(b) if b.uses_pool() => format!("{}{POOL_LEAK}", b.name()),
             SystemSpec::Baseline(b) => b.name(),
             SystemSpec::Model(m) if m.train.mode == TrainMode::ZeroShot => format!("{} zero-shot", m.backbone.name),
             SystemSpec::Model(m) => {
@@ -88,11 +89,15 @@ impl SystemSpec {
                     config::MixStrategy::Mixed => format!("mixed {:.2}", m.mix.span_ratio),
                     config::MixStrategy::Curriculum => format!("curriculum {}", m.mix.phases.join(">")),
                 };
-                format!("{} {mix}", m.backbone.name)
+                let leak = m.mix.strategy != config::MixStrategy::DocumentOnly && m.expansion.iter().any(|e| e.coverage == config::Coverage::Pool);
+                format!("{} {mix}{}", m.backbone.name, if leak { POOL_LEAK } else { "" })
             }
         }
     }
 }
+
+/// Appended to the name of a system that draws on the data's code pool, which holds the test labels.
+pub const POOL_LEAK: &str = " [pool: test labels leak]";
 
 /// The data part of a spec: the config plus the generator version for synthetic data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

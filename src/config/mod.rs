@@ -591,18 +591,20 @@ pub enum ExpansionKind {
     Hierarchy,
     Abbreviation,
     Perturb,
+    Paraphrase,
     Silver,
     GoldEvidence,
     Synthesize,
 }
 
 impl ExpansionKind {
-    pub const ALL: [ExpansionKind; 8] = [
+    pub const ALL: [ExpansionKind; 9] = [
         ExpansionKind::Description,
         ExpansionKind::InclusionTerms,
         ExpansionKind::Hierarchy,
         ExpansionKind::Abbreviation,
         ExpansionKind::Perturb,
+        ExpansionKind::Paraphrase,
         ExpansionKind::Silver,
         ExpansionKind::GoldEvidence,
         ExpansionKind::Synthesize,
@@ -616,6 +618,7 @@ impl ExpansionKind {
             ExpansionKind::Hierarchy => "hierarchy",
             ExpansionKind::Abbreviation => "abbreviation",
             ExpansionKind::Perturb => "perturb",
+            ExpansionKind::Paraphrase => "paraphrase",
             ExpansionKind::Silver => "silver",
             ExpansionKind::GoldEvidence => "gold_evidence",
             ExpansionKind::Synthesize => "synthesize",
@@ -629,6 +632,7 @@ impl ExpansionKind {
             ExpansionKind::Hierarchy => &["parent_context", "siblings", "contrast_outside_coverage"],
             ExpansionKind::Abbreviation => &["from_inclusion_terms", "partial"],
             ExpansionKind::Perturb => &["from_inclusion_terms", "variants", "ops", "max_ops"],
+            ExpansionKind::Paraphrase => &["from_inclusion_terms", "variants"],
             ExpansionKind::Silver => &["negation", "inclusion_terms", "min_words", "sentence_context"],
             ExpansionKind::GoldEvidence => &["sentence_context"],
             ExpansionKind::Synthesize => &["n", "prompt", "max_words", "generator"],
@@ -677,10 +681,17 @@ impl PerturbOp {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Coverage {
-    /// Codes carried by training documents.
+    /// The data's code space where it has one (synthetic data: every billable code of
+    /// the benchmark's chapters and prefixes), otherwise the training codes.
     #[default]
+    Auto,
+    /// Every billable code of the data's code space, independent of which codes the
+    /// data drew or held out (synthetic data only).
+    Benchmark,
+    /// Codes carried by training documents.
     TrainingCodes,
-    /// Every code of the data's code pool (seen and unseen).
+    /// Every code of the data's code pool (seen and unseen). On data with unseen codes
+    /// this reveals the test label set to training: reports mark it as a leak.
     Pool,
     /// The whole billable code set.
     All,
@@ -844,6 +855,11 @@ impl Baseline {
             Baseline::Laat(p) => p.name.clone().unwrap_or_else(|| "laat".into()),
         }
     }
+
+    /// Whether the baseline's label space is the data's code pool (test labels included).
+    pub fn uses_pool(&self) -> bool {
+        matches!(self, Baseline::Dictionary(p) if p.restrict_to_pool)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -855,7 +871,9 @@ pub struct DictionaryParams {
     pub negation: bool,
     /// Match inclusion terms as well as descriptions.
     pub inclusion_terms: bool,
-    /// Only match codes of the data's code pool (when the data has one), not the whole code set.
+    /// Only match codes of the data's code pool (when the data has one). The pool holds
+    /// the test labels, so reports mark this as a leak. Off (the default), the matcher
+    /// uses the data's code space (synthetic data) or the whole billable code set.
     pub restrict_to_pool: bool,
     /// Shortest term (in words) the matcher uses; short terms are ambiguous.
     pub min_words: usize,
@@ -863,7 +881,7 @@ pub struct DictionaryParams {
 
 impl Default for DictionaryParams {
     fn default() -> Self {
-        DictionaryParams { name: None, negation: true, inclusion_terms: true, restrict_to_pool: true, min_words: 1 }
+        DictionaryParams { name: None, negation: true, inclusion_terms: true, restrict_to_pool: false, min_words: 1 }
     }
 }
 
@@ -982,8 +1000,8 @@ mod tests {
         let text = toml::to_string(&exp).unwrap();
         let again = parse_experiment(&text, path).unwrap();
         assert_eq!(exp, again);
-        assert_eq!(exp.baselines.len(), 2);
-        assert_eq!(exp.baselines[1].name(), "dictionary-no-negation");
+        assert_eq!(exp.baselines[0].name(), "dictionary");
+        assert!(matches!(&exp.data.source, DataSource::Synthetic(p) if p.version == crate::data::synthetic::GENERATOR_VERSION));
     }
 
     #[test]

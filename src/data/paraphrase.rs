@@ -148,16 +148,13 @@ const SYNONYMS: Lexicon = Lexicon {
         ("acute", "sudden-onset"),
         ("chronic", "long-standing"),
         ("obstruction", "blockage"),
-        ("stenosis", "narrowing"),
-        ("inflammation", "swelling"),
         ("hypothyroidism", "underactive thyroid"),
         ("hyperthyroidism", "overactive thyroid"),
         ("deficiency", "shortage"),
         ("fistula", "abnormal connection"),
-        ("aneurysm", "ballooning"),
+        
         ("gangrene", "tissue death"),
         ("abscess", "pus collection"),
-        ("ulcer", "sore"),
         ("dehydration", "low fluids"),
     ],
 };
@@ -196,7 +193,6 @@ const ABBREVIATIONS: Lexicon = Lexicon {
         ("due to", "2/2"),
         ("bilateral", "b/l"),
         ("hemorrhage", "hemorr."),
-        ("deep vein thrombosis", "DVT"),
         ("thrombosis", "thromb."),
         ("unspecified", "unknown type"),
         ("acute", "ac."),
@@ -204,6 +200,8 @@ const ABBREVIATIONS: Lexicon = Lexicon {
     ],
 };
 
+/// Held-out misspellings are never one slip (a swap, a dropped or doubled letter) away
+/// from the word, so the `perturb` strategy's typos cannot write them.
 const MISSPELLINGS: Lexicon = Lexicon {
     shared: &[
         ("diabetes", "diabetis"),
@@ -229,23 +227,23 @@ const MISSPELLINGS: Lexicon = Lexicon {
     ],
     held_out: &[
         ("ulcer", "ulser"),
-        ("gangrene", "gangreen"),
-        ("abscess", "abcess"),
+        ("gangrene", "gangrine"),
+        ("abscess", "abssess"),
         ("perforation", "perferation"),
-        ("fistula", "fistulla"),
+        ("fistula", "fistola"),
         ("aneurysm", "aneurism"),
         ("hernia", "hernea"),
         ("colitis", "colitus"),
         ("asthma", "asthama"),
         ("sinusitis", "sinusitus"),
-        ("influenza", "influenzza"),
-        ("unspecified", "unspecifed"),
-        ("acute", "accute"),
+        ("influenza", "influensa"),
+        ("unspecified", "unspesified"),
+        ("acute", "akute"),
         ("bleeding", "bleading"),
         ("failure", "failiure"),
-        ("cerebral", "cerebal"),
-        ("artery", "artey"),
-        ("stenosis", "stenossis"),
+        ("cerebral", "serebral"),
+        ("artery", "artary"),
+        ("stenosis", "stenozis"),
     ],
 };
 
@@ -332,7 +330,7 @@ fn modifier_move(form: &str, part: Part) -> Option<String> {
     })
 }
 
-/// "ulcer of anus and rectum" -> shared "anus and rectum ulcer", held-out "ulcer within the anus and rectum".
+/// "ulcer of anus and rectum" -> shared "anus and rectum ulcer", held-out "ulcer located in the anus and rectum".
 fn reorder(form: &str, part: Part) -> Option<String> {
     let hits = find_phrase(form, "of");
     let &(at, end) = hits.first()?;
@@ -351,7 +349,7 @@ fn reorder(form: &str, part: Part) -> Option<String> {
     }
     Some(tidy(&match part {
         Part::Shared => format!("{site} {head}{rest}"),
-        Part::HeldOut => format!("{head} within the {site}{rest}"),
+        Part::HeldOut => format!("{head} located in the {site}{rest}"),
     }))
 }
 
@@ -427,7 +425,7 @@ pub fn held_out_markers() -> Vec<String> {
         .flat_map(|rules| rules.iter().map(|(_, to)| to.to_lowercase()))
         .collect();
     out.extend(HELD_OUT_HEDGES.iter().map(|(before, after)| format!("{before}{after}").trim().trim_start_matches(',').trim().to_lowercase()));
-    out.push("within the".into());
+    out.push("located in the".into());
     out.extend(MODIFIERS.iter().map(|m| format!("({m})")));
     out.sort();
     out.dedup();
@@ -464,7 +462,7 @@ mod tests {
     #[test]
     fn reorders_anatomy() {
         assert_eq!(reorder("ulcer of anus and rectum", Part::Shared).as_deref(), Some("anus and rectum ulcer"));
-        assert_eq!(reorder("thrombosis of femoral vein, left", Part::HeldOut).as_deref(), Some("thrombosis within the femoral vein, left"));
+        assert_eq!(reorder("thrombosis of femoral vein, left", Part::HeldOut).as_deref(), Some("thrombosis located in the femoral vein, left"));
         assert_eq!(reorder("atrial fibrillation", Part::Shared), None);
     }
 
@@ -477,7 +475,8 @@ mod tests {
             let form = "chronic obstruction of bile duct with acute cholecystitis";
             if let Some(p) = paraphrase(form, Part::HeldOut, 3, true, &mut rng) {
                 assert_eq!(p.kind.wording, Wording::HeldOut);
-                assert!(markers.iter().any(|m| p.text.to_lowercase().contains(m.as_str())), "{}", p.text);
+                // A held-out modifier move may be misspelt afterwards: "(chronic)" -> "(chronc)".
+                assert!(p.text.contains('(') || markers.iter().any(|m| p.text.to_lowercase().contains(m.as_str())), "{}", p.text);
                 seen_held_out += 1;
             }
             if let Some(p) = paraphrase(form, Part::Shared, 2, false, &mut rng) {

@@ -12,9 +12,9 @@
 //! order. An example (span, context, code) is kept once: the first strategy
 //! that writes it owns it.
 //!
-//! Rewriting strategies (`abbreviation`, `perturb`) use their own rule tables,
-//! deliberately unlike the synthetic generator's held-out test rewordings, so
-//! test phrasings never leak into training.
+//! Rewriting strategies (`abbreviation`, `perturb`) use their own rule tables;
+//! `paraphrase` uses the shared lexicon of the synthetic benchmark's grammar.
+//! None uses its held-out lexicon, so test phrasings never leak into training.
 
 mod abbreviation;
 mod description;
@@ -22,6 +22,7 @@ mod gold_evidence;
 mod hierarchy;
 mod inclusion_terms;
 pub mod llm;
+mod paraphrase;
 mod perturb;
 mod silver;
 mod synthesize;
@@ -49,6 +50,8 @@ pub enum ExpandError {
     MalformedCode { index: usize, kind: ExpansionKind, message: String },
     #[error("expansion {index} ({kind}): coverage = \"pool\" needs the data's code pool, but this data source has none; use coverage = \"training_codes\", \"all\", {{ chapters = [..] }} or {{ codes = [..] }}")]
     NoPool { index: usize, kind: ExpansionKind },
+    #[error("expansion {index} ({kind}): coverage = \"benchmark\" needs the data's code space, which only synthetic data has; use coverage = \"training_codes\", \"all\", {{ chapters = [..] }} or {{ codes = [..] }}")]
+    NoCodeSpace { index: usize, kind: ExpansionKind },
     #[error("expansion {index} (synthesize): no span writer (LLM) was given; configure a [backbone] or remove the synthesize entry")]
     NoWriter { index: usize },
     #[error("span writer {generator} failed on {code}: {message}")]
@@ -225,6 +228,7 @@ fn build(index: usize, spec: &Expansion, ctx: &ExpandContext<'_>) -> Result<Box<
         ExpansionKind::Hierarchy => Box::new(hierarchy::Hierarchy::new(spec)),
         ExpansionKind::Abbreviation => Box::new(abbreviation::Abbreviation::new(spec)),
         ExpansionKind::Perturb => Box::new(perturb::Perturb::new(spec)),
+        ExpansionKind::Paraphrase => Box::new(paraphrase::Paraphrase::new(spec)),
         ExpansionKind::Silver => Box::new(silver::Silver::new(spec, ctx.codes, ctx.dataset)),
         ExpansionKind::GoldEvidence => Box::new(gold_evidence::GoldEvidence::new(spec, ctx.dataset)),
         ExpansionKind::Synthesize => Box::new(synthesize::Synthesize::new(index, spec, ctx.cache_dir.as_deref())?),
@@ -292,8 +296,16 @@ fn resolve_coverage<'c>(
 ) -> Result<Vec<&'c CodeEntry>, ExpandError> {
     let kind = spec.kind;
     let lookup = |code: &Code| codes.get(code).ok_or_else(|| ExpandError::UnknownCode { index, kind, code: code.to_string() });
+    let space = || dataset.code_space.iter().map(lookup).collect::<Result<Vec<_>, _>>();
     let mut entries: Vec<&CodeEntry> = match &spec.coverage {
-        Coverage::TrainingCodes => seen.iter().map(lookup).collect::<Result<_, _>>()?,
+        Coverage::Auto if !dataset.code_space.is_empty() => space()?,
+        Coverage::Auto | Coverage::TrainingCodes => seen.iter().map(lookup).collect::<Result<_, _>>()?,
+        Coverage::Benchmark => {
+            if dataset.code_space.is_empty() {
+                return Err(ExpandError::NoCodeSpace { index, kind });
+            }
+            space()?
+        }
         Coverage::Pool => {
             if dataset.pool.is_empty() {
                 return Err(ExpandError::NoPool { index, kind });

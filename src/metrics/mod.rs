@@ -47,6 +47,7 @@
 mod bootstrap;
 mod evidence;
 mod intern;
+pub mod mention;
 pub mod paired;
 mod ranking;
 mod sets;

@@ -31,6 +31,10 @@ pub struct SplitMetrics {
     /// `None` only in metrics.json written before they were counted (they were dropped then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invalid_predictions: Option<InvalidPredictions>,
+    /// Recall by mention kind (verbatim, shared or held-out paraphrase, each family),
+    /// overall and seen / unseen, where the documents record kinds (synthetic data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_mention: Option<super::mention::MentionRecall>,
 }
 
 /// Predicted codes that are not in the code set: well-formed codes missing from
@@ -83,6 +87,7 @@ pub fn score_split(
     let gold: Vec<Vec<String>> = docs.iter().map(|d| d.codes.iter().map(|c| c.to_string()).collect()).collect();
     let pred: Vec<Vec<String>> = preds.iter().map(|p| p.codes.iter().map(|c| c.to_string()).chain(p.invalid.iter().cloned()).collect()).collect();
     let sets = LabelSets::new(&gold, &pred)?;
+    let by_mention = super::mention::mention_recall(docs, preds, seen.as_ref());
     let opts = ScoreOptions {
         seen_codes: seen,
         label_space,
@@ -105,7 +110,7 @@ pub fn score_split(
     } else {
         None
     };
-    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)) })
+    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)), by_mention })
 }
 
 #[cfg(test)]

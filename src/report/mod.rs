@@ -78,6 +78,10 @@ pub fn write_report(inputs: &[std::path::PathBuf], results_root: &std::path::Pat
         md.push_str(&format!("\n## Over seeds\n\n{}", seeds.markdown));
         warnings.extend(seeds.superseded_note());
     }
+    let records: Vec<RunRecord> = runs.iter().map(|r| r.record.clone()).collect();
+    if let Some(by_mention) = mention_table(&records) {
+        md.push_str(&format!("\n## Where the hits come from\n\n{by_mention}"));
+    }
     md.push_str(&format!("\n## Paper says / we measured\n\n{}", published::section(&runs)));
     if !plots.is_empty() {
         md.push_str("\n## Plots\n\n");
@@ -259,6 +263,36 @@ impl SeedsTable {
 }
 
 /// [`over_seeds`] for runs just executed or reused: each dated by its DONE marker.
+/// Recall by mention kind (where the data records kinds): one row per run and split,
+/// by wording (overall, and on unseen codes) and by paraphrase family.
+pub fn mention_table(records: &[RunRecord]) -> Option<String> {
+    use crate::data::Family;
+    use crate::metrics::mention::Recall;
+    let families: Vec<String> = Family::ALL.iter().map(|f| format!("family:{f}")).collect();
+    let mut header: Vec<String> = ["run", "split", "verbatim", "shared", "held-out", "shared, unseen codes", "held-out, unseen codes"].map(String::from).to_vec();
+    header.extend(Family::ALL.iter().map(|f| f.as_str().replace('_', " ")));
+    let cell = |r: Option<&Recall>| match r {
+        Some(r) if r.gold > 0 => format!("{:.1} ({}/{})", 100.0 * r.recall, r.found, r.gold),
+        _ => "–".into(),
+    };
+    let mut rows = Vec::new();
+    for r in records {
+        for (split, m) in &r.metrics.splits {
+            let Some(by) = &m.by_mention else { continue };
+            let all = |g: &str| cell(by.get(g).map(|x| &x.all));
+            let unseen = |g: &str| cell(by.get(g).map(|x| &x.unseen));
+            let mut row = vec![r.run.label(), split.clone(), all("verbatim"), all("shared"), all("held_out"), unseen("shared"), unseen("held_out")];
+            row.extend(families.iter().map(|f| all(f)));
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    Some(format!("Recall by mention kind, % (found/gold (document, code) pairs):\n\n{}", markdown_table(&header, &rows)))
+}
+
 pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
     let dated: Vec<(&RunRecord, SystemTime)> = records.iter().map(|r| (r, done_time(&r.run.dir))).collect();
     over_seeds(&dated).map(|t| t.markdown)

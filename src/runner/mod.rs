@@ -408,6 +408,18 @@ struct TrainedBaseline {
     record: serde_json::Value,
 }
 
+/// The codes a matching baseline looks for: the data's pool when asked (a leak on data
+/// with unseen codes), else the data's code space, else every billable code (`None`).
+fn matcher_scope(dataset: &Dataset, restrict_to_pool: bool) -> Option<&[crate::icd::Code]> {
+    if restrict_to_pool && !dataset.pool.is_empty() {
+        Some(&dataset.pool)
+    } else if !dataset.code_space.is_empty() {
+        Some(&dataset.code_space)
+    } else {
+        None
+    }
+}
+
 /// Predictions of a baseline on every evaluated split.
 fn baseline_predictions(
     baseline: &Baseline,
@@ -419,8 +431,7 @@ fn baseline_predictions(
 ) -> Result<BaselineOutcome, RunError> {
     let coder = match baseline {
         Baseline::Dictionary(params) => {
-            let scope = (params.restrict_to_pool && !dataset.pool.is_empty()).then_some(dataset.pool.as_slice());
-            let coder = DictionaryCoder::build(table, scope, params);
+            let coder = DictionaryCoder::build(table, matcher_scope(dataset, params.restrict_to_pool), params);
             log.line(format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms));
             coder
         }
