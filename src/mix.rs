@@ -3,9 +3,19 @@
 //!
 //! Examples are numbered spans first (`0..n_spans`), then documents
 //! (`n_spans..n_spans + n_docs`). Each kind is drawn from its own stream, which
-//! is a fresh seeded shuffle of that kind each time it runs out (epochs).
+//! is a fresh seeded shuffle of that kind each time it runs out (epochs). The
+//! streams and the positions of spans in a mixed run each have their own seeded
+//! generator, so adding spans to a run leaves the order of its documents alone:
+//! a `mixed` run by epochs feeds the very documents, in the very order, of the
+//! `document_only` run with the same seed and epochs, with spans between them.
+//!
+//! How long a schedule is ([`Length`]) follows `[train]`: `steps` fixes the
+//! number of examples, and the strategy splits it; `epochs` fixes passes over
+//! the documents, and a mixed run's spans come on top of them; and
+//! `match_tokens_of` feeds this run's one kind of example until it has read as
+//! many tokens as another mix's schedule (same data, seed and length) would.
 
-use crate::config::{Mix, MixStrategy};
+use crate::config::{Mix, MixStrategy, Train};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -17,6 +27,8 @@ pub enum MixError {
     Empty { strategy: String, what: &'static str, hint: &'static str },
     #[error("mix.phases: unknown phase {0:?}: use \"spans\", \"documents\" or \"mixed\"")]
     Phase(String),
+    #[error("train.match_tokens_of: a {0} run mixes two kinds of example; token matching feeds one kind until the budget is read: use mix.strategy = \"document_only\" or \"span_only\"")]
+    TokenMatch(String),
 }
 
 /// What the mix will feed the model.
@@ -33,6 +45,32 @@ pub struct MixReport {
     /// Passes over each kind (fed / available).
     pub span_epochs: f64,
     pub document_epochs: f64,
+    /// Tokens (prompt + target) of the span and document examples fed: what the trainer reads.
+    #[serde(default)]
+    pub span_tokens: u64,
+    #[serde(default)]
+    pub document_tokens: u64,
+    /// For a `train.match_tokens_of` run: the schedule it was matched to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched_to: Option<TokenMatch>,
+}
+
+impl MixReport {
+    /// Tokens of every example fed.
+    pub fn tokens(&self) -> u64 {
+        self.span_tokens + self.document_tokens
+    }
+}
+
+/// The reference schedule of a token-matched run, as this run computed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenMatch {
+    pub strategy: MixStrategy,
+    pub span_ratio: f64,
+    pub spans_fed: usize,
+    pub documents_fed: usize,
+    /// The token budget: what the reference schedule feeds.
+    pub tokens: u64,
 }
 
 /// A seeded training schedule and what it contains.
@@ -42,37 +80,78 @@ pub struct MixPlan {
     pub report: MixReport,
 }
 
-/// How many examples a run feeds when `train.steps` is 0: `epochs` passes over the
-/// documents the strategy uses (spans fill the rest of a `mixed` run in proportion),
-/// over the spans for `span_only`, over both for a curriculum.
-pub fn examples_for_epochs(mix: &Mix, n_spans: usize, n_docs: usize, epochs: f64) -> usize {
-    let e = epochs.max(0.0);
-    let n = match mix.strategy {
-        MixStrategy::DocumentOnly => e * n_docs as f64,
-        MixStrategy::SpanOnly => e * n_spans as f64,
-        MixStrategy::Mixed if mix.span_ratio >= 1.0 => e * n_spans as f64,
-        MixStrategy::Mixed => e * n_docs as f64 / (1.0 - mix.span_ratio),
-        MixStrategy::Curriculum => e * (n_spans + n_docs) as f64,
-    };
-    n.ceil() as usize
+/// How many examples a schedule holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    /// This many examples, split by the strategy: a mixed phase holds
+    /// `round(len × span_ratio)` spans (`train.steps`, and a curriculum by epochs).
+    Examples(usize),
+    /// Exactly this many of each kind, spans at seeded positions among the
+    /// documents; phases do not apply (`train.epochs` for the other strategies).
+    Counts { spans: usize, documents: usize },
 }
 
-/// One kind's stream: reshuffled each time it is used up.
+impl Length {
+    pub fn total(self) -> usize {
+        match self {
+            Length::Examples(n) => n,
+            Length::Counts { spans, documents } => spans + documents,
+        }
+    }
+}
+
+/// `ceil(x)` for a count, where a product within rounding error of a whole number is that
+/// number (0.1 × 30 is 3 examples, not 4).
+fn count(x: f64) -> usize {
+    let x = x.max(0.0);
+    let whole = x.round();
+    if (x - whole).abs() <= 1e-9 * whole.max(1.0) {
+        whole as usize
+    } else {
+        x.ceil() as usize
+    }
+}
+
+/// How long a run's schedule is, from `[train]`: `steps × batch_size × grad_accum` examples
+/// when `steps` > 0; else `epochs` passes over the documents the strategy uses — for
+/// `mixed`, exactly those documents plus `span_ratio / (1 − span_ratio)` spans per document
+/// on top (so its documents equal a `document_only` run's); passes over the spans for
+/// `span_only` (and `mixed` at ratio 1); over both for a curriculum.
+pub fn length(mix: &Mix, train: &Train, n_spans: usize, n_docs: usize) -> Length {
+    if train.steps > 0 {
+        return Length::Examples(train.steps * train.batch_size.max(1) * train.grad_accum.max(1));
+    }
+    let e = train.epochs.max(0.0);
+    let r = mix.span_ratio;
+    match mix.strategy {
+        MixStrategy::DocumentOnly => Length::Counts { spans: 0, documents: count(e * n_docs as f64) },
+        MixStrategy::SpanOnly => Length::Counts { spans: count(e * n_spans as f64), documents: 0 },
+        MixStrategy::Mixed if r >= 1.0 => Length::Counts { spans: count(e * n_spans as f64), documents: 0 },
+        MixStrategy::Mixed => {
+            let documents = count(e * n_docs as f64);
+            Length::Counts { spans: (documents as f64 * r / (1.0 - r)).round() as usize, documents }
+        }
+        MixStrategy::Curriculum => Length::Examples(count(e * (n_spans + n_docs) as f64)),
+    }
+}
+
+/// One kind's stream: reshuffled by its own generator each time it is used up.
 struct Stream {
     offset: usize,
     items: Vec<usize>,
     at: usize,
     fed: Vec<bool>,
+    rng: StdRng,
 }
 
 impl Stream {
-    fn new(offset: usize, n: usize) -> Stream {
-        Stream { offset, items: (0..n).collect(), at: n, fed: vec![false; n] }
+    fn new(offset: usize, n: usize, seed: u64) -> Stream {
+        Stream { offset, items: (0..n).collect(), at: n, fed: vec![false; n], rng: StdRng::seed_from_u64(seed) }
     }
 
-    fn next(&mut self, rng: &mut StdRng) -> usize {
+    fn next(&mut self) -> usize {
         if self.at == self.items.len() {
-            self.items.shuffle(rng);
+            self.items.shuffle(&mut self.rng);
             self.at = 0;
         }
         let i = self.items[self.at];
@@ -86,6 +165,13 @@ impl Stream {
     }
 }
 
+/// Seeds of the document stream, the span stream and the span positions. The document
+/// stream's is the one every stream shared before they were separated, so document-only
+/// schedules are unchanged.
+fn stream_seeds(seed: u64) -> (u64, u64, u64) {
+    (seed ^ 0x6d69_785f_7365_6564, seed ^ 0x7370_616e_5f73_6565, seed ^ 0x706f_735f_7365_6564)
+}
+
 #[derive(Clone, Copy)]
 enum Phase {
     Spans,
@@ -93,13 +179,19 @@ enum Phase {
     Mixed,
 }
 
-/// Builds the schedule of `total` example indices.
-pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, total: usize, seed: u64) -> Result<MixPlan, MixError> {
-    let phases: Vec<Phase> = match mix.strategy {
-        MixStrategy::DocumentOnly => vec![Phase::Documents],
-        MixStrategy::SpanOnly => vec![Phase::Spans],
-        MixStrategy::Mixed => vec![Phase::Mixed],
-        MixStrategy::Curriculum => mix
+/// The strategy as the experiment file writes it (`document_only`).
+fn strategy_name(strategy: MixStrategy) -> String {
+    serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+/// Builds the schedule of `length` example indices.
+pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64) -> Result<MixPlan, MixError> {
+    let phases: Vec<Phase> = match (length, mix.strategy) {
+        (Length::Counts { .. }, _) => vec![Phase::Mixed],
+        (_, MixStrategy::DocumentOnly) => vec![Phase::Documents],
+        (_, MixStrategy::SpanOnly) => vec![Phase::Spans],
+        (_, MixStrategy::Mixed) => vec![Phase::Mixed],
+        (_, MixStrategy::Curriculum) => mix
             .phases
             .iter()
             .map(|p| match p.as_str() {
@@ -110,32 +202,44 @@ pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, total: usize, seed: u64) -
             })
             .collect::<Result<_, _>>()?,
     };
-    let strategy = format!("{:?}", mix.strategy).to_lowercase();
-    let needs_spans = phases.iter().any(|p| matches!(p, Phase::Spans) || (matches!(p, Phase::Mixed) && mix.span_ratio > 0.0));
-    let needs_docs = phases.iter().any(|p| matches!(p, Phase::Documents) || (matches!(p, Phase::Mixed) && mix.span_ratio < 1.0));
+    let strategy = strategy_name(mix.strategy);
+    let (needs_spans, needs_docs) = match length {
+        Length::Counts { spans, documents } if spans + documents > 0 => (spans > 0, documents > 0),
+        // No examples of a kind there is none of: say which kind is missing.
+        _ => (
+            phases.iter().any(|p| matches!(p, Phase::Spans) || (matches!(p, Phase::Mixed) && mix.span_ratio > 0.0)),
+            phases.iter().any(|p| matches!(p, Phase::Documents) || (matches!(p, Phase::Mixed) && mix.span_ratio < 1.0)),
+        ),
+    };
     if needs_spans && n_spans == 0 {
         return Err(MixError::Empty { strategy, what: "span", hint: "add [[expansion]] entries (e.g. kind = \"description\")" });
     }
     if needs_docs && n_docs == 0 {
         return Err(MixError::Empty { strategy, what: "document", hint: "the data has no training documents" });
     }
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x6d69_785f_7365_6564);
-    let mut spans = Stream::new(0, n_spans);
-    let mut docs = Stream::new(n_spans, n_docs);
+    let (doc_seed, span_seed, position_seed) = stream_seeds(seed);
+    let mut docs = Stream::new(n_spans, n_docs, doc_seed);
+    let mut spans = Stream::new(0, n_spans, span_seed);
+    let mut positions = StdRng::seed_from_u64(position_seed);
+    let total = length.total();
     let mut schedule = Vec::with_capacity(total);
     let per_phase = total.div_ceil(phases.len().max(1));
     for phase in &phases {
         let len = per_phase.min(total - schedule.len());
         match phase {
-            Phase::Spans => (0..len).for_each(|_| schedule.push(spans.next(&mut rng))),
-            Phase::Documents => (0..len).for_each(|_| schedule.push(docs.next(&mut rng))),
+            Phase::Spans => (0..len).for_each(|_| schedule.push(spans.next())),
+            Phase::Documents => (0..len).for_each(|_| schedule.push(docs.next())),
             Phase::Mixed => {
-                // Exactly round(len * ratio) spans, at seeded positions.
-                let n_span_slots = ((len as f64) * mix.span_ratio).round() as usize;
+                let n_span_slots = match length {
+                    Length::Counts { spans, .. } => spans,
+                    // Exactly round(len * ratio) spans.
+                    Length::Examples(_) => ((len as f64) * mix.span_ratio).round() as usize,
+                };
+                // Spans at seeded positions, from a generator of their own: the streams do not see them.
                 let mut kinds: Vec<bool> = (0..len).map(|i| i < n_span_slots).collect();
-                kinds.shuffle(&mut rng);
+                kinds.shuffle(&mut positions);
                 for is_span in kinds {
-                    schedule.push(if is_span { spans.next(&mut rng) } else { docs.next(&mut rng) });
+                    schedule.push(if is_span { spans.next() } else { docs.next() });
                 }
             }
         }
@@ -152,8 +256,68 @@ pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, total: usize, seed: u64) -
         distinct_documents: docs.distinct(),
         span_epochs: if n_spans == 0 { 0.0 } else { spans_fed as f64 / n_spans as f64 },
         document_epochs: if n_docs == 0 { 0.0 } else { documents_fed as f64 / n_docs as f64 },
+        span_tokens: 0,
+        document_tokens: 0,
+        matched_to: None,
     };
     Ok(MixPlan { schedule, report })
+}
+
+/// Fills the report's token counts from each example's length in tokens.
+fn count_tokens(plan: &mut MixPlan, tokens: &[usize], n_spans: usize) {
+    let (mut span, mut document) = (0u64, 0u64);
+    for &i in &plan.schedule {
+        let t = tokens.get(i).copied().unwrap_or(0) as u64;
+        if i < n_spans {
+            span += t;
+        } else {
+            document += t;
+        }
+    }
+    plan.report.span_tokens = span;
+    plan.report.document_tokens = document;
+}
+
+/// A run's schedule, as `[mix]` and `[train]` ask: `tokens[i]` is example `i`'s length
+/// in tokens (spans first, then documents, as everywhere here).
+///
+/// With `train.match_tokens_of`, the referenced mix's schedule is planned first (same
+/// examples, seed and `steps`/`epochs`), and this run — `document_only` or `span_only` —
+/// then feeds its kind from its own stream until it has read at least as many tokens:
+/// it ends within one example of the budget.
+pub fn schedule(mix: &Mix, train: &Train, tokens: &[usize], n_spans: usize, seed: u64) -> Result<MixPlan, MixError> {
+    let n_spans = n_spans.min(tokens.len());
+    let n_docs = tokens.len() - n_spans;
+    let Some(reference) = &train.match_tokens_of else {
+        let mut p = plan(mix, n_spans, n_docs, length(mix, train, n_spans, n_docs), seed)?;
+        count_tokens(&mut p, tokens, n_spans);
+        return Ok(p);
+    };
+    let mut target = plan(reference, n_spans, n_docs, length(reference, train, n_spans, n_docs), seed)?;
+    count_tokens(&mut target, tokens, n_spans);
+    let budget = target.report.tokens();
+    let (spans, range, stream_seed) = match mix.strategy {
+        MixStrategy::DocumentOnly => (false, n_spans..tokens.len(), stream_seeds(seed).0),
+        MixStrategy::SpanOnly => (true, 0..n_spans, stream_seeds(seed).1),
+        other => return Err(MixError::TokenMatch(strategy_name(other))),
+    };
+    if range.is_empty() || range.clone().all(|i| tokens[i] == 0) {
+        let (what, hint) = if spans { ("span", "add [[expansion]] entries (e.g. kind = \"description\")") } else { ("document", "the data has no training documents") };
+        return Err(MixError::Empty { strategy: strategy_name(mix.strategy), what, hint });
+    }
+    // The stream `plan` draws from, drawn until the budget is read.
+    let mut stream = Stream::new(range.start, range.len(), stream_seed);
+    let (mut n, mut read) = (0usize, 0u64);
+    while read < budget {
+        read += tokens[stream.next()] as u64;
+        n += 1;
+    }
+    let counts = if spans { Length::Counts { spans: n, documents: 0 } } else { Length::Counts { spans: 0, documents: n } };
+    let mut p = plan(mix, n_spans, n_docs, counts, seed)?;
+    count_tokens(&mut p, tokens, n_spans);
+    let r = &target.report;
+    p.report.matched_to = Some(TokenMatch { strategy: r.strategy, span_ratio: r.span_ratio, spans_fed: r.spans_fed, documents_fed: r.documents_fed, tokens: budget });
+    Ok(p)
 }
 
 #[cfg(test)]
@@ -164,9 +328,13 @@ mod tests {
         Mix { strategy, span_ratio: ratio, phases: phases.iter().map(|s| s.to_string()).collect() }
     }
 
+    fn by_epochs(epochs: f64) -> Train {
+        Train { steps: 0, epochs, batch_size: 4, grad_accum: 2, ..Train::default() }
+    }
+
     #[test]
     fn document_only_feeds_documents_in_shuffled_epochs() {
-        let p = plan(&mix(MixStrategy::DocumentOnly, 0.5, &[]), 10, 4, 12, 1).unwrap();
+        let p = plan(&mix(MixStrategy::DocumentOnly, 0.5, &[]), 10, 4, Length::Examples(12), 1).unwrap();
         assert!(p.schedule.iter().all(|&i| (10..14).contains(&i)));
         // Each epoch is a permutation of all four documents.
         for epoch in p.schedule.chunks(4) {
@@ -175,16 +343,27 @@ mod tests {
             assert_eq!(e, vec![10, 11, 12, 13]);
         }
         assert_eq!((p.report.documents_fed, p.report.spans_fed, p.report.document_epochs), (12, 0, 3.0));
+        // Counting documents or examples is one schedule.
+        let counted = plan(&mix(MixStrategy::DocumentOnly, 0.5, &[]), 10, 4, Length::Counts { spans: 0, documents: 12 }, 1).unwrap();
+        assert_eq!(counted.schedule, p.schedule);
+        // And it is the schedule of the time all streams shared one generator: a shuffle per epoch.
+        let mut rng = StdRng::seed_from_u64(1 ^ 0x6d69_785f_7365_6564);
+        let (mut docs, mut shared): (Vec<usize>, Vec<usize>) = ((10..14).collect(), Vec::new());
+        for _ in 0..3 {
+            docs.shuffle(&mut rng);
+            shared.extend(&docs);
+        }
+        assert_eq!(p.schedule, shared);
     }
 
     #[test]
     fn mixed_has_the_exact_ratio_and_is_seeded() {
         let m = mix(MixStrategy::Mixed, 0.25, &[]);
-        let a = plan(&m, 100, 50, 400, 7).unwrap();
+        let a = plan(&m, 100, 50, Length::Examples(400), 7).unwrap();
         assert_eq!(a.report.spans_fed, 100);
         assert_eq!(a.report.documents_fed, 300);
-        assert_eq!(a, plan(&m, 100, 50, 400, 7).unwrap());
-        assert_ne!(a.schedule, plan(&m, 100, 50, 400, 8).unwrap().schedule);
+        assert_eq!(a, plan(&m, 100, 50, Length::Examples(400), 7).unwrap());
+        assert_ne!(a.schedule, plan(&m, 100, 50, Length::Examples(400), 8).unwrap().schedule);
         // Spans are spread through the run, not bunched at one end.
         let first_half_spans = a.schedule[..200].iter().filter(|&&i| i < 100).count();
         assert!((30..70).contains(&first_half_spans), "{first_half_spans}");
@@ -192,7 +371,7 @@ mod tests {
 
     #[test]
     fn curriculum_runs_phases_in_order() {
-        let p = plan(&mix(MixStrategy::Curriculum, 0.5, &["spans", "documents"]), 6, 3, 10, 3).unwrap();
+        let p = plan(&mix(MixStrategy::Curriculum, 0.5, &["spans", "documents"]), 6, 3, Length::Examples(10), 3).unwrap();
         assert!(p.schedule[..5].iter().all(|&i| i < 6));
         assert!(p.schedule[5..].iter().all(|&i| i >= 6));
         assert_eq!(p.schedule.len(), 10);
@@ -200,16 +379,80 @@ mod tests {
 
     #[test]
     fn missing_examples_are_explained() {
-        let err = plan(&mix(MixStrategy::Mixed, 0.5, &[]), 0, 5, 10, 1).unwrap_err();
+        let err = plan(&mix(MixStrategy::Mixed, 0.5, &[]), 0, 5, Length::Examples(10), 1).unwrap_err();
         assert!(err.to_string().contains("[[expansion]]"), "{err}");
-        assert!(plan(&mix(MixStrategy::DocumentOnly, 0.5, &[]), 0, 5, 10, 1).is_ok());
+        // By epochs over no documents: no count to go by, the strategy says what is missing.
+        let none = length(&mix(MixStrategy::Mixed, 0.5, &[]), &by_epochs(1.0), 5, 0);
+        let err = plan(&mix(MixStrategy::Mixed, 0.5, &[]), 5, 0, none, 1).unwrap_err();
+        assert!(err.to_string().contains("no training documents"), "{err}");
+        assert!(plan(&mix(MixStrategy::DocumentOnly, 0.5, &[]), 0, 5, Length::Examples(10), 1).is_ok());
     }
 
     #[test]
-    fn epochs_translate_to_example_counts() {
-        assert_eq!(examples_for_epochs(&mix(MixStrategy::DocumentOnly, 0.5, &[]), 1000, 200, 2.0), 400);
+    fn epochs_count_documents_and_put_a_mixed_runs_spans_on_top() {
+        let (spans, docs) = (1000, 200);
+        let len = |m: Mix, e: f64| length(&m, &by_epochs(e), spans, docs);
+        assert_eq!(len(mix(MixStrategy::DocumentOnly, 0.5, &[]), 2.0), Length::Counts { spans: 0, documents: 400 });
         // Half spans: 2 passes over 200 documents plus as many spans.
-        assert_eq!(examples_for_epochs(&mix(MixStrategy::Mixed, 0.5, &[]), 1000, 200, 2.0), 800);
-        assert_eq!(examples_for_epochs(&mix(MixStrategy::SpanOnly, 0.5, &[]), 1000, 200, 1.0), 1000);
+        assert_eq!(len(mix(MixStrategy::Mixed, 0.5, &[]), 2.0), Length::Counts { spans: 400, documents: 400 });
+        assert_eq!(len(mix(MixStrategy::Mixed, 0.2, &[]), 2.0), Length::Counts { spans: 100, documents: 400 });
+        assert_eq!(len(mix(MixStrategy::SpanOnly, 0.5, &[]), 1.0), Length::Counts { spans: 1000, documents: 0 });
+        assert_eq!(len(mix(MixStrategy::Curriculum, 0.5, &["spans", "documents"]), 1.0), Length::Examples(1200));
+        // 0.1 × 30 is 3 documents, though the float product is 3.0000000000000004.
+        assert_eq!(length(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &by_epochs(0.1), 0, 30), Length::Counts { spans: 0, documents: 3 });
+        // Steps fix the number of examples, whatever the strategy: 5 steps of 4 × 2.
+        let steps = Train { steps: 5, ..by_epochs(2.0) };
+        assert_eq!(length(&mix(MixStrategy::Mixed, 0.5, &[]), &steps, spans, docs), Length::Examples(40));
+    }
+
+    #[test]
+    fn mixed_by_epochs_feeds_the_documents_of_document_only_in_their_order() {
+        let (n_spans, n_docs) = (37, 23);
+        for seed in 1..6 {
+            for (ratio, spans_on_top) in [(0.5, 58), (0.25, 19)] {
+                let train = by_epochs(2.5);
+                let tokens = vec![1; n_spans + n_docs];
+                let only = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, n_spans, seed).unwrap();
+                let mixed = schedule(&mix(MixStrategy::Mixed, ratio, &[]), &train, &tokens, n_spans, seed).unwrap();
+                // ceil(2.5 × 23) = 58 documents in both; the mixed run's spans come on top.
+                assert_eq!((only.report.documents_fed, only.report.spans_fed), (58, 0));
+                assert_eq!((mixed.report.documents_fed, mixed.report.spans_fed), (58, spans_on_top));
+                let docs_of_mixed: Vec<usize> = mixed.schedule.iter().copied().filter(|&i| i >= n_spans).collect();
+                let (mut a, mut b) = (only.schedule.clone(), docs_of_mixed.clone());
+                a.sort_unstable();
+                b.sort_unstable();
+                assert_eq!(a, b, "the same multiset of documents (seed {seed})");
+                assert_eq!(docs_of_mixed, only.schedule, "in the same order (seed {seed})");
+                assert_eq!(mixed.report.document_tokens, only.report.document_tokens);
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_matched_run_reads_the_mixed_runs_tokens_within_one_example() {
+        let (n_spans, n_docs) = (120, 40);
+        // Spans are short (6-15 tokens), documents long (80-379): a document costs many spans.
+        let tokens: Vec<usize> = (0..n_spans).map(|i| 6 + (i * 7) % 10).chain((0..n_docs).map(|i| 80 + (i * 37) % 300)).collect();
+        let mixed_mix = mix(MixStrategy::Mixed, 0.5, &[]);
+        let doc_only = mix(MixStrategy::DocumentOnly, 0.0, &[]);
+        for seed in [3, 4] {
+            let train = by_epochs(3.0);
+            let mixed = schedule(&mixed_mix, &train, &tokens, n_spans, seed).unwrap();
+            let by_epochs_only = schedule(&doc_only, &train, &tokens, n_spans, seed).unwrap();
+            let matched = schedule(&doc_only, &Train { match_tokens_of: Some(mixed_mix.clone()), ..train }, &tokens, n_spans, seed).unwrap();
+
+            let budget = mixed.report.tokens();
+            let m = matched.report.matched_to.as_ref().expect("the reference is recorded");
+            assert_eq!((m.tokens, m.spans_fed, m.documents_fed), (budget, mixed.report.spans_fed, mixed.report.documents_fed));
+            assert_eq!(matched.report.spans_fed, 0);
+            let read = matched.report.tokens();
+            let last = tokens[*matched.schedule.last().unwrap()] as u64;
+            assert!(read >= budget && read - last < budget, "{read} tokens against a budget of {budget} (last example {last})");
+            // More documents than the epochs arm (the spans' tokens buy documents), drawn from the same stream.
+            assert!(matched.report.documents_fed > by_epochs_only.report.documents_fed);
+            assert_eq!(matched.schedule[..by_epochs_only.schedule.len()], by_epochs_only.schedule[..]);
+        }
+        let err = schedule(&mixed_mix, &Train { match_tokens_of: Some(doc_only), ..by_epochs(1.0) }, &tokens, n_spans, 1).unwrap_err();
+        assert!(matches!(err, MixError::TokenMatch(ref s) if s == "mixed"), "{err}");
     }
 }

@@ -53,24 +53,17 @@ impl ModelSpec {
     /// Settings a strategy does not use are reset, so runs that differ only there are one run
     /// (and share one fingerprint).
     pub fn canonical(mut self) -> ModelSpec {
-        use config::MixStrategy::*;
-        match self.mix.strategy {
-            DocumentOnly => {
-                self.expansion.clear();
-                self.mix.span_ratio = 0.0;
-                self.mix.phases.clear();
-            }
-            SpanOnly => {
-                self.mix.span_ratio = 1.0;
-                self.mix.phases.clear();
-            }
-            Mixed => self.mix.phases.clear(),
-            Curriculum if !self.mix.phases.iter().any(|p| p == "mixed") => self.mix.span_ratio = 0.0,
-            Curriculum => {}
+        self.mix = self.mix.canonical();
+        self.train.match_tokens_of = self.train.match_tokens_of.take().map(Mix::canonical);
+        // A token-matched run plans its reference's schedule, spans included, to know its budget.
+        let reads_spans = self.mix.uses_spans() || self.train.match_tokens_of.as_ref().is_some_and(Mix::uses_spans);
+        if !reads_spans && self.mix.strategy == config::MixStrategy::DocumentOnly {
+            self.expansion.clear();
         }
         if self.train.mode == TrainMode::ZeroShot {
             self.expansion.clear();
             self.mix = Mix::default();
+            self.train.match_tokens_of = None;
         }
         self
     }
@@ -83,14 +76,13 @@ impl SystemSpec {
             SystemSpec::Baseline(b) => b.name(),
             SystemSpec::Model(m) if m.train.mode == TrainMode::ZeroShot => format!("{} zero-shot", m.backbone.name),
             SystemSpec::Model(m) => {
-                let mix = match m.mix.strategy {
-                    config::MixStrategy::DocumentOnly => "document_only".to_string(),
-                    config::MixStrategy::SpanOnly => "span_only".to_string(),
-                    config::MixStrategy::Mixed => format!("mixed {:.2}", m.mix.span_ratio),
-                    config::MixStrategy::Curriculum => format!("curriculum {}", m.mix.phases.join(">")),
-                };
+                let mix = mix_name(&m.mix);
                 let leak = m.mix.strategy != config::MixStrategy::DocumentOnly && m.expansion.iter().any(|e| e.coverage == config::Coverage::Pool);
-                format!("{} {mix}{}", m.backbone.name, if leak { POOL_LEAK } else { "" })
+                let leak = if leak { POOL_LEAK } else { "" };
+                match &m.train.match_tokens_of {
+                    Some(reference) => format!("{} {mix} (tokens of {}){leak}", m.backbone.name, mix_name(reference)),
+                    None => format!("{} {mix}{leak}", m.backbone.name),
+                }
             }
         }
     }
@@ -98,6 +90,16 @@ impl SystemSpec {
 
 /// Appended to the name of a system that draws on the data's code pool, which holds the test labels.
 pub const POOL_LEAK: &str = " [pool: test labels leak]";
+
+/// `document_only`, `mixed 0.50`, `curriculum spans>documents`.
+fn mix_name(mix: &Mix) -> String {
+    match mix.strategy {
+        config::MixStrategy::DocumentOnly => "document_only".to_string(),
+        config::MixStrategy::SpanOnly => "span_only".to_string(),
+        config::MixStrategy::Mixed => format!("mixed {:.2}", mix.span_ratio),
+        config::MixStrategy::Curriculum => format!("curriculum {}", mix.phases.join(">")),
+    }
+}
 
 /// The data part of a spec: the config plus the generator version for synthetic data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,8 +273,13 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
         for baseline in &exp.baselines {
             let spec = RunSpec {
                 experiment: exp.experiment.name.clone(),
-                // A baseline's label names only the settings it can depend on.
-                sweep: point.settings.iter().filter(|(k, _)| !MODEL_ONLY_KEYS.iter().any(|m| k.starts_with(m))).cloned().collect(),
+                // A baseline's label names only the settings it can depend on (an arm: when it sets one).
+                sweep: point
+                    .settings
+                    .iter()
+                    .filter(|(k, _)| if k == config::ARM_KEY { !point.arm_keys.iter().all(|a| model_only(a)) } else { !model_only(k) })
+                    .cloned()
+                    .collect(),
                 seed: exp.experiment.seed,
                 system: SystemSpec::Baseline(baseline.clone()),
                 data: data.clone(),
@@ -287,6 +294,10 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
 
 /// Sweep keys that configure the model and nothing else.
 const MODEL_ONLY_KEYS: &[&str] = &["backbone", "expansion", "mix", "train"];
+
+fn model_only(key: &str) -> bool {
+    MODEL_ONLY_KEYS.iter().any(|m| key.starts_with(m))
+}
 
 /// Fingerprints a run and adds it unless an identical one is planned already.
 /// The sweep label is not fingerprinted: two points that resolve alike are one run.

@@ -57,3 +57,61 @@ fn an_unknown_split_is_refused_for_baselines_too() {
     let at = format!("{}:{}:10: [eval.splits]", exp.display(), line_of(&exp, "splits = "));
     refused(tmp.path(), &exp, &at, "use \"train\", \"val\" or \"test\"");
 }
+
+/// The three equal-exposure arms of experiments/span-vs-document.toml, on the tiny experiment.
+const ARMS: &str = r#"
+[arms.document_only]
+"mix.strategy" = "document_only"
+
+[arms.mixed]
+"mix.strategy" = "mixed"
+"mix.span_ratio" = 0.5
+
+[arms.tokens]
+"mix.strategy" = "document_only"
+"train.match_tokens_of" = { strategy = "mixed", span_ratio = 0.5 }
+
+[sweep]
+"experiment.seed" = [1, 2]
+"#;
+
+#[test]
+fn named_arms_expand_to_one_labelled_run_per_arm_and_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = common::tiny_model_experiment(tmp.path(), "arms", ARMS);
+    let out = icdbench().current_dir(tmp.path()).arg("plan").arg(&exp).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+    let mut prints = common::fingerprints(&out.get_output().stdout);
+    assert_eq!(prints.len(), 6, "{stdout}");
+    prints.sort();
+    prints.dedup();
+    assert_eq!(prints.len(), 6, "every arm and seed is a run of its own: {stdout}");
+    for seed in [1, 2] {
+        for label in [
+            format!("tiny document_only [arm=document_only,experiment.seed={seed}]"),
+            format!("tiny mixed 0.50 [arm=mixed,experiment.seed={seed}]"),
+            format!("tiny document_only (tokens of mixed 0.50) [arm=tokens,experiment.seed={seed}]"),
+        ] {
+            assert!(stdout.contains(&label), "{label} missing from\n{stdout}");
+        }
+    }
+}
+
+#[test]
+fn a_bad_token_match_in_an_arm_is_refused_at_its_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = common::tiny_model_experiment(tmp.path(), "badarm", &ARMS.replace("span_ratio = 0.5 }", "span_ratio = 1.5 }"));
+    let at = format!("{}:{}:62: [train.match_tokens_of.span_ratio]", exp.display(), line_of(&exp, "\"train.match_tokens_of\""));
+    refused(tmp.path(), &exp, &at, "must be between 0 and 1, got 1.5 (at sweep point arm=tokens,experiment.seed=1)");
+}
+
+#[test]
+fn a_token_match_for_a_mixed_run_is_refused_at_its_strategy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = common::tiny_model_experiment(tmp.path(), "mixedmatch", "");
+    let text = std::fs::read_to_string(&exp).unwrap().replace("steps = 12\n", "steps = 12\nmatch_tokens_of = { strategy = \"document_only\" }\n");
+    std::fs::write(&exp, text).unwrap();
+    // The tiny experiment's [mix] is `strategy = "mixed"`: the message points there.
+    let at = format!("{}:{}:12: [train.match_tokens_of]", exp.display(), line_of(&exp, "strategy = \"mixed\""));
+    refused(tmp.path(), &exp, &at, "set mix.strategy = \"document_only\"");
+}

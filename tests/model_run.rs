@@ -94,3 +94,54 @@ fn tiny_reading_pretraining_is_done_once_and_shared_across_seeds_and_mixes() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
     assert!(err.contains("weights.safetensors: cached file is unreadable") && err.contains("delete it and run again"), "{err}");
 }
+
+/// The equal-exposure arms trained for real (one pass over 40 documents): the mixed run
+/// reads document_only's documents and as many spans on top; the run token-matched to it
+/// reads as many tokens as it, to within one example; and the log says so.
+#[test]
+fn equal_exposure_arms_feed_what_they_promise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arms = "\n[arms.document_only]\n\"mix.strategy\" = \"document_only\"\n\n[arms.mixed]\n\"mix.strategy\" = \"mixed\"\n\n[arms.tokens]\n\"mix.strategy\" = \"document_only\"\n\"train.match_tokens_of\" = { strategy = \"mixed\", span_ratio = 0.5 }\n";
+    let exp = common::tiny_model_experiment(tmp.path(), "exposure", arms);
+    let text = std::fs::read_to_string(&exp).unwrap().replace("steps = 12\n", "steps = 0\nepochs = 1.0\n");
+    std::fs::write(&exp, text).unwrap();
+    let results = tmp.path().join("results");
+    icdbench().arg("run").arg(&exp).arg("--results").arg(&results).arg("--quiet").assert().success();
+
+    let mut arms = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(results.join("exposure")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.join("DONE").is_file() {
+            continue;
+        }
+        let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("training.json")).unwrap()).unwrap();
+        let name = match (record["mix"]["strategy"].as_str().unwrap(), record["mix"].get("matched_to").is_some()) {
+            ("mixed", _) => "mixed",
+            (_, true) => "tokens",
+            _ => "document_only",
+        };
+        arms.insert(name, (record, std::fs::read_to_string(dir.join("run.log")).unwrap()));
+    }
+    assert_eq!(arms.len(), 3);
+    let n = |arm: &str, path: &str| arms[arm].0.pointer(path).and_then(serde_json::Value::as_u64).unwrap_or_else(|| panic!("{arm}: no {path}"));
+    let docs = n("document_only", "/mix/documents_fed");
+    // One pass: every document window once; the trainer read exactly what the mix scheduled.
+    assert_eq!(docs, n("document_only", "/document_examples"));
+    for arm in ["document_only", "mixed", "tokens"] {
+        assert_eq!(n(arm, "/training/examples_seen/document"), n(arm, "/mix/documents_fed"), "{arm}");
+        assert_eq!(n(arm, "/training/examples_seen/span"), n(arm, "/mix/spans_fed"), "{arm}");
+        assert_eq!(n(arm, "/training/input_tokens/span") + n(arm, "/training/input_tokens/document"), n(arm, "/mix/span_tokens") + n(arm, "/mix/document_tokens"), "{arm}");
+    }
+    // Mixed by epochs: the same documents (so the same document tokens), spans on top.
+    assert_eq!(n("mixed", "/mix/documents_fed"), docs);
+    assert_eq!(n("mixed", "/training/input_tokens/document"), n("document_only", "/training/input_tokens/document"));
+    assert_eq!(n("mixed", "/mix/spans_fed"), docs);
+    // Token-matched: the mixed run's tokens, recomputed by the run itself, read to within one example.
+    let budget = n("mixed", "/training/input_tokens/span") + n("mixed", "/training/input_tokens/document");
+    assert_eq!(n("tokens", "/mix/matched_to/tokens"), budget);
+    let read = n("tokens", "/training/input_tokens/document");
+    assert_eq!(n("tokens", "/training/input_tokens/span"), 0);
+    assert!(read >= budget && read - budget < 384, "{read} tokens read against {budget}: more than one example (max_length 384) over");
+    assert!(n("tokens", "/mix/documents_fed") > docs);
+    assert!(arms["tokens"].1.contains(&format!("token-matched to mixed 0.50, whose schedule feeds {docs} span + {docs} document examples, {budget} tokens")), "{}", arms["tokens"].1);
+}

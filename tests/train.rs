@@ -236,6 +236,25 @@ fn accumulation_2x4_matches_one_batch_of_8() {
     assert!(max_diff(&Trainable::full(&before).named, &p1) > 1e-4, "training moved the weights");
 }
 
+/// By epochs (`steps = 0`) a run feeds exactly `ceil(epochs × schedule)` entries, once each
+/// for one epoch, the last step short: nothing wraps round to the schedule's start.
+#[test]
+fn a_run_by_epochs_feeds_the_schedule_exactly_once_with_a_short_last_step() {
+    let _g = lock();
+    let examples = copy_task(30, 0);
+    // 21 of the 30 examples, in a shuffled order.
+    let schedule: Vec<usize> = (0..21).map(|i| (i * 13) % 30).collect();
+    let (vs, m) = model(6);
+    let c = Train { epochs: 1.0, ..cfg(0, 4, 2, 1e-3) };
+    let r = train(&m, &Trainable::full(&vs), &examples, &schedule, &[], &c, &TrainOptions { length_group: 1, ..opts(2) }).unwrap();
+    // 21 entries at 8 per step: steps of 8, 8 and 5 (micro-batches 4+4, 4+4, 4+1).
+    assert_eq!((r.total_steps, r.optimizer_steps, r.micro_batches, r.loss_curve.len()), (3, 3, 6, 3));
+    assert_eq!(r.examples_seen.total(), 21);
+    let (span, doc, target) = fed_tokens(&examples, &schedule, 21);
+    assert_eq!((r.input_tokens.span, r.input_tokens.document, r.target_tokens.total()), (span, doc, target));
+    assert!(r.loss_curve.iter().all(|p| p.loss.is_finite()));
+}
+
 fn resume_case(use_lora: bool) {
     let examples = copy_task(48, 0);
     let schedule: Vec<usize> = (0..48).map(|i| (i * 5) % 48).collect();

@@ -1,7 +1,7 @@
 //! Reading an experiment file: TOML syntax and schema errors with their line
 //! and column, then semantic validation that reports every problem at once.
 
-use super::{Backbone, Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MdaceParams, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
+use super::{Backbone, Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MdaceParams, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
 use crate::icd::Code;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -297,23 +297,16 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     for (i, e) in exp.expansion.iter().enumerate() {
         validate_expansion(&mut c, i, e);
     }
-    let m = &exp.mix;
-    c.range_f("mix.span_ratio", m.span_ratio, 0.0, 1.0);
-    let uses_spans = match m.strategy {
-        MixStrategy::DocumentOnly => false,
-        MixStrategy::SpanOnly => true,
-        MixStrategy::Mixed => m.span_ratio > 0.0,
-        MixStrategy::Curriculum => m.phases.iter().any(|p| p != "documents"),
-    };
-    if exp.backbone.is_some() && exp.train.mode == crate::config::TrainMode::Finetune && uses_spans && exp.expansion.is_empty() {
-        c.fail("mix.strategy", "this mix trains on span examples, but there is no [[expansion]] entry to make them (e.g. kind = \"description\")");
-    }
-    if m.strategy == MixStrategy::Curriculum && m.phases.is_empty() {
-        c.fail("mix.phases", "curriculum needs phases, e.g. [\"spans\", \"documents\"]");
-    }
-    for p in &m.phases {
-        if p != "spans" && p != "documents" && p != "mixed" {
-            c.fail("mix.phases", format!("unknown phase {p:?}: use \"spans\", \"documents\" or \"mixed\""));
+    let finetunes = exp.backbone.is_some() && exp.train.mode == TrainMode::Finetune;
+    validate_mix(&mut c, "mix", &exp.mix, finetunes && exp.expansion.is_empty());
+    if let Some(reference) = &exp.train.match_tokens_of {
+        validate_mix(&mut c, "train.match_tokens_of", reference, finetunes && exp.expansion.is_empty());
+        if !matches!(exp.mix.strategy, MixStrategy::DocumentOnly | MixStrategy::SpanOnly) {
+            c.fail_at_set(
+                "train.match_tokens_of",
+                &["mix.strategy", "train.match_tokens_of"],
+                "a token-matched run feeds one kind of example until it has read the tokens of the `match_tokens_of` schedule: set mix.strategy = \"document_only\" (or \"span_only\")",
+            );
         }
     }
     let t = &exp.train;
@@ -396,6 +389,23 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     // In file order, so the messages read top to bottom like the file.
     c.problems.sort_by_key(|p| (p.line.unwrap_or(usize::MAX), p.column.unwrap_or(0)));
     c.problems
+}
+
+/// A mix (`[mix]`, or the one `train.match_tokens_of` names) at `key`; `no_spans`: there is
+/// no [[expansion]] entry to make span examples in a run that trains.
+fn validate_mix(c: &mut Checker, key: &str, m: &Mix, no_spans: bool) {
+    c.range_f(&format!("{key}.span_ratio"), m.span_ratio, 0.0, 1.0);
+    if no_spans && m.uses_spans() {
+        c.fail(&format!("{key}.strategy"), "this mix trains on span examples, but there is no [[expansion]] entry to make them (e.g. kind = \"description\")");
+    }
+    if m.strategy == MixStrategy::Curriculum && m.phases.is_empty() {
+        c.fail(&format!("{key}.phases"), "curriculum needs phases, e.g. [\"spans\", \"documents\"]");
+    }
+    for p in &m.phases {
+        if p != "spans" && p != "documents" && p != "mixed" {
+            c.fail(&format!("{key}.phases"), format!("unknown phase {p:?}: use \"spans\", \"documents\" or \"mixed\""));
+        }
+    }
 }
 
 /// The tiny model's shape, as the model code checks it when it builds the model.

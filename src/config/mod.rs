@@ -8,7 +8,7 @@ mod load;
 mod sweep;
 
 pub use load::{line_col, load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
-pub use sweep::{expand_sweep, expand_sweep_with, SweepPoint};
+pub use sweep::{expand_sweep, expand_sweep_with, SweepPoint, ARM_KEY};
 
 pub use crate::prompt::AnswerOrder;
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,10 @@ pub struct Experiment {
     /// Axes such as `"mix.span_ratio" = [0.0, 0.5, 1.0]`; the cartesian product becomes runs.
     #[serde(default)]
     pub sweep: BTreeMap<String, Vec<toml::Value>>,
+    /// Named arms, `[arms.<name>]`: each sets several keys over the rest of the file
+    /// (`"mix.strategy" = "mixed"`), and is one more axis of the sweep.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub arms: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -719,6 +723,36 @@ fn default_span_ratio() -> f64 {
     0.5
 }
 
+impl Mix {
+    /// Whether a schedule of this mix feeds span examples.
+    pub fn uses_spans(&self) -> bool {
+        match self.strategy {
+            MixStrategy::DocumentOnly => false,
+            MixStrategy::SpanOnly => true,
+            MixStrategy::Mixed => self.span_ratio > 0.0,
+            MixStrategy::Curriculum => self.phases.iter().any(|p| p != "documents"),
+        }
+    }
+
+    /// Settings the strategy does not read reset, so mixes that differ only there are equal.
+    pub fn canonical(mut self) -> Mix {
+        match self.strategy {
+            MixStrategy::DocumentOnly => {
+                self.span_ratio = 0.0;
+                self.phases.clear();
+            }
+            MixStrategy::SpanOnly => {
+                self.span_ratio = 1.0;
+                self.phases.clear();
+            }
+            MixStrategy::Mixed => self.phases.clear(),
+            MixStrategy::Curriculum if !self.phases.iter().any(|p| p == "mixed") => self.span_ratio = 0.0,
+            MixStrategy::Curriculum => {}
+        }
+        self
+    }
+}
+
 impl Default for Mix {
     fn default() -> Self {
         Mix { strategy: MixStrategy::default(), span_ratio: default_span_ratio(), phases: Vec::new() }
@@ -746,8 +780,11 @@ pub struct Train {
     pub lr: f64,
     pub schedule: LrSchedule,
     pub warmup_steps: usize,
-    /// Optimizer steps; 0 = derive from `epochs`.
+    /// Optimizer steps (`steps × batch_size × grad_accum` examples, split by the mix);
+    /// 0 = train for `epochs` instead.
     pub steps: usize,
+    /// With `steps = 0`: passes over the documents (a `mixed` run's spans come on top), over
+    /// the spans for `span_only`, over both for a curriculum; the last step may be short.
     pub epochs: f64,
     pub batch_size: usize,
     pub grad_accum: usize,
@@ -761,6 +798,11 @@ pub struct Train {
     pub checkpoint_every: usize,
     /// Validation loss every this many optimizer steps (0 = only at the end).
     pub validate_every: usize,
+    /// Token-matched training: feed this run's kind of example (`document_only` or
+    /// `span_only`) until it has read as many tokens as this mix's schedule would, with the
+    /// same data, seed and `steps`/`epochs`, e.g. `{ strategy = "mixed", span_ratio = 0.5 }`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_tokens_of: Option<Mix>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -791,6 +833,7 @@ impl Default for Train {
             mode: TrainMode::Finetune,
             checkpoint_every: 100,
             validate_every: 0,
+            match_tokens_of: None,
         }
     }
 }

@@ -42,6 +42,32 @@ pub struct ModelRecord {
     pub document_examples: usize,
 }
 
+/// What the mix feeds, for the run's log: examples and tokens of each kind, and for a
+/// token-matched run the schedule whose tokens it matches.
+fn mix_line(r: &MixReport) -> String {
+    let mut line = format!(
+        "mix: {} span + {} document examples ({:.2} document passes), {} + {} = {} tokens",
+        r.spans_fed,
+        r.documents_fed,
+        r.document_epochs,
+        r.span_tokens,
+        r.document_tokens,
+        r.tokens()
+    );
+    if let Some(m) = &r.matched_to {
+        let name = serde_json::to_value(m.strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        line.push_str(&format!(
+            "; token-matched to {name} {:.2}, whose schedule feeds {} span + {} document examples, {} tokens ({:+} here)",
+            m.span_ratio,
+            m.spans_fed,
+            m.documents_fed,
+            m.tokens,
+            r.tokens() as i64 - m.tokens as i64
+        ));
+    }
+    line
+}
+
 /// Predictions of the splits asked for (with their decoding statistics), and the record.
 pub(super) struct ModelOutcome {
     pub predictions: Vec<(Split, Vec<Prediction>, PredictRecord)>,
@@ -217,12 +243,15 @@ pub(super) fn run(
         let val_pairs: Vec<(TrainingPair, ExampleKind)> = val_docs.into_iter().map(|p| (p, ExampleKind::Document)).collect();
         let (val, _) = encode_pairs(&val_pairs, &tok, spec.train.max_length).map_err(model_err)?;
 
-        // The mix decides the order; the trainer then makes exactly one pass over it.
+        // The mix decides the order and the length; the trainer then makes exactly one pass over it.
+        let lengths: Vec<usize> = examples.iter().map(|e| e.len()).collect();
+        let plan = mix::schedule(&spec.mix, &spec.train, &lengths, n_spans, seed).map_err(model_err)?;
+        log.line(mix_line(&plan.report));
         let per_step = spec.train.batch_size.max(1) * spec.train.grad_accum.max(1);
-        let total = if spec.train.steps > 0 { spec.train.steps * per_step } else { mix::examples_for_epochs(&spec.mix, n_spans, n_docs, spec.train.epochs) };
-        let plan = mix::plan(&spec.mix, n_spans, n_docs, total.max(per_step), seed).map_err(model_err)?;
+        let steps = plan.schedule.len().div_ceil(per_step);
         let mut train_cfg = spec.train.clone();
-        train_cfg.steps = plan.schedule.len().div_ceil(per_step);
+        // One pass over the schedule: the last step is short when it does not fill one.
+        train_cfg.steps = 0;
         train_cfg.epochs = 1.0;
 
         // Adapter tensors are shared with the model and the trainer, so their store may go out of scope.
@@ -244,7 +273,7 @@ pub(super) fn run(
             checkpoint_dir: Some(work_dir.join("checkpoint")),
             checkpoint_every: spec.train.checkpoint_every.max(1),
             // 0 in the experiment means: validate once, at the end.
-            validate_every: if spec.train.validate_every == 0 { train_cfg.steps } else { spec.train.validate_every },
+            validate_every: if spec.train.validate_every == 0 { steps } else { spec.train.validate_every },
             stop_after: opts.stop_after_steps,
             progress: opts.progress,
             pad_id: tok.pad_id(),

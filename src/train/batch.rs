@@ -31,8 +31,9 @@ fn chunk_seed(seed: u64, c: u64) -> u64 {
 
 /// The feed: the schedule repeated as often as needed, cut into micro-batches.
 ///
-/// Positions `p` of the feed read `schedule[p % schedule.len()]` (wrapping
-/// round when the run needs more than the schedule holds). Every `group`
+/// Positions `p < fed` of the feed read `schedule[p % schedule.len()]` (wrapping
+/// round when the run needs more than the schedule holds); when `fed` is not a
+/// whole number of micro-batches the last one is short, and any after it empty. Every `group`
 /// micro-batches' worth of consecutive positions form a chunk, which is sorted
 /// by length, cut into micro-batches and those shuffled: padding drops, while
 /// anything ordered at a coarser scale than a chunk (a curriculum's phases)
@@ -44,14 +45,14 @@ pub(crate) struct Feed<'a> {
     batch_size: usize,
     group: usize,
     seed: u64,
-    total_micro_batches: usize,
+    fed: usize,
     cached: Option<(usize, Vec<Vec<usize>>)>,
 }
 
 impl<'a> Feed<'a> {
     /// `schedule` must be non-empty with indices into `lengths` (checked by the caller).
-    pub(crate) fn new(schedule: &'a [usize], lengths: Vec<usize>, batch_size: usize, group: usize, seed: u64, total_micro_batches: usize) -> Feed<'a> {
-        Feed { schedule, lengths, batch_size: batch_size.max(1), group: group.max(1), seed, total_micro_batches, cached: None }
+    pub(crate) fn new(schedule: &'a [usize], lengths: Vec<usize>, batch_size: usize, group: usize, seed: u64, fed: usize) -> Feed<'a> {
+        Feed { schedule, lengths, batch_size: batch_size.max(1), group: group.max(1), seed, fed, cached: None }
     }
 
     /// Example indices of global micro-batch `m`.
@@ -67,9 +68,7 @@ impl<'a> Feed<'a> {
     }
 
     fn chunk(&self, c: usize) -> Vec<Vec<usize>> {
-        let first = c * self.group;
-        let last = ((c + 1) * self.group).min(self.total_micro_batches.max(first + 1));
-        let positions = first * self.batch_size..last * self.batch_size;
+        let positions = c * self.group * self.batch_size..((c + 1) * self.group * self.batch_size).min(self.fed);
         let mut items: Vec<usize> = positions.map(|p| self.schedule[p % self.schedule.len()]).collect();
         if self.group == 1 {
             return vec![items];
@@ -191,7 +190,7 @@ mod tests {
         // 16 examples: 0..8 are "spans" of mixed lengths, 8..16 "documents".
         let lengths: Vec<usize> = (0..16).map(|i| if i < 8 { 1 + (i * 5) % 8 } else { 20 + (i * 3) % 8 }).collect();
         let schedule: Vec<usize> = (0..16).collect();
-        let mut feed = Feed::new(&schedule, lengths.clone(), 2, 4, 7, 8);
+        let mut feed = Feed::new(&schedule, lengths.clone(), 2, 4, 7, 16);
         let batches: Vec<Vec<usize>> = (0..8).map(|m| feed.micro_batch(m)).collect();
         // Chunk 0 (micro-batches 0..4) holds exactly the first 8 schedule entries.
         let mut first: Vec<usize> = batches[..4].concat();
@@ -203,7 +202,7 @@ mod tests {
             assert!(x.abs_diff(y) <= 1, "{b:?}: {x} vs {y}");
         }
         // Same seed, same feed; fetching out of order changes nothing.
-        let mut again = Feed::new(&schedule, lengths, 2, 4, 7, 8);
+        let mut again = Feed::new(&schedule, lengths, 2, 4, 7, 16);
         assert_eq!(again.micro_batch(6), batches[6]);
         assert_eq!(again.micro_batch(1), batches[1]);
     }
@@ -211,8 +210,23 @@ mod tests {
     #[test]
     fn feed_wraps_round_the_schedule() {
         let schedule = [3, 1, 2];
-        let mut feed = Feed::new(&schedule, vec![1; 4], 2, 1, 0, 4);
+        let mut feed = Feed::new(&schedule, vec![1; 4], 2, 1, 0, 8);
         let all: Vec<usize> = (0..4).flat_map(|m| feed.micro_batch(m)).collect();
         assert_eq!(all, [3, 1, 2, 3, 1, 2, 3, 1]);
+    }
+
+    #[test]
+    fn a_feed_that_ends_inside_a_micro_batch_ends_there() {
+        let schedule = [4, 0, 3, 1, 2];
+        for group in [1, 4] {
+            let mut feed = Feed::new(&schedule, vec![1; 5], 2, group, 0, 5);
+            let batches: Vec<Vec<usize>> = (0..4).map(|m| feed.micro_batch(m)).collect();
+            let mut sizes: Vec<usize> = batches[..3].iter().map(Vec::len).collect();
+            sizes.sort_unstable();
+            assert_eq!((sizes, batches[3].len()), (vec![1, 2, 2], 0), "group {group}");
+            let mut fed: Vec<usize> = batches.concat();
+            fed.sort_unstable();
+            assert_eq!(fed, [0, 1, 2, 3, 4], "every entry once (group {group})");
+        }
     }
 }

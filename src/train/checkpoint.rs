@@ -23,6 +23,8 @@ const FORMAT: u32 = 1;
 pub(crate) struct RunIdentity {
     pub seed: u64,
     pub total_steps: usize,
+    /// Schedule entries the run feeds (a run by epochs ends with a short step).
+    pub fed_entries: usize,
     pub batch_size: usize,
     pub grad_accum: usize,
     pub length_group: usize,

@@ -3,9 +3,9 @@
 //! Input: tokenised examples ([`encode_pairs`]) and the order to feed them in
 //! (the mix module's schedule). Output: trained tensors (in place) and a
 //! [`TrainReport`] of what it cost. One optimizer step reads
-//! `batch_size × grad_accum` schedule entries as `grad_accum` micro-batches;
-//! the loss is the mean over answer tokens of the whole step, so accumulation
-//! gives the update of one big batch.
+//! `batch_size × grad_accum` schedule entries as `grad_accum` micro-batches
+//! (the last step of a run by epochs may read fewer); the loss is the mean over
+//! answer tokens of the whole step, so accumulation gives the update of one big batch.
 //!
 //! Exactness: all randomness derives from the seed and the micro-batch's index
 //! (libtorch is reseeded before each micro-batch; the length-grouped order is a
@@ -214,14 +214,26 @@ pub struct TrainReport {
     pub validation: Vec<ValidationPoint>,
 }
 
+/// Schedule entries a run feeds: `steps × batch_size × grad_accum` (wrapping round the
+/// schedule as often as needed), or when `steps` is 0, exactly `ceil(epochs × schedule_len)`.
+pub fn fed_entries(cfg: &Train, schedule_len: usize) -> usize {
+    let per_step = cfg.batch_size.max(1) * cfg.grad_accum.max(1);
+    if cfg.steps > 0 {
+        return cfg.steps * per_step;
+    }
+    // A product within rounding error of a whole number is that number (1.0 × n is n).
+    let x = (cfg.epochs * schedule_len as f64).max(0.0);
+    let n = if (x - x.round()).abs() <= 1e-9 * x.max(1.0) { x.round() } else { x.ceil() };
+    (n as usize).max(1)
+}
+
 /// Optimizer steps of a run: `cfg.steps`, or when that is 0,
-/// `ceil(epochs × schedule_len / (batch_size × grad_accum))`.
+/// `ceil(ceil(epochs × schedule_len) / (batch_size × grad_accum))`, the last step short.
 pub fn total_steps(cfg: &Train, schedule_len: usize) -> usize {
     if cfg.steps > 0 {
         return cfg.steps;
     }
-    let per_step = (cfg.batch_size.max(1) * cfg.grad_accum.max(1)) as f64;
-    ((cfg.epochs * schedule_len as f64 / per_step).ceil() as usize).max(1)
+    fed_entries(cfg, schedule_len).div_ceil(cfg.batch_size.max(1) * cfg.grad_accum.max(1))
 }
 
 fn check_examples(what: &str, examples: &[TrainExample], vocab: usize, max_length: usize) -> Result<(), TrainError> {
@@ -360,9 +372,11 @@ fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {
 
 /// Trains `trainable` (in place) on `examples` fed in `schedule` order.
 ///
-/// Steps: `cfg.steps`, or `ceil(epochs × schedule.len() / (batch_size × grad_accum))`
-/// when that is 0; a run that needs more entries than the schedule holds wraps
-/// round to its start (the mix module should make it long enough). With
+/// Steps: `cfg.steps`, feeding `steps × batch_size × grad_accum` entries (a run that
+/// needs more than the schedule holds wraps round to its start); or when `steps` is 0,
+/// exactly `ceil(epochs × schedule.len())` entries, the last step short when they do not
+/// fill it (the runner feeds its mix's schedule once this way, so the mix alone decides
+/// what a run reads). With
 /// `opts.checkpoint_dir`, a checkpoint there is resumed from (after checking it
 /// belongs to this run), and one is written every `checkpoint_every` steps and
 /// at the end.
@@ -377,10 +391,12 @@ pub fn train(
 ) -> Result<TrainReport, TrainError> {
     check_inputs(model, trainable, examples, schedule, val, cfg, opts)?;
     let total = total_steps(cfg, schedule.len());
+    let fed = fed_entries(cfg, schedule.len());
     let params = &trainable.named;
     let identity = RunIdentity {
         seed: opts.seed,
         total_steps: total,
+        fed_entries: fed,
         batch_size: cfg.batch_size,
         grad_accum: cfg.grad_accum,
         length_group: opts.length_group.max(1),
@@ -406,7 +422,7 @@ pub fn train(
 
     let ga = cfg.grad_accum;
     let lengths = examples.iter().map(TrainExample::len).collect();
-    let mut feed = Feed::new(schedule, lengths, cfg.batch_size, identity.length_group, opts.seed, total * ga);
+    let mut feed = Feed::new(schedule, lengths, cfg.batch_size, identity.length_group, opts.seed, fed);
     let bar = progress_bar(opts.progress, total, state.step);
     let started = Instant::now();
     let wall_before = state.wall_seconds;
@@ -417,7 +433,8 @@ pub fn train(
     while state.step < total && opts.stop_after.is_none_or(|s| state.step < s) {
         let step = state.step;
         let lr = lr_at(cfg, step, total);
-        let batches: Vec<Vec<usize>> = (0..ga).map(|k| feed.micro_batch(step * ga + k)).collect();
+        // The last step of a run by epochs may hold fewer micro-batches, the last one short.
+        let batches: Vec<Vec<usize>> = (0..ga).map(|k| feed.micro_batch(step * ga + k)).filter(|b| !b.is_empty()).collect();
         // The step's loss is a mean over all its answer tokens: each micro-batch's sum is divided by the step's count.
         let scored: usize = batches.iter().flatten().map(|&i| supervised_tokens(&examples[i])).sum();
         let mut loss_sum = 0.0f64;
@@ -505,9 +522,10 @@ mod tests {
     #[test]
     fn steps_from_epochs_round_up() {
         let cfg = Train { steps: 0, epochs: 1.5, batch_size: 4, grad_accum: 2, ..Train::default() };
-        assert_eq!(total_steps(&cfg, 10), 2); // 15 / 8 -> 2
-        assert_eq!(total_steps(&Train { steps: 7, ..cfg.clone() }, 10), 7);
-        assert_eq!(total_steps(&Train { epochs: 0.01, ..cfg }, 10), 1);
+        assert_eq!((total_steps(&cfg, 10), fed_entries(&cfg, 10)), (2, 15)); // 15 / 8 -> 2, the second short
+        assert_eq!((total_steps(&Train { steps: 7, ..cfg.clone() }, 10), fed_entries(&Train { steps: 7, ..cfg.clone() }, 10)), (7, 56));
+        assert_eq!((total_steps(&Train { epochs: 0.01, ..cfg.clone() }, 10), fed_entries(&Train { epochs: 0.01, ..cfg.clone() }, 10)), (1, 1));
+        assert_eq!(fed_entries(&Train { epochs: 0.1, ..cfg }, 30), 3);
     }
 
     #[test]
