@@ -1,10 +1,10 @@
 //! The non-model pipeline at its real sizes: loading the whole ICD-10-CM code
-//! set, generating the quickstart benchmark, and dictionary coding its test
-//! split (pool-restricted versus whole-code-set trie).
+//! set, generating the quickstart benchmark, dictionary coding its test split
+//! (pool-restricted versus whole-code-set trie), and fuzzy scoring it (pool).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use icdbench::baselines::DictionaryCoder;
-use icdbench::config::{DictionaryParams, SyntheticParams};
+use icdbench::baselines::{CodeScorer, DictionaryCoder, FuzzyCoder};
+use icdbench::config::{DictionaryParams, FuzzyParams, SyntheticParams};
 use icdbench::data::synthetic::generate;
 use icdbench::data::Split;
 use icdbench::icd::CodeSet;
@@ -39,5 +39,20 @@ fn dictionary(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, codeset, synthetic, dictionary);
+/// Pool-restricted only: the whole code set's index takes half a minute to build in the debug
+/// build `cargo test --benches` uses (`icdbench run` with `restrict_to_pool = false` times it).
+fn fuzzy(c: &mut Criterion) {
+    let codes = CodeSet::builtin().unwrap();
+    let data = generate(&SyntheticParams::default(), codes).unwrap();
+    let test: Vec<_> = data.split(Split::Test).take(100).collect();
+    let params = FuzzyParams::default();
+    let pool = FuzzyCoder::build(codes, Some(&data.pool), &params);
+    let mut g = c.benchmark_group("fuzzy");
+    g.sample_size(10);
+    g.bench_function("build_index_pool", |b| b.iter(|| FuzzyCoder::build(codes, Some(&data.pool), black_box(&params)).report.postings));
+    g.bench_function("score_100_docs_pool", |b| b.iter(|| pool.score(black_box(&test)).is_ok()));
+    g.finish();
+}
+
+criterion_group!(benches, codeset, synthetic, dictionary, fuzzy);
 criterion_main!(benches);

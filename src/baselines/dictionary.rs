@@ -1,23 +1,16 @@
 //! Dictionary matching: finds code descriptions and inclusion terms in the text
 //! (normalised words, longest match first), skips mentions under a negation,
 //! family-history, ruled-out or resolved cue, and emits codes with evidence
-//! offsets. An honest floor: it knows the code table, nothing else.
+//! offsets. An honest floor: it knows the code table, nothing else. The cues and
+//! their scope live in [`super::negation`], shared with the fuzzy matcher.
 
+use super::negation;
 use crate::config::DictionaryParams;
 use crate::data::jsonl::Prediction;
 use crate::data::{slice_chars, Document, EvidenceSpan};
 use crate::icd::{Code, CodeEntry, CodeSet};
-use crate::text::{note_form, sentence_bounds, tokenize, Token};
+use crate::text::{note_form, sentence_bounds, tokenize};
 use std::collections::{BTreeSet, HashMap};
-
-/// Cues before a mention (same sentence) that mean the patient does not have it now.
-const PRE_CUES: &[&str] = &[
-    "no", "not", "denies", "denied", "negative for", "no evidence of", "without evidence of", "free of",
-    "family history of", "family history", "father", "mother", "sister", "brother", "ruled out",
-    "rule out", "r/o",
-];
-/// Cues after a mention (same sentence).
-const POST_CUES: &[&str] = &["ruled out", "was negative", "resolved", "in the mother", "in the father", "unlikely"];
 
 #[derive(Default)]
 struct Node {
@@ -30,8 +23,6 @@ pub struct DictionaryCoder {
     vocab: HashMap<String, u32>,
     nodes: Vec<Node>,
     codes: Vec<Code>,
-    pre_cues: Vec<Vec<u32>>,
-    post_cues: Vec<Vec<u32>>,
     params: DictionaryParams,
     /// Terms shared by two codes; the first code (tabular order) keeps them.
     pub ambiguous_terms: usize,
@@ -49,8 +40,6 @@ impl DictionaryCoder {
             vocab: HashMap::new(),
             nodes: vec![Node::default()],
             codes: Vec::new(),
-            pre_cues: Vec::new(),
-            post_cues: Vec::new(),
             params: params.clone(),
             ambiguous_terms: 0,
             terms: 0,
@@ -74,18 +63,12 @@ impl DictionaryCoder {
                 }
             }
         }
-        coder.pre_cues = PRE_CUES.iter().map(|c| coder.cue_ids(c)).collect();
-        coder.post_cues = POST_CUES.iter().map(|c| coder.cue_ids(c)).collect();
         coder
     }
 
     fn intern(&mut self, word: &str) -> u32 {
         let n = self.vocab.len() as u32;
         *self.vocab.entry(word.to_string()).or_insert(n)
-    }
-
-    fn cue_ids(&mut self, cue: &str) -> Vec<u32> {
-        cue.split_whitespace().map(|w| self.intern(w)).collect()
     }
 
     fn insert(&mut self, words: &[String], code: u32) {
@@ -123,7 +106,7 @@ impl DictionaryCoder {
                 continue;
             };
             let (start, end) = (tokens[i].start, tokens[last].end);
-            if !(self.params.negation && self.negated(&tokens, &ids, i, last, &bounds)) {
+            if !(self.params.negation && negation::negated(&tokens, i, last, &bounds)) {
                 let code = self.codes[code as usize].clone();
                 let text = slice_chars(&doc.text, start, end).unwrap_or_default().to_string();
                 evidence.push(EvidenceSpan::new(code.clone(), start, end, text));
@@ -146,21 +129,4 @@ impl DictionaryCoder {
         }
         best
     }
-
-    /// Whether a cue sits in the same sentence before (or after) the mention.
-    fn negated(&self, tokens: &[Token], ids: &[Option<u32>], first: usize, last: usize, bounds: &[usize]) -> bool {
-        let start = tokens[first].start;
-        let sentence_end = bounds[bounds.partition_point(|&b| b < tokens[last].end)];
-        let sentence_start = match bounds.partition_point(|&b| b < start) {
-            0 => 0,
-            k => bounds[k - 1] + 1,
-        };
-        let before: Vec<Option<u32>> = (0..first).rev().take_while(|&k| tokens[k].start >= sentence_start).map(|k| ids[k]).collect::<Vec<_>>().into_iter().rev().collect();
-        let after: Vec<Option<u32>> = ((last + 1)..tokens.len()).take_while(|&k| tokens[k].end <= sentence_end).map(|k| ids[k]).collect();
-        contains_any(&before, &self.pre_cues) || contains_any(&after, &self.post_cues)
-    }
-}
-
-fn contains_any(window: &[Option<u32>], cues: &[Vec<u32>]) -> bool {
-    cues.iter().any(|cue| window.windows(cue.len()).any(|w| w.iter().zip(cue).all(|(a, b)| *a == Some(*b))))
 }

@@ -9,7 +9,7 @@
 //! (little padding; padded tokens are masked out of the attention) and the batch
 //! order is shuffled per epoch from the experiment's seed.
 
-use super::{BaselineError, CodeScorer};
+use super::{BaselineError, CodeScorer, Scores};
 use crate::config::{LaatEncoder, LaatParams, LaatTokens};
 use crate::data::Document;
 use crate::icd::Code;
@@ -272,7 +272,7 @@ impl CodeScorer for LaatCoder {
         &self.codes
     }
 
-    fn score(&self, docs: &[&Document]) -> Result<Vec<Vec<f64>>, BaselineError> {
+    fn score(&self, docs: &[&Document]) -> Result<Scores, BaselineError> {
         let encoded = docs.iter().map(|d| self.vocab.encode(&d.text, self.params.max_tokens)).collect::<Result<Vec<_>, _>>()?;
         let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
         let pad = self.vocab.size();
@@ -287,7 +287,7 @@ impl CodeScorer for LaatCoder {
                 out[d] = self.rows.iter().map(|r| r.map_or(0.0, |r| row[r])).collect();
             }
         }
-        Ok(out)
+        Ok(Scores::Dense(out))
     }
 }
 

@@ -1,20 +1,25 @@
 //! Baseline coders scored beside the models, one file each.
 //!
-//! The dictionary emits code sets with evidence. The discriminative baselines
-//! (TF-IDF, LAAT) give every code of the label space a probability; one global
-//! threshold, tuned on validation, turns those into code sets, and the scores are
-//! written with the predictions so ranking metrics (P@k, AUC) apply.
+//! The dictionary emits code sets with evidence. The scoring baselines give codes
+//! a score: the discriminative ones (TF-IDF, LAAT) every code of the label space a
+//! probability, the fuzzy matcher the codes whose terms resemble a stretch of the
+//! note a cosine similarity. One global threshold, tuned on validation, turns
+//! scores into code sets, and the scores are written with the predictions so
+//! ranking metrics (P@k, AUC) apply.
 
 pub mod dictionary;
+pub mod fuzzy;
 pub mod laat;
+pub mod negation;
 pub mod tfidf;
 
 pub use dictionary::DictionaryCoder;
+pub use fuzzy::FuzzyCoder;
 pub use laat::LaatCoder;
 pub use tfidf::TfidfCoder;
 
 use crate::data::jsonl::Prediction;
-use crate::data::Document;
+use crate::data::{slice_chars, Document, EvidenceSpan};
 use crate::icd::Code;
 use crate::metrics::{self, ScoredDocs, ThresholdChoice};
 use serde::Serialize;
@@ -34,12 +39,44 @@ pub enum BaselineError {
     Metrics(#[from] metrics::MetricsError),
 }
 
-/// A trained baseline that gives every code of its label space a probability.
+/// A baseline that scores codes per document; [`decide`] tunes its threshold, [`predict`] applies it.
 pub trait CodeScorer {
-    /// The label space, in the order of each score row.
+    /// The label space: what the indices of [`Scores`] refer to.
     fn codes(&self) -> &[Code];
-    /// One row of probabilities per document, aligned with [`codes`](Self::codes).
-    fn score(&self, docs: &[&Document]) -> Result<Vec<Vec<f64>>, BaselineError>;
+    /// The scores of each document, in the order of `docs`.
+    fn score(&self, docs: &[&Document]) -> Result<Scores, BaselineError>;
+}
+
+/// What a scorer gives each document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scores {
+    /// Every code's score, aligned with [`CodeScorer::codes`].
+    Dense(Vec<Vec<f64>>),
+    /// Only the codes the scorer keeps, each once, in any order; a code left out is unscored:
+    /// never predicted, ranked below every scored code.
+    Sparse(Vec<Vec<CodeScore>>),
+}
+
+/// One code's score in one document, with the text that earned it when the scorer can point at it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CodeScore {
+    /// Index into [`CodeScorer::codes`].
+    pub code: u32,
+    pub score: f64,
+    /// Character offsets (start, end) of the evidence in the document's text.
+    pub span: Option<(usize, usize)>,
+}
+
+impl Scores {
+    /// Each document's scores as [`CodeScore`]s, a row at a time (a dense row gives every code, without spans).
+    fn into_rows(self) -> Box<dyn Iterator<Item = Vec<CodeScore>>> {
+        match self {
+            Scores::Sparse(rows) => Box::new(rows.into_iter()),
+            Scores::Dense(rows) => Box::new(
+                rows.into_iter().map(|row| row.into_iter().enumerate().map(|(j, score)| CodeScore { code: j as u32, score, span: None }).collect()),
+            ),
+        }
+    }
 }
 
 /// The decision threshold a scorer uses, and where it came from.
@@ -55,25 +92,42 @@ pub fn decide(scorer: &dyn CodeScorer, val: &[&Document]) -> Result<Decision, Ba
     if val.is_empty() {
         return Ok(Decision { threshold: 0.5, tuned: None });
     }
-    let scores = scorer.score(val)?;
+    let codes = scorer.codes();
     let gold: Vec<Vec<&str>> = val.iter().map(|d| d.codes.iter().map(|c| c.as_ref()).collect()).collect();
-    let scored = ScoredDocs::dense(scorer.codes(), &gold, &scores)?;
+    let scored = match scorer.score(val)? {
+        Scores::Dense(rows) => ScoredDocs::dense(codes, &gold, &rows)?,
+        Scores::Sparse(rows) => {
+            let rows: Vec<Vec<(&str, f64)>> = rows.iter().map(|r| r.iter().map(|s| (codes[s.code as usize].as_str(), s.score)).collect()).collect();
+            ScoredDocs::sparse(codes, &gold, &rows)?
+        }
+    };
     let choice = metrics::tune_threshold(&scored);
     Ok(Decision { threshold: choice.threshold, tuned: Some(choice) })
 }
 
-/// Predictions with every code's score; a code is predicted when its score is above `threshold` (`metrics::THRESHOLD_RULE`).
+/// Predictions with the scorer's scores; a code is predicted when its score is above `threshold`
+/// (`metrics::THRESHOLD_RULE`), with its evidence span when the scorer gave one.
 pub fn predict(scorer: &dyn CodeScorer, docs: &[&Document], threshold: f64) -> Result<Vec<Prediction>, BaselineError> {
-    let rows = scorer.score(docs)?;
+    let rows = scorer.score(docs)?.into_rows();
     let codes = scorer.codes();
     Ok(docs
         .iter()
         .zip(rows)
         .map(|(d, row)| {
-            let mut predicted: Vec<Code> = codes.iter().zip(&row).filter(|(_, &s)| s > threshold).map(|(c, _)| c.clone()).collect();
+            let above: Vec<&CodeScore> = row.iter().filter(|s| s.score > threshold).collect();
+            let mut predicted: Vec<Code> = above.iter().map(|s| codes[s.code as usize].clone()).collect();
             predicted.sort();
-            let scores: BTreeMap<String, f64> = codes.iter().zip(&row).map(|(c, &s)| (c.to_string(), s)).collect();
-            Prediction { id: d.id.clone(), codes: predicted, invalid: Vec::new(), evidence: Vec::new(), scores, raw: None }
+            let mut evidence: Vec<EvidenceSpan> = above
+                .iter()
+                .filter_map(|s| {
+                    let (start, end) = s.span?;
+                    let text = slice_chars(&d.text, start, end)?.to_string();
+                    Some(EvidenceSpan::new(codes[s.code as usize].clone(), start, end, text))
+                })
+                .collect();
+            evidence.sort();
+            let scores: BTreeMap<String, f64> = row.iter().map(|s| (codes[s.code as usize].to_string(), s.score)).collect();
+            Prediction { id: d.id.clone(), codes: predicted, invalid: Vec::new(), evidence, scores, raw: None }
         })
         .collect())
 }

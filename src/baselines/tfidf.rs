@@ -9,7 +9,7 @@
 //! full-batch Nesterov gradient descent with step `1/L`; codes never seen in
 //! training get no classifier and score 0.
 
-use super::{sigmoid, BaselineError, CodeScorer};
+use super::{sigmoid, BaselineError, CodeScorer, Scores};
 use crate::config::TfidfParams;
 use crate::data::Document;
 use crate::icd::Code;
@@ -241,14 +241,15 @@ impl CodeScorer for TfidfCoder {
         &self.codes
     }
 
-    fn score(&self, docs: &[&Document]) -> Result<Vec<Vec<f64>>, BaselineError> {
-        Ok(docs
-            .par_iter()
-            .map(|d| {
-                let x = self.vectorizer.transform(&d.text);
-                self.models.iter().map(|m| m.as_ref().map_or(0.0, |m| m.probability(&x))).collect()
-            })
-            .collect())
+    fn score(&self, docs: &[&Document]) -> Result<Scores, BaselineError> {
+        Ok(Scores::Dense(
+            docs.par_iter()
+                .map(|d| {
+                    let x = self.vectorizer.transform(&d.text);
+                    self.models.iter().map(|m| m.as_ref().map_or(0.0, |m| m.probability(&x))).collect()
+                })
+                .collect(),
+        ))
     }
 }
 
@@ -339,7 +340,7 @@ mod tests {
         let coder = TfidfCoder::train(&refs, &space, &TfidfParams { min_df: 1, ..TfidfParams::default() }).unwrap();
         assert_eq!(coder.report.classifiers, 2);
         let test = doc("4", "diabetes mellitus", &[]);
-        let scores = coder.score(&[&test]).unwrap();
+        let Scores::Dense(scores) = coder.score(&[&test]).unwrap() else { panic!("TF-IDF scores every code") };
         assert_eq!(scores[0][2], 0.0);
         assert!(scores[0][0] > scores[0][1], "{:?}", scores[0]);
     }

@@ -1,7 +1,7 @@
 //! Reading an experiment file: TOML syntax and schema errors with their line
 //! and column, then semantic validation that reports every problem at once.
 
-use super::{Backbone, Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, MdaceParams, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
+use super::{Backbone, Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, FuzzyUnit, MdaceParams, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
 use crate::icd::Code;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -351,6 +351,21 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     for (i, b) in exp.baselines.iter().enumerate() {
         match b {
             Baseline::Dictionary(p) => c.positive(&format!("baselines.{i}.min_words"), p.min_words),
+            Baseline::Fuzzy(p) => {
+                let key = |k: &str| format!("baselines.{i}.{k}");
+                let [lo, hi] = p.ngram_range;
+                if !(1 <= lo && lo <= hi && hi <= 8) {
+                    c.fail(&key("ngram_range"), format!("must be [shortest, longest] with 1 <= shortest <= longest <= 8, got [{lo}, {hi}]"));
+                }
+                if !(1..=64).contains(&p.window_words) {
+                    c.fail(&key("window_words"), format!("must be between 1 and 64, got {}", p.window_words));
+                }
+                if p.unit == FuzzyUnit::Sentence && is_set(c.text, &key("window_words")) {
+                    c.fail(&key("window_words"), "applies to unit = \"window\" only: remove it, or set unit = \"window\"");
+                }
+                c.range_f(&key("min_similarity"), p.min_similarity, 0.0, 0.99);
+                c.positive(&key("top_k"), p.top_k);
+            }
             Baseline::Tfidf(p) => {
                 let key = |k: &str| format!("baselines.{i}.{k}");
                 if !(1..=3).contains(&p.max_ngram) {

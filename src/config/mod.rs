@@ -883,6 +883,8 @@ impl Default for Eval {
 pub enum Baseline {
     /// Finds code descriptions and inclusion terms in the text.
     Dictionary(DictionaryParams),
+    /// Character n-gram TF-IDF similarity between stretches of the text and code terms.
+    Fuzzy(FuzzyParams),
     /// TF-IDF over word uni/bi-grams and one logistic regression per code seen in training.
     Tfidf(TfidfParams),
     /// Label-wise attention over a text encoder (LAAT, Vu et al. 2020), trained with tch.
@@ -894,6 +896,7 @@ impl Baseline {
     pub fn name(&self) -> String {
         match self {
             Baseline::Dictionary(p) => p.name.clone().unwrap_or_else(|| "dictionary".into()),
+            Baseline::Fuzzy(p) => p.name.clone().unwrap_or_else(|| "fuzzy".into()),
             Baseline::Tfidf(p) => p.name.clone().unwrap_or_else(|| "tfidf".into()),
             Baseline::Laat(p) => p.name.clone().unwrap_or_else(|| "laat".into()),
         }
@@ -901,7 +904,11 @@ impl Baseline {
 
     /// Whether the baseline's label space is the data's code pool (test labels included).
     pub fn uses_pool(&self) -> bool {
-        matches!(self, Baseline::Dictionary(p) if p.restrict_to_pool)
+        match self {
+            Baseline::Dictionary(p) => p.restrict_to_pool,
+            Baseline::Fuzzy(p) => p.restrict_to_pool,
+            _ => false,
+        }
     }
 }
 
@@ -925,6 +932,63 @@ pub struct DictionaryParams {
 impl Default for DictionaryParams {
     fn default() -> Self {
         DictionaryParams { name: None, negation: true, inclusion_terms: true, restrict_to_pool: false, min_words: 1 }
+    }
+}
+
+/// Which stretches of a note the fuzzy baseline compares with code terms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FuzzyUnit {
+    /// Every run of 1 to `window_words` consecutive words inside one sentence.
+    #[default]
+    Window,
+    /// Whole sentences.
+    Sentence,
+}
+
+/// Character n-gram TF-IDF (scikit-learn's `char_wb` analyzer, smooth idf fitted on the
+/// code terms in scope, sublinear tf, unit L2 rows) and cosine similarity between units of
+/// the note and code terms; one global threshold on the score, tuned on validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FuzzyParams {
+    /// A label for tables (default: the kind).
+    pub name: Option<String>,
+    /// Skip units under a negation / family-history / ruled-out cue (the dictionary's cues).
+    pub negation: bool,
+    /// Compare with inclusion terms as well as descriptions.
+    pub inclusion_terms: bool,
+    /// Only score codes of the data's code pool (when the data has one; it holds the test
+    /// labels, so reports mark this as a leak). Off (the default): the data's code space
+    /// (synthetic data) or every billable code.
+    pub restrict_to_pool: bool,
+    /// Shortest and longest character n-gram, inclusive.
+    pub ngram_range: [usize; 2],
+    /// Term frequency 1 + ln(count) instead of the raw count.
+    pub sublinear_tf: bool,
+    pub unit: FuzzyUnit,
+    /// Longest window in words (`unit = "window"` only).
+    pub window_words: usize,
+    /// Scores below this are dropped: the code is unscored in that document.
+    pub min_similarity: f64,
+    /// Scores kept per document, best first; codes beyond are unscored (never predicted).
+    pub top_k: usize,
+}
+
+impl Default for FuzzyParams {
+    fn default() -> Self {
+        FuzzyParams {
+            name: None,
+            negation: true,
+            inclusion_terms: true,
+            restrict_to_pool: false,
+            ngram_range: [3, 5],
+            sublinear_tf: true,
+            unit: FuzzyUnit::Window,
+            window_words: 12,
+            min_similarity: 0.2,
+            top_k: 50,
+        }
     }
 }
 

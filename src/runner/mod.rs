@@ -13,7 +13,7 @@ pub use model::ModelRecord;
 pub use pretrain::PretrainRecord;
 pub use crate::metrics::split::{score_split, SplitMetrics, RANKING_KS};
 
-use crate::baselines::{self, CodeScorer, DictionaryCoder, LaatCoder, TfidfCoder};
+use crate::baselines::{self, CodeScorer, DictionaryCoder, FuzzyCoder, LaatCoder, TfidfCoder};
 use crate::config::Baseline;
 use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
 use crate::data::{self, CodeTable, Dataset, Split};
@@ -78,7 +78,7 @@ pub struct RunMetrics {
     pub splits: BTreeMap<String, SplitMetrics>,
     /// Unknown codes and mismatched evidence found while loading the data.
     pub data_report: LoadReport,
-    /// Training cost of a model run or a trained baseline (None for the dictionary and zero-shot runs).
+    /// Training cost of a model run or a trained baseline (None for the matching baselines and zero-shot runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
     pub seconds: f64,
@@ -316,8 +316,9 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
                 for (split, preds) in &out.predictions {
                     store_predictions(&predict_dir(run, split.as_str()), preds, &PredictRecord::default())?;
                 }
-                let record = match out.trained {
-                    Some(t) => serde_json::json!({"baseline": t.record, "cost": t.cost}),
+                let record = match out.fitted {
+                    Some(FittedBaseline { record, cost: Some(cost) }) => serde_json::json!({"baseline": record, "cost": cost}),
+                    Some(FittedBaseline { record, cost: None }) => serde_json::json!({"baseline": record}),
                     None => serde_json::json!({}),
                 };
                 store::write_json(&record_path, &record)?;
@@ -396,28 +397,17 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     Ok(metrics)
 }
 
-/// What a baseline run produced: predictions, and for a trained baseline its cost and training record.
+/// What a baseline run produced: predictions, and for a scoring baseline its record (and training cost).
 struct BaselineOutcome {
     predictions: Vec<(Split, Vec<Prediction>)>,
-    trained: Option<TrainedBaseline>,
+    fitted: Option<FittedBaseline>,
 }
 
-struct TrainedBaseline {
-    cost: Cost,
-    /// Written as `baseline.json`: the training report and the tuned threshold.
+struct FittedBaseline {
+    /// What training on the training split cost; `None` for a baseline that learns nothing from it.
+    cost: Option<Cost>,
+    /// Written as `baseline.json`: the training (or index) report and the tuned threshold.
     record: serde_json::Value,
-}
-
-/// The codes a matching baseline looks for: the data's pool when asked (a leak on data
-/// with unseen codes), else the data's code space, else every billable code (`None`).
-fn matcher_scope(dataset: &Dataset, restrict_to_pool: bool) -> Option<&[crate::icd::Code]> {
-    if restrict_to_pool && !dataset.pool.is_empty() {
-        Some(&dataset.pool)
-    } else if !dataset.code_space.is_empty() {
-        Some(&dataset.code_space)
-    } else {
-        None
-    }
 }
 
 /// Predictions of a baseline on every evaluated split.
@@ -431,9 +421,15 @@ fn baseline_predictions(
 ) -> Result<BaselineOutcome, RunError> {
     let coder = match baseline {
         Baseline::Dictionary(params) => {
-            let coder = DictionaryCoder::build(table, matcher_scope(dataset, params.restrict_to_pool), params);
+            let coder = DictionaryCoder::build(table, matching_scope(params.restrict_to_pool, dataset), params);
             log.line(format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms));
             coder
+        }
+        Baseline::Fuzzy(params) => {
+            let coder = FuzzyCoder::build(table, matching_scope(params.restrict_to_pool, dataset), params);
+            let r = &coder.report;
+            log.line(format!("fuzzy: {} codes, {} terms, {} character n-grams, {} postings; indexed in {:.2} s", r.codes, r.terms, r.ngrams, r.postings, r.build_seconds));
+            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), None, run, dataset, log);
         }
         Baseline::Tfidf(params) => {
             let (train, space) = training_data(dataset);
@@ -444,7 +440,7 @@ fn baseline_predictions(
                 r.features, r.nonzeros, r.train_docs, r.classifiers, r.label_space, r.parameters, r.train_seconds
             ));
             let cost = trained_cost(params.iterations, r.train_docs as u64, r.tokens, 0, r.estimated_flops, r.train_seconds);
-            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), cost, run, dataset, log);
+            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), Some(cost), run, dataset, log);
         }
         Baseline::Laat(params) => {
             let (train, space) = training_data(dataset);
@@ -459,7 +455,7 @@ fn baseline_predictions(
             ));
             let examples = (r.epochs * r.train_docs) as u64;
             let cost = trained_cost(r.optimizer_steps, examples, r.tokens, r.padded_tokens, r.estimated_flops, r.train_seconds);
-            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), cost, run, dataset, log);
+            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), Some(cost), run, dataset, log);
         }
     };
     let mut out = Vec::new();
@@ -478,7 +474,20 @@ fn baseline_predictions(
         bar.finish_and_clear();
         out.push((split, preds));
     }
-    Ok(BaselineOutcome { predictions: out, trained: None })
+    Ok(BaselineOutcome { predictions: out, fitted: None })
+}
+
+/// The codes the matching baselines (dictionary, fuzzy) look for: the data's pool when asked
+/// (it holds the test labels: names carry the leak label), else the data's code space
+/// (synthetic data), else every billable code of the code set (`None`).
+fn matching_scope(restrict_to_pool: bool, dataset: &Dataset) -> Option<&[crate::icd::Code]> {
+    if restrict_to_pool && !dataset.pool.is_empty() {
+        Some(&dataset.pool)
+    } else if !dataset.code_space.is_empty() {
+        Some(&dataset.code_space)
+    } else {
+        None
+    }
 }
 
 /// Training documents, and the label space a trained baseline scores: the data's pool, or the codes training documents carry.
@@ -510,7 +519,7 @@ fn trained_cost(steps: usize, examples: u64, tokens: u64, padded_tokens: u64, fl
 fn scored_predictions(
     scorer: &dyn CodeScorer,
     training: serde_json::Value,
-    cost: Cost,
+    cost: Option<Cost>,
     run: &PlannedRun,
     dataset: &Dataset,
     log: &mut RunLog,
@@ -528,7 +537,7 @@ fn scored_predictions(
         out.push((split, baselines::predict(scorer, &docs, decision.threshold)?));
     }
     let record = serde_json::json!({ "baseline": run.spec.system.name(), "training": training, "threshold": decision });
-    Ok(BaselineOutcome { predictions: out, trained: Some(TrainedBaseline { cost, record }) })
+    Ok(BaselineOutcome { predictions: out, fitted: Some(FittedBaseline { cost, record }) })
 }
 
 
