@@ -172,27 +172,29 @@ fn fuzzy_matches_reworded_mentions_of_seen_and_unseen_codes_with_evidence() {
     let (seen, unseen, overall) = (f1(&m, "seen", "micro"), f1(&m, "unseen", "micro"), f1(&m, "overall", "micro"));
     let r_precision = test_split(&m)["ranking"]["r_precision"]["value"].as_f64().unwrap();
     eprintln!("fuzzy: overall {overall:.4} seen {seen:.4} unseen {unseen:.4} R-precision {r_precision:.4}; dictionary overall {:.4}", f1(&dictionary, "overall", "micro"));
-    // Nothing is learned from training documents, so unseen codes are found as well as seen ones.
-    // Measured 0.79 on both; the dictionary 0.77 overall.
-    assert!(seen > 0.6 && unseen > 0.6, "seen {seen}, unseen {unseen}");
-    assert!(overall >= f1(&dictionary, "overall", "micro"), "fuzzy {overall} below the dictionary");
-    // Validation mentions are never reworded, so the tuned threshold is high (0.98 here) and the
-    // set metrics undersell the ranking: reworded test mentions still rank their code near the top.
-    assert!(r_precision > 0.85, "R-precision {r_precision}");
+    // Every test mention is paraphrased: the dictionary finds almost nothing (0.05 measured), while
+    // character n-grams still match most misspelt, abbreviated or reordered mentions. Nothing is learned
+    // from training documents, so unseen codes are reached too. Measured 0.56 overall (0.80 seen, 0.31
+    // unseen: a smaller sample of rarer codes), R-precision 0.63; the threshold is tuned on validation
+    // notes, which are worded like the test notes (without the held-out lexicon).
+    assert!(overall > 0.4 && overall > f1(&dictionary, "overall", "micro") + 0.3, "fuzzy {overall}, dictionary {}", f1(&dictionary, "overall", "micro"));
+    assert!(seen > 0.6 && unseen > 0.15, "seen {seen}, unseen {unseen}");
+    assert!(r_precision > 0.5, "R-precision {r_precision}");
     assert!(m.get("cost").is_none(), "no training cost: {}", m["cost"]);
 
     let record = json(&dir.join("baseline.json"));
     let threshold = record["threshold"]["threshold"].as_f64().unwrap();
     assert_eq!(record["threshold"]["tuned"]["curve"].as_array().unwrap().len(), 100, "tuned on validation over 100 thresholds");
     assert!(threshold >= 0.2, "a threshold under the similarity floor ({threshold}) would predict every kept code");
-    assert_eq!(record["training"]["codes"], 40);
+    // The scope is the benchmark's code space (every billable code of chapters 4 and 9), not its 40-code pool.
+    assert!(record["training"]["codes"].as_u64().unwrap() > 2000, "{}", record["training"]["codes"]);
     // Predictions keep the scored codes only, and point at the text of each predicted code.
     let data: Vec<Value> = std::fs::read_to_string(dir.join("predictions-test.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(data.len(), 60);
     let mut with_evidence = 0;
     for p in &data {
         let scores = p["scores"].as_object().unwrap();
-        assert!(scores.len() < 40 && scores.values().all(|s| s.as_f64().unwrap() >= 0.2), "{scores:?}");
+        assert!(scores.len() <= 50 && scores.values().all(|s| s.as_f64().unwrap() >= 0.2), "{scores:?}");
         let codes: Vec<&str> = p["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
         for code in &codes {
             assert!(scores[*code].as_f64().unwrap() > threshold);
@@ -204,9 +206,11 @@ fn fuzzy_matches_reworded_mentions_of_seen_and_unseen_codes_with_evidence() {
         with_evidence += evidence.len();
     }
     assert!(with_evidence > 60);
-    // The best window of a predicted code is the generator's mention, to the character.
-    let exact = &test_split(&m)["evidence"]["exact"];
-    assert!(exact["precision"].as_f64().unwrap() > 0.9, "{exact}");
+    // The best window of a correctly predicted code lies on the generator's mention, though its bounds
+    // rarely match a paraphrase's to the character; a false positive's window overlaps no gold span
+    // of its code. Measured: character-overlap precision 0.49, recall 0.44.
+    let overlap = &test_split(&m)["evidence"]["overlap"];
+    assert!(overlap["precision"].as_f64().unwrap() > 0.35 && overlap["recall"].as_f64().unwrap() > 0.3, "{overlap}");
 
     let again = run(&exp, &tmp.path().join("b"));
     assert_eq!(without_timings(m), without_timings(json(&again[1].1.join("metrics.json"))));

@@ -366,10 +366,11 @@ pub struct SyntheticParams {
     /// (unset = 0.5; version 2 words mentions with the paraphrase grammar instead).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reworded_fraction: Option<f64>,
-    /// Version 2: share of training and validation mentions in code-table wording
-    /// (the rest are shared-lexicon paraphrases).
+    /// Version 2: share of training mentions in code-table wording (the rest are
+    /// shared-lexicon paraphrases).
     pub train_verbatim_fraction: f64,
-    /// Version 2: share of test mentions in code-table wording (default 0: none).
+    /// Version 2: share of test and validation mentions in code-table wording (default 0: none).
+    /// Validation is worded like test, without the held-out lexicon.
     pub test_verbatim_fraction: f64,
     /// Version 2: share of the other test mentions that use the held-out lexicon
     /// (what only a pretrained model can know); the rest combine shared paraphrases.

@@ -412,8 +412,8 @@ pub fn rewording_count(kind: &MentionKind) -> usize {
 }
 
 /// How a mention is paraphrased: how many rewording families it combines (1–2 in
-/// training notes, 2–3 in test notes, so no single rule reproduces a test
-/// mention) and whether it is hedged as well.
+/// training notes, 2–3 in test and validation notes, so no single rule reproduces
+/// a test mention) and whether it is hedged as well.
 pub fn shape_for(test: bool, rng: &mut StdRng) -> (usize, bool) {
     if test { (rng.random_range(2..=3), rng.random_bool(0.4)) } else { (rng.random_range(1..=2), rng.random_bool(0.3)) }
 }
@@ -475,8 +475,9 @@ mod tests {
             let form = "chronic obstruction of bile duct with acute cholecystitis";
             if let Some(p) = paraphrase(form, Part::HeldOut, 3, true, &mut rng) {
                 assert_eq!(p.kind.wording, Wording::HeldOut);
-                // A held-out modifier move may be misspelt afterwards: "(chronic)" -> "(chronc)".
-                assert!(p.text.contains('(') || markers.iter().any(|m| p.text.to_lowercase().contains(m.as_str())), "{}", p.text);
+                // Later families may break a held-out marker: "(chronic)" -> "(chronc)", "located, chronic, in the".
+                let lower = p.text.to_lowercase();
+                assert!(lower.contains('(') || lower.contains("located") || markers.iter().any(|m| lower.contains(m.as_str())), "{}", p.text);
                 seen_held_out += 1;
             }
             if let Some(p) = paraphrase(form, Part::Shared, 2, false, &mut rng) {

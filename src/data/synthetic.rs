@@ -4,12 +4,12 @@
 //! only in test documents (the unseen codes).
 //!
 //! Version 2 (the default) words mentions with the paraphrase grammar of
-//! [`super::paraphrase`]: training and validation notes use code-table wording
-//! for a share of mentions (`train_verbatim_fraction`) and shared-lexicon
-//! paraphrases for the rest; test notes use code-table wording only at
-//! `test_verbatim_fraction` (default 0), held-out paraphrases for
-//! `held_out_fraction` of the others and shared paraphrases (two or three
-//! families combined) for the rest. Every paraphrase is checked to contain no
+//! [`super::paraphrase`]: training notes use code-table wording for a share of
+//! mentions (`train_verbatim_fraction`) and shared-lexicon paraphrases for the
+//! rest; test notes use code-table wording only at `test_verbatim_fraction`
+//! (default 0), held-out paraphrases for `held_out_fraction` of the others and
+//! shared paraphrases (two or three families combined) for the rest; validation
+//! notes are worded like test notes without the held-out lexicon. Every paraphrase is checked to contain no
 //! table form of its code, so a dictionary of the code table cannot find it.
 //! Each gold evidence span records its mention kind.
 //!
@@ -496,10 +496,13 @@ fn mention_v1(split: Split, params: &SyntheticParams, code: &PoolCode, rng: &mut
 }
 
 /// Version 2: a wording decided once per (document, code), so every mention of a
-/// code in one note reads alike and has one kind.
+/// code in one note reads alike and has one kind. Validation notes are worded like
+/// test notes, without the held-out lexicon, so what is tuned on them (thresholds,
+/// early stopping) sees the wording it will meet.
 fn mention_v2(split: Split, params: &SyntheticParams, code: &PoolCode, rng: &mut StdRng) -> (String, MentionKind) {
     let test = split == Split::Test;
-    let verbatim_share = if test { params.test_verbatim_fraction } else { params.train_verbatim_fraction };
+    let test_like = split != Split::Train;
+    let verbatim_share = if test_like { params.test_verbatim_fraction } else { params.train_verbatim_fraction };
     if !rng.random_bool(verbatim_share) {
         let mut parts = Vec::new();
         if test && rng.random_bool(params.held_out_fraction) {
@@ -509,9 +512,9 @@ fn mention_v2(split: Split, params: &SyntheticParams, code: &PoolCode, rng: &mut
         for part in parts {
             for attempt in 0..PARAPHRASE_ATTEMPTS {
                 let Some(form) = code.table_forms.choose(rng) else { break };
-                let (n, hedge) = paraphrase::shape_for(test, rng);
-                // Test mentions combine two or more rewordings; settle for one only late.
-                let enough = |p: &paraphrase::Paraphrase| !test || attempt >= PARAPHRASE_ATTEMPTS / 2 || paraphrase::rewording_count(&p.kind) >= 2;
+                let (n, hedge) = paraphrase::shape_for(test_like, rng);
+                // Test (and validation) mentions combine two or more rewordings; settle for one only late.
+                let enough = |p: &paraphrase::Paraphrase| !test_like || attempt >= PARAPHRASE_ATTEMPTS / 2 || paraphrase::rewording_count(&p.kind) >= 2;
                 if let Some(p) = paraphrase::paraphrase(form, part, n, hedge, rng).filter(|p| enough(p) && code.hides_table_forms(&p.text)) {
                     return (p.text, p.kind);
                 }
