@@ -94,10 +94,34 @@ fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions) -> Resul
         if let Some(by_mention) = mention_table(&records) {
             table.push_str(&format!("\n{by_mention}"));
         }
+        table.push_str(&compared(file, &records, results)?);
         println!("\n{}\n\n{table}", file.display());
         write_summary(&records, &table)?;
     }
     Ok(())
+}
+
+/// The experiment's `[[compare]]` pairs among `records`, each as `icdbench compare` prints it
+/// (paired bootstrap on the run's first evaluated split, with its samples — 1000 when it
+/// draws none — and seed).
+fn compared(file: &Path, records: &[RunRecord], results: &Path) -> Result<String, AppError> {
+    let exp = crate::config::load_experiment(file).map_err(|e| AppError::Input(e.to_string()))?;
+    let mut out = String::new();
+    for pair in &exp.compare {
+        let pairs = crate::report::compare::experiment_pairs(pair, records);
+        if pairs.is_empty() {
+            out.push_str(&format!("\n[[compare]] {} vs {}: no pair of finished runs\n", pair.a, pair.b));
+        }
+        for (a, b) in pairs {
+            let eval = &a.run.spec.eval;
+            let Some(split) = eval.splits.first() else { continue };
+            let (da, db) = (a.run.dir.display().to_string(), b.run.dir.display().to_string());
+            let samples = if eval.bootstrap_samples == 0 { 1000 } else { eval.bootstrap_samples };
+            let c = crate::report::compare::compare(&da, &db, results, split, samples, a.run.spec.seed).map_err(report_error)?;
+            out.push_str(&format!("\nIs {} better than {}?\n\n{}", pair.b, pair.a, crate::report::compare::table(&c)));
+        }
+    }
+    Ok(out)
 }
 
 /// `results/<experiment>/summary.md`: the table of the latest invocation, with the runs behind it.

@@ -60,7 +60,7 @@ fn report_writes_tables_plots_and_page_with_metrics_json_numbers() {
 
     icdbench().arg("report").arg(results.join("rep")).assert().success().stdout(predicate::str::contains("micro-F1 [95% CI]"));
     let out = results.join("rep").join("report");
-    for f in ["results.md", "results.csv", "index.html", "f1.png", "f1.svg", "seen-unseen.png", "seen-unseen.svg"] {
+    for f in ["results.md", "results.csv", "index.html", "f1.png", "f1.svg", "seen-unseen.png", "seen-unseen.svg", "mention-kinds.png", "mention-kinds.svg"] {
         let p = out.join(f);
         assert!(p.is_file() && std::fs::metadata(&p).unwrap().len() > 200, "{} missing or empty", p.display());
     }
@@ -91,7 +91,7 @@ fn report_writes_tables_plots_and_page_with_metrics_json_numbers() {
     assert!(md.contains("codes present in the split's gold labels"), "the macro convention is named");
 
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
-    assert!(html.contains("<table>") && html.matches("<svg").count() == 2, "tables and both plots inline");
+    assert!(html.contains("<table>") && html.matches("<svg").count() == 3, "tables and the three plots inline (F1, seen/unseen, mention kinds)");
     assert!(!html.contains("src=\"http") && !html.contains(".png\""), "self-contained");
     let svg = std::fs::read_to_string(out.join("f1.svg")).unwrap();
     for dir in &dirs {
@@ -215,7 +215,7 @@ fn report_of_a_tiny_span_ratio_sweep_plots_cost_ratio_and_loss() {
     ratios.sort_by(f64::total_cmp);
     assert_eq!(ratios, vec![0.25, 0.75]);
     assert!(rows.iter().all(|r| r["train_tokens"].parse::<u64>().unwrap() > 0));
-    assert_eq!(std::fs::read_to_string(out.join("index.html")).unwrap().matches("<svg").count(), 5);
+    assert_eq!(std::fs::read_to_string(out.join("index.html")).unwrap().matches("<svg").count(), 6);
 }
 
 /// Reads, edits and writes back a JSON file of a run folder.

@@ -1,7 +1,7 @@
 //! Reading an experiment file: TOML syntax and schema errors with their line
 //! and column, then semantic validation that reports every problem at once.
 
-use super::{Backbone, Baseline, Coverage, DataSource, Expansion, ExpansionKind, Experiment, FuzzyUnit, MdaceParams, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
+use super::{Backbone, Baseline, ComparePair, Coverage, DataSource, Expansion, ExpansionKind, Experiment, FuzzyUnit, MdaceParams, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
 use crate::icd::Code;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -215,6 +215,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_') {
         c.fail("experiment.name", "use only letters, digits, '-' and '_' (it names the results folder)");
     }
+    validate_compare(&mut c, exp);
     let base = path.parent().unwrap_or(Path::new("."));
     match &exp.data.source {
         DataSource::Synthetic(p) => {
@@ -408,6 +409,34 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
 
 /// A mix (`[mix]`, or the one `train.match_tokens_of` names) at `key`; `no_spans`: there is
 /// no [[expansion]] entry to make span examples in a run that trains.
+/// Each `[[compare]]` side names an arm or a value of a sweep axis, and the two sides differ.
+fn validate_compare(c: &mut Checker, exp: &Experiment) {
+    for (i, pair) in exp.compare.iter().enumerate() {
+        for (side, text) in [("a", &pair.a), ("b", &pair.b)] {
+            let key = format!("compare.{i}.{side}");
+            let Some((k, v)) = ComparePair::setting(text) else {
+                c.fail(&key, format!("{text:?}: write a sweep setting as run labels show it, e.g. \"arm=mixed\" or \"mix.strategy=mixed\""));
+                continue;
+            };
+            let known = if k == crate::config::ARM_KEY {
+                exp.arms.contains_key(v)
+            } else {
+                exp.sweep.get(k).is_some_and(|values| values.iter().any(|x| x.to_string().trim_matches('"') == v))
+            };
+            if !known {
+                let arms: Vec<String> = exp.arms.keys().map(|a| format!("arm={a}")).collect();
+                let axes: Vec<String> = exp.sweep.iter().flat_map(|(k, vs)| vs.iter().map(move |x| format!("{k}={}", x.to_string().trim_matches('"')))).collect();
+                let choices = [arms, axes].concat();
+                let hint = if choices.is_empty() { "the experiment has no [sweep] or [arms.<name>] to compare".to_string() } else { format!("use one of {}", choices.join(", ")) };
+                c.fail(&key, format!("{text:?} names no arm or sweep value: {hint}"));
+            }
+        }
+        if ComparePair::setting(&pair.a) == ComparePair::setting(&pair.b) {
+            c.fail(&format!("compare.{i}.b"), "the two sides are the same runs; name another arm or sweep value");
+        }
+    }
+}
+
 fn validate_mix(c: &mut Checker, key: &str, m: &Mix, no_spans: bool) {
     c.range_f(&format!("{key}.span_ratio"), m.span_ratio, 0.0, 1.0);
     if no_spans && m.uses_spans() {
@@ -607,6 +636,30 @@ mod tests {
         let mut found = problems(text);
         assert_eq!(found.len(), 1, "{found:?}");
         found.remove(0)
+    }
+
+    #[test]
+    fn compare_sides_name_arms_or_sweep_values_and_pair_runs_by_the_rest() {
+        let arms = "[arms.doc]\n\"mix.strategy\" = \"document_only\"\n[arms.mixed]\n\"mix.strategy\" = \"mixed\"\n[sweep]\n\"experiment.seed\" = [1, 2]\n";
+        assert!(problems(&tiny(&format!("{arms}[[compare]]\na = \"arm=doc\"\nb = \"arm=mixed\"\n"))).is_empty());
+        // A sweep value, with or without the quotes run labels show.
+        let sweep = "[sweep]\n\"mix.strategy\" = [\"document_only\", \"mixed\"]\n";
+        assert!(problems(&tiny(&format!("{sweep}[[compare]]\na = \"mix.strategy=document_only\"\nb = 'mix.strategy=\"mixed\"'\n"))).is_empty());
+        let (_, _, key, message) = only(&tiny(&format!("{arms}[[compare]]\na = \"arm=doc\"\nb = \"arm=mixd\"\n")));
+        assert_eq!(key, "compare.0.b");
+        assert!(message.contains("\"arm=mixd\" names no arm") && message.contains("arm=mixed") && message.contains("experiment.seed=2"), "{message}");
+        let found = problems(&tiny("[[compare]]\na = \"x=1\"\nb = \"doc\"\n"));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].3.contains("no [sweep] or [arms.<name>]") && found[1].3.contains("write a sweep setting"), "{found:?}");
+        let (_, _, key, message) = only(&tiny(&format!("{arms}[[compare]]\na = \"arm=doc\"\nb = \"arm=doc\"\n")));
+        assert!(key == "compare.0.b" && message.contains("the same runs"), "{message}");
+
+        // Runs pair by every setting but the compared key: seed 2 with seed 2.
+        let pair = ComparePair { a: "arm=doc".into(), b: "arm=mixed".into() };
+        let run = |arm: &str, seed: &str| vec![("arm".to_string(), arm.to_string()), ("experiment.seed".to_string(), seed.to_string())];
+        assert!(ComparePair::selects(&pair.a, &run("doc", "2")) && !ComparePair::selects(&pair.b, &run("doc", "2")));
+        assert_eq!(pair.rest(&run("doc", "2")), pair.rest(&run("mixed", "2")));
+        assert_ne!(pair.rest(&run("doc", "2")), pair.rest(&run("mixed", "1")));
     }
 
     #[test]

@@ -44,6 +44,41 @@ pub struct Experiment {
     /// (`"mix.strategy" = "mixed"`), and is one more axis of the sweep.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub arms: BTreeMap<String, toml::Table>,
+    /// Paired comparisons `run` prints after its tables, `[[compare]]`: runs on side `a`
+    /// against runs on side `b` that share every other sweep setting (a seed with its seed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compare: Vec<ComparePair>,
+}
+
+/// One `[[compare]]`: two sides, each a sweep setting written as run labels show it
+/// (`arm=document_only`, `mix.strategy=mixed`; quotes around strings optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparePair {
+    /// The reference side: differences are reported as B − A.
+    pub a: String,
+    pub b: String,
+}
+
+impl ComparePair {
+    /// The `(key, value)` a side names, quotes stripped; `None` without an `=`.
+    pub fn setting(side: &str) -> Option<(&str, &str)> {
+        let (k, v) = side.split_once('=')?;
+        Some((k.trim(), v.trim().trim_matches('"')))
+    }
+
+    /// Whether a run with these sweep settings is on `side`.
+    pub fn selects(side: &str, settings: &[(String, String)]) -> bool {
+        let Some((key, value)) = Self::setting(side) else { return false };
+        settings.iter().any(|(k, v)| k == key && v.trim_matches('"') == value)
+    }
+
+    /// The settings of a run other than the keys the two sides name: what must agree
+    /// between the two runs of a pair.
+    pub fn rest(&self, settings: &[(String, String)]) -> Vec<(String, String)> {
+        let keys: Vec<&str> = [&self.a, &self.b].iter().filter_map(|s| Self::setting(s)).map(|(k, _)| k).collect();
+        settings.iter().filter(|(k, _)| !keys.contains(&k.as_str())).cloned().collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -228,6 +228,7 @@ pub fn expand_sweep_with(text: &str, path: &Path, check_inputs: bool) -> Result<
         if let toml::Value::Table(t) = &mut table {
             t.remove("sweep");
             t.remove("arms");
+            t.remove("compare");
         }
         let mut settings = Vec::new();
         let mut arm_keys = Vec::new();

@@ -2,7 +2,9 @@
 //! choice of documents explains (paired bootstrap, [`crate::metrics::paired`]).
 
 use super::gather::{find_run, read_run, FinishedRun};
+use crate::runner::RunRecord;
 use super::{markdown_table, ReportError};
+use crate::config::ComparePair;
 use crate::data::{self, Split};
 use crate::metrics::paired::{paired_bootstrap, PairedReport};
 use crate::metrics::Bootstrap;
@@ -99,6 +101,20 @@ pub fn compare(a: &str, b: &str, results_root: &Path, split: &str, samples: usiz
     let seen = (!seen.is_empty()).then_some(seen);
     let report = paired_bootstrap(&gold, &pred_a, &pred_b, seen.as_ref(), &Bootstrap::new(samples, seed)).map_err(|e| ReportError::Input(format!("--samples: {e}")))?;
     Ok(Comparison { a: Side::of(&run_a), b: Side::of(&run_b), split: split.to_string(), report })
+}
+
+/// The runs an experiment's `[[compare]]` pairs: each run on side A with the run on
+/// side B that shares every other sweep setting (so seed 2 meets seed 2).
+pub fn experiment_pairs<'r>(pair: &ComparePair, records: &'r [RunRecord]) -> Vec<(&'r RunRecord, &'r RunRecord)> {
+    let on = |side: &str| -> Vec<&'r RunRecord> { records.iter().filter(|r| ComparePair::selects(side, &r.run.spec.sweep)).collect() };
+    let bs = on(&pair.b);
+    on(&pair.a)
+        .into_iter()
+        .filter_map(|a| {
+            let rest = pair.rest(&a.run.spec.sweep);
+            bs.iter().find(|b| pair.rest(&b.run.spec.sweep) == rest).map(|b| (a, *b))
+        })
+        .collect()
 }
 
 /// The comparison as a terminal/Markdown table with its conventions.

@@ -262,7 +262,6 @@ impl SeedsTable {
     }
 }
 
-/// [`over_seeds`] for runs just executed or reused: each dated by its DONE marker.
 /// Recall by mention kind (where the data records kinds): one row per run and split,
 /// by wording (overall, and on unseen codes) and by paraphrase family.
 pub fn mention_table(records: &[RunRecord]) -> Option<String> {
@@ -293,6 +292,7 @@ pub fn mention_table(records: &[RunRecord]) -> Option<String> {
     Some(format!("Recall by mention kind, % (found/gold (document, code) pairs):\n\n{}", markdown_table(&header, &rows)))
 }
 
+/// [`over_seeds`] for runs just executed or reused: each dated by its DONE marker.
 pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
     let dated: Vec<(&RunRecord, SystemTime)> = records.iter().map(|r| (r, done_time(&r.run.dir))).collect();
     over_seeds(&dated).map(|t| t.markdown)

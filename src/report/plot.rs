@@ -420,7 +420,42 @@ pub fn write_plots(runs: &[FinishedRun], dir: &Path) -> Result<Vec<(String, Vec<
         out.push(("Seen vs unseen codes".to_string(), save(&fig, dir, "seen-unseen", &fps(&shown))?));
     }
 
-    // 3. F1 against training cost: the trade-off span-centric training claims.
+    // 3. Where the hits come from: recall of gold mentions by how they are worded.
+    let by_mention = |r: &FinishedRun| r.record.metrics.splits.get(&split).and_then(|m| m.by_mention.clone());
+    if shown.iter().any(|r| by_mention(r).is_some()) {
+        let groups: [(&str, &str, bool, RGBColor); 5] = [
+            ("verbatim", "verbatim", false, PALETTE[0]),
+            ("shared paraphrase", "shared", false, PALETTE[1]),
+            ("held-out paraphrase", "held_out", false, RGBColor(44, 160, 44)),
+            ("shared, unseen codes", "shared", true, RGBColor(253, 190, 133)),
+            ("held-out, unseen codes", "held_out", true, RGBColor(152, 223, 138)),
+        ];
+        let series = groups
+            .iter()
+            .map(|(name, key, unseen, color)| BarSeries {
+                name: (*name).into(),
+                color: *color,
+                values: shown
+                    .iter()
+                    .map(|r| {
+                        let g = by_mention(r)?.get(*key).cloned()?;
+                        let recall = if *unseen { g.unseen } else { g.all };
+                        (recall.gold > 0).then(|| (pct(recall.recall), None))
+                    })
+                    .collect(),
+            })
+            .filter(|s| s.values.iter().any(Option::is_some))
+            .collect();
+        let fig = HBars {
+            title: format!("Recall by mention kind ({split} split)"),
+            x_desc: "recall (%) of gold (document, code) pairs, by how the note words the mention".into(),
+            labels: labels.clone(),
+            series,
+        };
+        out.push(("Recall by mention kind".to_string(), save(&fig, dir, "mention-kinds", &fps(&shown))?));
+    }
+
+    // 4. F1 against training cost: the trade-off span-centric training claims.
     let trained: Vec<(&FinishedRun, String)> = shown.iter().zip(&labels).filter(|(r, _)| r.record.metrics.cost.is_some()).map(|(r, l)| (*r, l.clone())).collect();
     if !trained.is_empty() {
         let point = |r: &FinishedRun, f: &dyn Fn(&crate::metrics::Report) -> Option<f64>, label: String| -> Option<(f64, f64, String)> {
@@ -453,7 +488,7 @@ pub fn write_plots(runs: &[FinishedRun], dir: &Path) -> Result<Vec<(String, Vec<
         out.push(("F1 against training cost".to_string(), save(&fig, dir, "f1-vs-cost", &fps(&used))?));
     }
 
-    // 4. Span ratio against unseen macro-F1, when the runs sweep it.
+    // 5. Span ratio against unseen macro-F1, when the runs sweep it.
     let swept: Vec<&FinishedRun> = shown.iter().copied().filter(|r| r.record.run.spec.sweep.iter().any(|(k, _)| k == "mix.span_ratio")).filter(|r| span_ratio(r).is_some()).collect();
     if !swept.is_empty() {
         let mut by_ratio: Vec<(f64, Vec<f64>, Vec<f64>)> = Vec::new();
@@ -488,7 +523,7 @@ pub fn write_plots(runs: &[FinishedRun], dir: &Path) -> Result<Vec<(String, Vec<
         out.push(("Span ratio against macro-F1".to_string(), save(&fig, dir, "span-ratio", &fps(&swept))?));
     }
 
-    // 5. Training loss curves.
+    // 6. Training loss curves.
     let with_loss: Vec<&FinishedRun> = runs.iter().filter(|r| !r.loss_curve.is_empty()).collect();
     if !with_loss.is_empty() {
         let longest = with_loss.iter().map(|r| r.loss_curve.len()).max().unwrap_or(1);

@@ -9,7 +9,7 @@ use crate::data::{Dataset, Document, Split};
 use crate::config::ExpansionKind;
 use crate::expand::llm::LlmWriter;
 use crate::expand::{expand, ExpandContext, ExpansionReport};
-use crate::icd::CodeSet;
+use crate::icd::{Code, CodeSet};
 use crate::mix::{self, MixReport};
 use crate::model::backbone;
 use crate::model::config::ModelConfig;
@@ -78,12 +78,21 @@ fn model_err(e: impl std::fmt::Display) -> RunError {
     RunError::Model(e.to_string())
 }
 
-/// Text the tiny tokenizer is trained on: training documents and the code pool's descriptions.
-fn tokenizer_corpus(dataset: &Dataset, codes: &CodeSet) -> Vec<String> {
-    let mut corpus: Vec<String> = dataset.split(Split::Train).map(|d| d.text.clone()).collect();
-    for code in &dataset.pool {
+/// Text the tiny tokenizer is trained on, shaped like what the model reads:
+/// every training document in its prompt, and the span instruction with each
+/// description of the code space (of the training codes when the data has
+/// none) — never of the pool, which holds the test-only codes.
+fn tokenizer_corpus(dataset: &Dataset, codes: &CodeSet, formatter: &Formatter) -> Vec<String> {
+    let mut corpus: Vec<String> = dataset.split(Split::Train).map(|d| formatter.doc_prompt(&d.text, None)).collect();
+    let described: Vec<Code> = if dataset.code_space.is_empty() {
+        dataset.seen_codes().into_iter().collect()
+    } else {
+        dataset.code_space.clone()
+    };
+    let span_instruction = &formatter.instructions().span;
+    for code in &described {
         if let Some(e) = codes.get(code) {
-            corpus.push(format!("{} | {}", e.code, e.description));
+            corpus.push(format!("{span_instruction}\n{} | {}", e.code, e.description));
         }
     }
     corpus
@@ -142,7 +151,7 @@ pub(super) fn run(
     // Backbone and tokenizer.
     let mut pretrained = None;
     let (model_holder, tok, mut base_vs, style) = if spec.backbone.is_tiny() {
-        let corpus = tokenizer_corpus(dataset, codes);
+        let corpus = tokenizer_corpus(dataset, codes, &Formatter::new(PromptStyle::Plain).with_order(spec.backbone.answer));
         let refs: Vec<&str> = corpus.iter().map(String::as_str).collect();
         let tok = TextTokenizer::tiny(&refs, spec.backbone.tiny.vocab).map_err(model_err)?;
         let config = tiny_model_config(&spec.backbone, tok.vocab_size());
