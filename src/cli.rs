@@ -83,8 +83,8 @@ pub enum Command {
         /// Which gold split to score when the gold file holds several.
         #[arg(long, default_value = "test")]
         split: String,
-        /// Code table: `builtin` or a table built by `icdbench data build-codes`.
-        #[arg(long, default_value = "builtin")]
+        /// Code table: `builtin+pcs` (ICD-10-CM and ICD-10-PCS), `builtin` (ICD-10-CM) or a table built by `icdbench data build-codes`.
+        #[arg(long, default_value = "builtin+pcs")]
         code_table: String,
         /// Bootstrap samples for 95% confidence intervals (0 = none).
         #[arg(long, default_value_t = 1000)]
@@ -278,7 +278,8 @@ pub enum DataCommand {
     Code {
         #[arg(required = true)]
         codes: Vec<String>,
-        #[arg(long, default_value = "builtin")]
+        /// `builtin+pcs` (ICD-10-CM and ICD-10-PCS), `builtin` (ICD-10-CM) or a table file.
+        #[arg(long, default_value = "builtin+pcs")]
         code_table: String,
     },
 }

@@ -348,7 +348,7 @@ fn keyed_spec(spec: &RunSpec) -> serde_json::Value {
         blank(source);
     }
     if let Some(table) = v.pointer_mut("/data/code_table") {
-        if table.as_str() != Some("builtin") {
+        if !matches!(table.as_str(), Some("builtin" | "builtin+pcs")) {
             *table = Value::String("<input>".into());
         }
     }
@@ -375,12 +375,15 @@ fn keyed_spec(spec: &RunSpec) -> serde_json::Value {
 /// is listed in it (as `key: path`) instead of failing.
 fn input_hashes(exp: &Experiment, base: &Path, mut missing: Option<&mut Vec<String>>) -> Result<Vec<InputHash>, PlanError> {
     let mut inputs = Vec::new();
-    if exp.data.code_table == "builtin" {
+    if exp.data.builtin_table() {
         inputs.push(hash_bytes("code_table", "builtin:icd10cm-2026", CodeSet::builtin_bytes()));
+        if exp.data.uses_procedures() {
+            inputs.push(hash_bytes("code_table_pcs", "builtin:icd10pcs-2024", CodeSet::builtin_pcs_bytes()));
+        }
     }
     // (role, config key, path, is a folder)
     let mut wanted: Vec<(&str, String, PathBuf, bool)> = Vec::new();
-    if exp.data.code_table != "builtin" {
+    if !exp.data.builtin_table() {
         wanted.push(("code_table", "data.code_table".into(), PathBuf::from(&exp.data.code_table), false));
     }
     match &exp.data.source {
@@ -395,6 +398,9 @@ fn input_hashes(exp: &Experiment, base: &Path, mut missing: Option<&mut Vec<Stri
         DataSource::Mimic(p) => {
             wanted.push(("data.table", "data.source.table".into(), p.table.clone(), false));
             wanted.push(("data.splits", "data.source.splits".into(), p.splits.clone(), false));
+            if let Some(n) = &p.notes {
+                wanted.push(("data.notes", "data.source.notes".into(), n.clone(), false));
+            }
             if let Some(m) = &p.mdace {
                 mdace_inputs(&mut wanted, "data.source.mdace", m);
             }

@@ -97,7 +97,7 @@ fn mimic_fixture(dir: &Path, ext: &str) -> (PathBuf, PathBuf) {
 fn mimic_feather_reads_splits_codes_and_the_unseen_partition() {
     let dir = tempfile::tempdir().unwrap();
     mimic_fixture(dir.path(), "feather");
-    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"");
+    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"");
     let (d, report) = load(&exp).unwrap();
     assert_eq!(counts(&d), [3, 1, 2]);
     assert_eq!(d.name, "mimiciv_icd10");
@@ -119,16 +119,17 @@ fn mimic_feather_reads_splits_codes_and_the_unseen_partition() {
 }
 
 #[test]
-fn mimic_both_code_systems_read_target_and_count_pcs_codes_as_unknown() {
+fn mimic_both_code_systems_read_target_with_the_procedure_table() {
     let dir = tempfile::tempdir().unwrap();
     mimic_fixture(dir.path(), "feather");
-    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"both\"");
+    // `both` is the default: Edin et al.'s target, diagnoses + procedures.
+    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"");
     let (d, report) = load(&exp).unwrap();
     assert_eq!(counts(&d), [3, 1, 2]);
-    assert_eq!(doc(&d, "105").codes, codes(&["I10", "K21.9"]));
-    assert_eq!(report.unknown_codes.get("0FT44ZZ"), Some(&1));
-    assert_eq!(report.unknown_codes.get("5A1935Z"), Some(&1));
-    assert_eq!(report.unknown_codes.len(), 2);
+    assert_eq!(doc(&d, "105").codes, vec![Code::parse("5A1935Z").unwrap(), Code::parse("I10").unwrap(), Code::parse("K21.9").unwrap()]);
+    assert_eq!(doc(&d, "101").codes, codes(&["0FT44ZZ", "E11.9", "I10"]));
+    // Both procedure codes are in the builtin ICD-10-PCS table.
+    assert!(report.unknown_codes.is_empty(), "{}", report.summary());
 }
 
 #[test]
@@ -136,7 +137,7 @@ fn mimic_parquet_applies_min_frequency_max_words_and_a_seeded_sample() {
     let dir = tempfile::tempdir().unwrap();
     mimic_fixture(dir.path(), "parquet");
     let base = "kind = \"mimic\"\ntable = \"mimiciv_icd10.parquet\"\nsplits = \"mimiciv_icd10_split.parquet\"\n";
-    let exp = experiment(dir.path(), &format!("{base}min_code_frequency = 2\nmax_words = 3"));
+    let exp = experiment(dir.path(), &format!("{base}codes = \"diagnosis\"\nmin_code_frequency = 2\nmax_words = 3"));
     let (d, report) = load(&exp).unwrap();
     // E78.5, J18.9, K21.9 and R50.9 occur in one document each (counted over all splits).
     assert_eq!(doc(&d, "103").codes, codes(&["E11.9", "I10"]));
@@ -164,7 +165,7 @@ fn mimic_csv_with_python_list_strings_reads_like_feather() {
     let csv = "_id,text,icd10_diag,icd10_proc\n101,\"a, b\",\"['E11.9', 'I10']\",[]\n104,c,['I10'],\"['5A1935Z']\"\n105,d,\"['I10', 'K21.9']\",[]\n";
     std::fs::write(dir.path().join("mimic.csv"), csv).unwrap();
     std::fs::write(dir.path().join("split.csv"), "_id,split\n101,train\n104,val\n105,test\n").unwrap();
-    let (d, report) = load(&experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimic.csv\"\nsplits = \"split.csv\"")).unwrap();
+    let (d, report) = load(&experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimic.csv\"\nsplits = \"split.csv\"\ncodes = \"diagnosis\"")).unwrap();
     assert_eq!(counts(&d), [1, 1, 1]);
     assert_eq!(doc(&d, "101").text, "a, b");
     assert_eq!(doc(&d, "101").codes, codes(&["E11.9", "I10"]));
@@ -197,9 +198,10 @@ fn mimic_bad_files_name_the_file_and_the_fix() {
     ])
     .unwrap();
     IpcWriter::new(&mut std::fs::File::create(dir.path().join("mimiciii_clean.feather")).unwrap()).finish(&mut icd9).unwrap();
-    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciii_clean.feather\"\nsplits = \"mimiciv_icd10_split.feather\"");
+    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciii_clean.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"");
     let err = load(&exp).unwrap_err();
-    assert!(err.contains("none of the 2 codes in column \"icd9_diag\" is in the code table"), "{err}");
+    assert!(err.contains("mimiciii_clean.feather: row 1 (id 101), column \"icd9_diag\": malformed ICD-10 code \"428.0\""), "{err}");
+    assert_eq!(err.lines().count(), 1);
 
     // Through the CLI: exit code 2 and one line naming the file.
     let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\nid_column = \"hadm_id\"");
@@ -272,7 +274,8 @@ fn mdace_joins_noteevents_and_keeps_character_offsets() {
     let ds = doc(&d, "100197_25762");
     assert_eq!(ds.text, N25762);
     // E78.5's span lies past the end of the text, but the coder coded it in this note: it stays gold.
-    assert_eq!(ds.codes, codes(&["E11.9", "E78.5", "I61.5", "I61.8", "Z66"]));
+    // 5A1935Z is an ICD-10-PCS code, read with the builtin procedure table.
+    assert_eq!(ds.codes, codes(&["5A1935Z", "E11.9", "E78.5", "I61.5", "I61.8", "Z66"]));
     // The degree sign before the spans makes byte offsets differ from character offsets.
     let start = char_at(N25762, "Right IPH");
     assert_eq!(start, 78);
@@ -281,14 +284,15 @@ fn mdace_joins_noteevents_and_keeps_character_offsets() {
     assert_eq!(
         spans,
         vec![
+            ("5A1935Z".to_string(), 46, 52, "stable"),
             ("I61.8".to_string(), 78, 87, "Right IPH"),
             ("I61.5".to_string(), 93, 119, "intraventricular extension"),
             ("Z66".to_string(), 121, 124, "DNR"),
             ("E11.9".to_string(), 135, 138, "DM2"),
         ]
     );
-    // The PCS code is unknown to ICD-10-CM; the span past the end is reported with its chart and note.
-    assert_eq!(report.unknown_codes.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), vec![("5A1935Z", 1)]);
+    // Every code is in the tables; the span past the end is reported with its chart and note.
+    assert!(report.unknown_codes.is_empty(), "{}", report.summary());
     assert_eq!(report.out_of_range_evidence.len(), 1);
     assert!(report.out_of_range_evidence[0].starts_with("chart 100197 note 25762 ("), "{}", report.out_of_range_evidence[0]);
     assert!(report.out_of_range_evidence[0].ends_with("code E78.5 at 5000..5010: past the end of the text (145 characters)"), "{}", report.out_of_range_evidence[0]);
@@ -313,15 +317,16 @@ fn mimic_with_mdace_adds_the_mdace_training_notes_and_their_evidence() {
     mimic_fixture(dir.path(), "feather");
     mdace_fixture(dir.path());
     let mdace = MDACE_SOURCE.replace("kind = \"mdace\"\n", "");
-    let exp = experiment(dir.path(), &format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\n\n[data.source.mdace]\n{mdace}"));
+    let exp = experiment(dir.path(), &format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"\n\n[data.source.mdace]\n{mdace}"));
     let (d, report) = load(&exp).unwrap();
     assert_eq!(counts(&d), [4, 1, 2]);
     assert_eq!(d.name, "mimiciv_icd10+mdace");
     let note = doc(&d, "mdace-100197_25762");
-    assert_eq!((note.split, note.evidence.len(), note.evidence[0].start, note.evidence[0].text.as_str()), (Split::Train, 4, 78, "Right IPH"));
+    assert_eq!((note.split, note.evidence.len(), note.evidence[1].start, note.evidence[1].text.as_str()), (Split::Train, 5, 78, "Right IPH"));
     assert!(report.notes.iter().any(|n| n.starts_with("data.source.mdace: 2 MDACE val/test notes left out")), "{:?}", report.notes);
-    // The label space is every code any document carries; MDACE's codes join the seen codes.
-    assert_eq!(d.pool, codes(&["E11.9", "E78.5", "I10", "I61.5", "I61.8", "J18.9", "K21.9", "R50.9", "Z66"]));
+    // The label space is every code a training or validation document carries (never a code only
+    // test documents carry); MDACE's codes join the seen codes.
+    assert_eq!(d.pool, codes(&["5A1935Z", "E11.9", "E78.5", "I10", "I61.5", "I61.8", "J18.9", "Z66"]));
     assert!(d.seen_codes().contains(&Code::parse("I61.8").unwrap()));
     assert_eq!(d.unseen_codes(Split::Test), code_set(&["K21.9", "R50.9"]));
 }
@@ -446,20 +451,23 @@ fn codiesp_reads_texts_codes_and_x_evidence_by_character() {
 }
 
 #[test]
-fn codiesp_procedures_are_unknown_and_english_texts_carry_no_evidence() {
+fn codiesp_procedures_are_read_as_pcs_and_english_texts_carry_no_evidence() {
     let dir = tempfile::tempdir().unwrap();
     codiesp_fixture(dir.path());
     let exp = experiment(dir.path(), "kind = \"codiesp\"\nroot = \"final_dataset_v4_to_publish\"\ncodes = \"both\"\nlanguage = \"en\"");
     let (d, report) = load(&exp).unwrap();
     assert_eq!(counts(&d), [2, 1, 2]);
-    assert_eq!(report.unknown_codes.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), vec![("bw03zzz", 1)]);
+    assert!(report.unknown_codes.is_empty(), "{}", report.summary());
+    assert!(d.documents.iter().any(|x| x.codes.contains(&Code::parse_pcs("BW03ZZZ").unwrap())));
     assert!(doc(&d, "S0004-06142005000500011-1").text.starts_with("EN Varón"));
     assert!(d.documents.iter().all(|x| x.evidence.is_empty()));
     assert!(report.notes.iter().any(|n| n.contains("no evidence spans are read")));
-    // Procedures only: every case's codes are ICD-10-PCS, so no document is left and that is an error.
+    // Procedures only: the one case with a procedure code, its evidence read with the PCS table.
     let exp = experiment(dir.path(), "kind = \"codiesp\"\nroot = \"final_dataset_v4_to_publish\"\ncodes = \"procedure\"");
-    let err = load(&exp).unwrap_err();
-    assert!(err.ends_with("no documents: check the text folders and the annotation TSVs"), "{err}");
+    let (d, report) = load(&exp).unwrap();
+    assert_eq!(d.documents.len(), 1);
+    assert_eq!(d.documents[0].evidence.iter().map(|e| (e.code.as_str(), e.text.as_str())).collect::<Vec<_>>(), vec![("BW03ZZZ", "ecografía escrotal")]);
+    assert_eq!(report.skipped["no gold code"].len(), 4);
 }
 
 #[test]
@@ -483,7 +491,7 @@ fn codiesp_latin1_text_and_empty_text_are_reported() {
 fn data_stats_counts_the_mimic_fixture_and_draws_a_png() {
     let dir = tempfile::tempdir().unwrap();
     mimic_fixture(dir.path(), "feather");
-    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"");
+    let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"");
     let (d, _) = load(&exp).unwrap();
     let s = data::stats::compute(&d);
     let docs: Vec<(Split, usize)> = s.splits.iter().map(|x| (x.split, x.documents)).collect();
@@ -540,4 +548,89 @@ fn paper_configs_plan_without_the_data_and_name_what_is_missing() {
         assert_eq!(run.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&run.stderr).contains("[data.source.table] file"), "{}", String::from_utf8_lossy(&run.stderr));
     }
+}
+
+// ---------------------------------------------------------------- MIMIC-IV as Edin et al.'s scripts write it
+
+/// The committed fixture made by `scripts/fixtures/make_mimic_fixture.sh` (pandas `to_feather`,
+/// lz4; codes through `reformat_icd10`; text through their `TextPreprocessor` steps). The
+/// figures asserted here are the hand-checkable ones in tests/fixtures/mimic/README.md.
+fn edin_fixture(dir: &Path, extra: &str) -> PathBuf {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mimic");
+    for f in ["mimiciv_icd10.feather", "mimiciv_icd10_split.feather", "discharge.csv.gz"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    experiment(dir, &format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\n{extra}"))
+}
+
+fn occurrences(d: &Dataset) -> usize {
+    d.documents.iter().map(|x| x.codes.len()).sum()
+}
+
+#[test]
+fn edin_fixture_loads_with_no_gold_code_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, report) = load(&edin_fixture(dir.path(), "")).unwrap();
+    // 67 rows: 47 / 7 / 13; every one of the 385 target codes is a label (30 distinct: 23 diagnoses, 7 procedures).
+    assert_eq!(counts(&d), [47, 7, 13]);
+    assert_eq!(occurrences(&d), 385);
+    let distinct: BTreeSet<&Code> = d.documents.iter().flat_map(|x| x.codes.iter()).collect();
+    assert_eq!(distinct.len(), 30);
+    assert_eq!(distinct.iter().filter(|c| c.system() == icdbench::icd::System::Pcs).count(), 7);
+    // The trailing-dot 3-character codes read as I10, Z66, D62.
+    let rows_with = |c: &str| d.documents.iter().filter(|x| x.codes.contains(&Code::parse(c).unwrap())).count();
+    assert_eq!((rows_with("I10"), rows_with("Z66"), rows_with("D62")), (40, 11, 10));
+    // A letter-section procedure code (imaging) is ICD-10-PCS, not a dotless diagnosis.
+    let pcs_rows = |c: &str| d.documents.iter().filter(|x| x.codes.contains(&Code::parse_pcs(c).unwrap())).count();
+    assert_eq!((pcs_rows("B2111ZZ"), pcs_rows("BW28ZZZ")), (10, 10));
+    assert_eq!(rows_with("B2111ZZ"), 0, "read without its system, B2111ZZ is the diagnosis-shaped B21.11ZZ");
+    assert!(distinct.contains(&Code::parse_pcs("B2111ZZ").unwrap()));
+    // The retired codes stay labels and are counted by reason; nothing else is unknown.
+    assert_eq!(report.unknown_codes.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), vec![("S30.1XXA", 10), ("T81.32XA", 10)]);
+    assert_eq!(report.unknown_reasons.len(), 1);
+    assert!(report.unknown_reasons.keys().next().unwrap().starts_with("ICD-10-CM code not in the table"));
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    let row0 = doc(&d, "29061900");
+    assert_eq!(row0.split, Split::Train);
+    assert_eq!(row0.codes, codes(&["0BH17EZ", "E78.5", "I10", "J18.9", "J96.01", "N17.9"]));
+    assert!(row0.text.starts_with("name unit no admission date discharge date date of birth sex f service medicine"));
+    // The data card: documents and code occurrences per split add up to the file's.
+    let s = data::stats::compute(&d);
+    assert_eq!(s.splits.iter().map(|x| x.documents).sum::<usize>(), 67);
+    assert_eq!(s.splits.iter().map(|x| x.occurrences).sum::<usize>(), 385);
+    // The label space holds no code that only test documents carry.
+    let train_val: BTreeSet<&Code> = d.documents.iter().filter(|x| x.split != Split::Test).flat_map(|x| x.codes.iter()).collect();
+    assert_eq!(d.pool.iter().collect::<BTreeSet<_>>(), train_val);
+}
+
+#[test]
+fn edin_fixture_diagnosis_only_and_original_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, report) = load(&edin_fixture(dir.path(), "codes = \"diagnosis\"")).unwrap();
+    // 314 diagnosis codes; the one admission with procedures only has no gold code left and is counted.
+    assert_eq!(occurrences(&d), 314);
+    assert_eq!(d.documents.len(), 66);
+    assert!(d.documents.iter().all(|x| x.codes.iter().all(|c| c.system() == icdbench::icd::System::Cm)));
+    assert_eq!(report.skipped.values().flatten().collect::<Vec<_>>(), vec!["24677799"]);
+
+    // The original notes joined by note_id: punctuation, case and digits are back.
+    let (raw, report) = load(&edin_fixture(dir.path(), "notes = \"discharge.csv.gz\"")).unwrap();
+    assert_eq!(counts(&raw), [47, 7, 13]);
+    assert_eq!(occurrences(&raw), 385);
+    let row0 = doc(&raw, "29061900");
+    assert!(row0.text.contains("Chief Complaint:\nShortness of breath, fever"), "{}", &row0.text[..200]);
+    assert!(report.notes.iter().any(|n| n.contains("joined by note_id (67 of 67 rows found)")), "{:?}", report.notes);
+}
+
+#[test]
+fn procedure_codes_look_up_on_the_command_line() {
+    let out = Command::cargo_bin("icdbench").unwrap().args(["data", "code", "0BH17EZ", "b2111zz", "I10."]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0BH17EZ  Insertion of Endotracheal Airway into Trachea, Via Natural or Artificial Opening"), "{stdout}");
+    assert!(stdout.contains("block: 0BH  chapter: 100 Medical and Surgical"), "{stdout}");
+    assert!(stdout.contains("B2111ZZ  "), "{stdout}");
+    assert!(stdout.contains("I10  Essential (primary) hypertension"), "{stdout}");
+    let bad = Command::cargo_bin("icdbench").unwrap().args(["data", "code", "0BH17E"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }

@@ -292,7 +292,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
             }
         }
     }
-    if c.check_inputs && exp.data.code_table != "builtin" && !base.join(&exp.data.code_table).is_file() {
+    if c.check_inputs && !exp.data.builtin_table() && !base.join(&exp.data.code_table).is_file() {
         c.fail("data.code_table", format!("file {} not found (or use \"builtin\")", base.join(&exp.data.code_table).display()));
     }
     for (i, e) in exp.expansion.iter().enumerate() {

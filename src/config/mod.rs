@@ -210,9 +210,35 @@ pub enum DType {
 pub struct Data {
     #[serde(default)]
     pub source: DataSource,
-    /// `builtin` (the committed ICD-10-CM FY2026 table) or a path to a table built by `icdbench data build-codes`.
+    /// `builtin`: the committed ICD-10-CM FY2026 table, with the committed ICD-10-PCS table
+    /// when the source carries procedure codes (see [`Data::uses_procedures`]);
+    /// `builtin+pcs`: both tables whatever the source; or a path to a table built by
+    /// `icdbench data build-codes`.
     #[serde(default = "default_code_table")]
     pub code_table: String,
+}
+
+impl Data {
+    /// Whether the builtin tables include ICD-10-PCS: for `builtin+pcs`, and for `builtin`
+    /// when the source's gold codes include procedures (MIMIC and CodiEsp with `codes` other
+    /// than `diagnosis`, MDACE always).
+    pub fn uses_procedures(&self) -> bool {
+        match self.code_table.as_str() {
+            "builtin+pcs" => true,
+            "builtin" => match &self.source {
+                DataSource::Mimic(m) => m.codes != CodeSystem::Diagnosis,
+                DataSource::Codiesp(c) => c.codes != CodeSystem::Diagnosis,
+                DataSource::Mdace(_) => true,
+                DataSource::Synthetic(_) | DataSource::Jsonl { .. } => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether the code table is one of the committed ones.
+    pub fn builtin_table(&self) -> bool {
+        matches!(self.code_table.as_str(), "builtin" | "builtin+pcs")
+    }
 }
 
 fn default_code_table() -> String {
@@ -244,10 +270,10 @@ pub enum DataSource {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeSystem {
-    /// Diagnosis codes only (ICD-10-CM: the codes the code table holds).
+    /// Diagnosis codes only (ICD-10-CM).
     #[default]
     Diagnosis,
-    /// Procedure codes only (ICD-10-PCS; not in the ICD-10-CM table, so reported as unknown).
+    /// Procedure codes only (ICD-10-PCS).
     Procedure,
     /// Diagnoses and procedures, as Edin et al.'s `target` column.
     Both,
@@ -279,7 +305,9 @@ pub struct MimicParams {
     /// Split column of the split table.
     #[serde(default = "default_mimic_split_column")]
     pub split_column: String,
-    #[serde(default)]
+    /// Which codes are gold; default `both`, Edin et al.'s `target` (diagnoses + procedures),
+    /// which the published MIMIC-IV figures use.
+    #[serde(default = "default_mimic_codes")]
     pub codes: CodeSystem,
     /// Drop codes carried by fewer documents than this, counted over all splits as Edin et al. do (0 = keep all).
     #[serde(default)]
@@ -296,8 +324,24 @@ pub struct MimicParams {
     /// for `gold_evidence`) join the training documents; its val/test notes are left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdace: Option<MdaceParams>,
+    /// MIMIC-IV-Note `discharge.csv.gz` (or .csv / .parquet): when set, each document's text is
+    /// the original note joined by `note_id`, instead of the table's pre-processed text
+    /// (lower-cased, no punctuation, no digits). The default keeps the pre-processed text,
+    /// which published figures use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<PathBuf>,
+    /// The note id column, in the table and in `notes`.
+    #[serde(default = "default_note_id_column")]
+    pub note_id_column: String,
 }
 
+fn default_note_id_column() -> String {
+    "note_id".into()
+}
+
+fn default_mimic_codes() -> CodeSystem {
+    CodeSystem::Both
+}
 fn default_mimic_id_column() -> String {
     "_id".into()
 }

@@ -5,11 +5,11 @@
 //! header: `<split>D.tsv` / `<split>P.tsv` (`case<TAB>code`) and `<split>X.tsv`
 //! (`case<TAB>label<TAB>code<TAB>reference<TAB>"start end"`, several ranges joined
 //! by `;`). Codes are written lower-case and dotted (`n44.8`); procedure codes are
-//! ICD-10-PCS, which the ICD-10-CM table does not hold, so they count as unknown.
+//! ICD-10-PCS (`bw03zzz`), read with the builtin procedure table.
 
 use super::{jsonl::LoadReport, slice_chars, table, DataError, Dataset, Document, EvidenceSpan, Split};
 use crate::config::{CodeSystem, CodiespParams};
-use crate::icd::{Code, CodeSet};
+use crate::icd::{Code, CodeSet, System};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -73,17 +73,14 @@ fn load_split(p: &CodiespParams, dir: &Path, name: &str, split: Split, text_fold
     };
     for (letter, _) in tables {
         let path = dir.join(format!("{name}{letter}.tsv"));
+        let system = if *letter == "P" { System::Pcs } else { System::Cm };
         for (line, row) in table::read_tsv(&path)?.into_iter().enumerate() {
             let [case, code] = row.as_slice() else {
                 return Err(DataError::file(&path, format!("line {}: expected 2 tab-separated fields (case id, code), found {}", line + 1, row.len())));
             };
             let entry = gold.entry(case.trim().to_string()).or_default();
-            match codes.lookup(code) {
-                Ok(e) => {
-                    entry.insert(e.code.clone());
-                }
-                Err(_) => report.unknown(code.trim()),
-            }
+            let kept = super::gold_codes([code.as_str()], |_| Some(system), codes, report).map_err(|e| DataError::file(&path, format!("line {}: {e}", line + 1)))?;
+            entry.extend(kept);
         }
     }
 
@@ -96,14 +93,17 @@ fn load_split(p: &CodiespParams, dir: &Path, name: &str, split: Split, text_fold
             if !wanted.contains(&x.label.as_str()) {
                 continue;
             }
-            // Codes outside the table are counted once, from the D/P file.
-            let Ok(entry) = codes.lookup(&x.code) else { continue };
+            // Codes outside the table were counted once, from the D/P file.
+            let system = if x.label == "PROCEDIMIENTO" { System::Pcs } else { System::Cm };
+            let Ok(code) = Code::parse_in(system, &x.code).or_else(|_| codes.resolve(&x.code)) else {
+                return Err(DataError::file(&path, format!("line {}: malformed code {:?}", line + 1, x.code)));
+            };
             let at = format!("{}:{} case {} code {}", path.display(), line + 1, x.case, x.code);
             let Some(text) = texts.get(&x.case) else {
                 report.skip(&format!("evidence for a case with no text file in {}", texts_dir.display()), at);
                 continue;
             };
-            if !gold.get(&x.case).is_some_and(|g| g.contains(&entry.code)) {
+            if !gold.get(&x.case).is_some_and(|g| g.contains(&code)) {
                 report.skip(&format!("evidence for a code that {name}D.tsv / {name}P.tsv do not give the case"), at);
                 continue;
             }
@@ -123,7 +123,7 @@ fn load_split(p: &CodiespParams, dir: &Path, name: &str, split: Split, text_fold
             }
             let spans = evidence.entry(x.case.clone()).or_default();
             for (start, end, s) in pieces {
-                spans.insert(EvidenceSpan::new(entry.code.clone(), start, end, s));
+                spans.insert(EvidenceSpan::new(code.clone(), start, end, s));
             }
         }
     }
@@ -139,7 +139,7 @@ fn load_split(p: &CodiespParams, dir: &Path, name: &str, split: Split, text_fold
             continue;
         }
         if codes.is_empty() {
-            report.skip("no gold code in the code table", id);
+            report.skip("no gold code", id);
             continue;
         }
         let mut spans: Vec<EvidenceSpan> = evidence.remove(&id).unwrap_or_default().into_iter().collect();

@@ -2,12 +2,14 @@
 //!
 //! Document line: `{"id", "split"?, "text"?, "codes": [..], "evidence"?: [{"code", "start", "end", "text"?}]}`
 //! Prediction line: `{"id", "codes": [..], "invalid"?: [..], "evidence"?: [..], "scores"?: {"E11.9": 0.93}, "raw"?: ".."}`
-//! Codes are ICD-10-CM, with or without dots, any case. Offsets are character offsets.
+//! Codes are ICD-10-CM (with or without dots) or ICD-10-PCS, any case. Offsets are character offsets.
+//! A well-formed gold code the code table does not know stays a label (counted in the
+//! [`LoadReport`]); a malformed one is an error naming the line.
 //! A document without `text` (gold labels only, as other tools write them) has
 //! empty text; its evidence offsets are kept unchecked.
 
 use super::{slice_chars, Document, EvidenceSpan, Split};
-use crate::icd::{Code, CodeSet};
+use crate::icd::{Code, CodeSet, System};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -24,8 +26,12 @@ pub enum JsonlError {
 /// What loading found that the user should know: nothing is dropped silently.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
-    /// Codes not in the code set (or malformed), with how often they occurred; dropped from the gold labels.
+    /// Codes not in the code table, with how often they occurred. They stay gold labels,
+    /// scored like any other code (Edin et al. keep every code of the data).
     pub unknown_codes: BTreeMap<String, usize>,
+    /// The same codes grouped by reason (retired or unknown to the table, other code system).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unknown_reasons: BTreeMap<String, BTreeSet<String>>,
     /// Evidence spans whose text does not match the document at their offsets.
     pub mismatched_evidence: Vec<String>,
     /// Evidence spans whose offsets fall outside their text (left out), each named by its document.
@@ -44,9 +50,10 @@ impl LoadReport {
         self.unknown_codes.is_empty() && self.mismatched_evidence.is_empty() && self.out_of_range_evidence.is_empty() && self.skipped.is_empty() && self.notes.is_empty()
     }
 
-    /// Counts an unknown code.
-    pub fn unknown(&mut self, raw: &str) {
-        *self.unknown_codes.entry(raw.to_string()).or_default() += 1;
+    /// Counts a gold code the table does not know (it stays a label), with its reason.
+    pub fn unknown_label(&mut self, code: &Code, codes: &CodeSet) {
+        *self.unknown_codes.entry(code.to_string()).or_default() += 1;
+        self.unknown_reasons.entry(unknown_reason(code, codes).to_string()).or_default().insert(code.to_string());
     }
 
     /// Records that `id` was left out for `reason`.
@@ -58,6 +65,9 @@ impl LoadReport {
     pub fn merge(&mut self, other: LoadReport) {
         for (k, v) in other.unknown_codes {
             *self.unknown_codes.entry(k).or_default() += v;
+        }
+        for (k, v) in other.unknown_reasons {
+            self.unknown_reasons.entry(k).or_default().extend(v);
         }
         self.mismatched_evidence.extend(other.mismatched_evidence);
         self.out_of_range_evidence.extend(other.out_of_range_evidence);
@@ -71,8 +81,12 @@ impl LoadReport {
         let mut parts = Vec::new();
         if !self.unknown_codes.is_empty() {
             let total: usize = self.unknown_codes.values().sum();
-            let some: Vec<&str> = self.unknown_codes.keys().take(5).map(String::as_str).collect();
-            parts.push(format!("{} unknown codes ({} occurrences, e.g. {}) not in the code set", self.unknown_codes.len(), total, some.join(", ")));
+            let reasons: Vec<String> = self
+                .unknown_reasons
+                .iter()
+                .map(|(reason, codes)| format!("{}: {reason} (e.g. {})", codes.len(), codes.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ")))
+                .collect();
+            parts.push(format!("{} codes outside the code table kept as gold labels ({total} occurrences; {})", self.unknown_codes.len(), reasons.join("; ")));
         }
         if !self.mismatched_evidence.is_empty() {
             parts.push(format!("{} evidence spans whose text does not match their offsets (first: {})", self.mismatched_evidence.len(), self.mismatched_evidence[0]));
@@ -86,6 +100,16 @@ impl LoadReport {
         }
         parts.extend(self.notes.iter().cloned());
         parts.join("; ")
+    }
+}
+
+/// Why a well-formed gold code is not in the code table.
+pub fn unknown_reason(code: &Code, codes: &CodeSet) -> &'static str {
+    match (code.system(), codes.has_system(code.system())) {
+        (System::Cm, true) => "ICD-10-CM code not in the table (retired, or never valid)",
+        (System::Pcs, true) => "ICD-10-PCS code not in the table (retired, or never valid)",
+        (System::Cm, false) => "ICD-10-CM code, but the code table holds no ICD-10-CM (other code system)",
+        (System::Pcs, false) => "ICD-10-PCS code, but no procedure table is in use (other code system)",
     }
 }
 
@@ -162,18 +186,10 @@ pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet
         if let Some(first) = ids.insert(raw.id.clone(), line) {
             return Err(fail(format!("duplicate document id {:?} (first on line {first}); give each document its own id", raw.id)));
         }
-        let (mut known, unknown) = codes.check_codes(raw.codes.iter().map(String::as_str));
-        for u in unknown {
-            *report.unknown_codes.entry(u).or_default() += 1;
-        }
-        known.sort();
-        known.dedup();
+        let known = super::gold_codes(raw.codes.iter().map(String::as_str), |_| None, codes, &mut report).map_err(&fail)?;
         let mut evidence = Vec::new();
         for ev in raw.evidence {
-            let Ok(code) = codes.lookup(&ev.code).map(|e| e.code.clone()) else {
-                *report.unknown_codes.entry(ev.code.clone()).or_default() += 1;
-                continue;
-            };
+            let code = codes.resolve(&ev.code).map_err(|e| fail(format!("evidence: {e}")))?;
             if ev.start >= ev.end {
                 return Err(fail(format!("evidence {}..{} for {} is empty or reversed: end must be greater than start", ev.start, ev.end, ev.code)));
             }
@@ -210,7 +226,7 @@ fn partition_predicted<'a>(raw: impl IntoIterator<Item = &'a str>, codes: &CodeS
     let mut known = BTreeSet::new();
     let mut invalid = BTreeSet::new();
     for r in raw {
-        match Code::parse(r) {
+        match codes.resolve(r) {
             Ok(c) if codes.contains(&c) => known.insert(c),
             Ok(c) => invalid.insert(c.to_string()),
             Err(_) => invalid.insert(r.to_string()),

@@ -8,7 +8,7 @@
 
 use super::{jsonl::LoadReport, slice_chars, table, DataError, Dataset, Document, EvidenceSpan, Split};
 use crate::config::MdaceParams;
-use crate::icd::CodeSet;
+use crate::icd::{CodeSet, System};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -37,6 +37,9 @@ struct Annotation {
     begin: i64,
     end: i64,
     code: String,
+    /// "ICD-10-CM" or "ICD-10-PCS" in MDACE's files.
+    #[serde(default)]
+    code_system: Option<String>,
     /// Present in the output of `inject-note-text.py`: the text at `begin..end`.
     #[serde(default)]
     covered_text: Option<String>,
@@ -129,11 +132,11 @@ pub fn load(p: &MdaceParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
             let mut gold = BTreeSet::new();
             let mut evidence = BTreeSet::new();
             for a in note.annotations {
-                let Ok(entry) = codes.lookup(&a.code) else {
-                    report.unknown(&a.code);
-                    continue;
-                };
-                gold.insert(entry.code.clone());
+                let system = a.code_system.as_deref().map(|s| if s.to_ascii_uppercase().contains("PCS") { System::Pcs } else { System::Cm });
+                let code = super::gold_codes([a.code.as_str()], |_| system, codes, &mut report)
+                    .map_err(|e| DataError::file(&path, format!("chart {hadm} note {note_id}: {e}")))?
+                    .remove(0);
+                gold.insert(code.clone());
                 let at = format!("chart {hadm} note {note_id} ({}) code {} at {}..{}", path.display(), a.code, a.begin, a.end);
                 if a.begin < 0 || a.end <= a.begin {
                     report.out_of_range_evidence.push(format!("{at}: empty or reversed span"));
@@ -147,10 +150,10 @@ pub fn load(p: &MdaceParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
                 if a.covered_text.as_deref().is_some_and(|t| t != actual) {
                     report.mismatched_evidence.push(at);
                 }
-                evidence.insert(EvidenceSpan::new(entry.code.clone(), start, end, actual.to_string()));
+                evidence.insert(EvidenceSpan::new(code, start, end, actual.to_string()));
             }
             if gold.is_empty() {
-                report.skip("no ICD-10-CM code among the note's annotations", doc_id);
+                report.skip("no code among the note's annotations", doc_id);
                 continue;
             }
             let mut evidence: Vec<EvidenceSpan> = evidence.into_iter().collect();
@@ -214,15 +217,7 @@ fn note_texts(p: &MdaceParams, base: &Path, charts: &[(PathBuf, String, Split, C
         return Err(DataError::file(path, format!("chart {hadm}: the notes carry no text; set data.source.notes to MIMIC-III NOTEEVENTS (.csv, .csv.gz or .parquet)")));
     };
     let path = base.join(notes);
-    let df = table::read(&path, Some(&["ROW_ID", "TEXT"]))?;
-    let ids = table::strings(&df, "ROW_ID", &path)?;
-    let texts = table::strings(&df, "TEXT", &path)?;
-    let mut out = HashMap::new();
-    for (id, text) in ids.into_iter().zip(texts) {
-        if let Some(id) = id.filter(|id| wanted.contains(id)) {
-            out.insert(id, text.unwrap_or_default());
-        }
-    }
+    let out = table::texts_by_id(&path, "ROW_ID", "TEXT", &wanted)?;
     let mut absent: Vec<&String> = wanted.iter().filter(|id| !out.contains_key(*id)).collect();
     if !absent.is_empty() {
         absent.sort();

@@ -2,25 +2,37 @@
 //! ("Automated Medical Coding on MIMIC-III and MIMIC-IV: A Critical Review and
 //! Replicability Study"): a prepared table (`mimiciv_icd10.feather`: `_id`,
 //! `text`, `target`, `icd10_diag`, `icd10_proc`, ...) and a split table
-//! (`mimiciv_icd10_split.feather`: `_id`, `split`), read as they are.
+//! (`mimiciv_icd10_split.feather`: `_id`, `split`), read as they are: diagnosis codes
+//! in their `reformat_icd10` form (`I10.`, `E11.9`), procedure codes undotted (`0BH17EZ`),
+//! text as their `TextPreprocessor` left it, or the original notes joined by `note_id`.
 
 use super::{gold_codes, jsonl::LoadReport, table, DataError, Dataset, Document, Split};
 use crate::config::{CodeSystem, MimicParams};
-use crate::icd::{Code, CodeSet};
+use crate::icd::{Code, CodeSet, System};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-/// Reads the table and its splits into documents with gold codes (no evidence).
+/// How a code string of the table's code column is read.
+fn system_of(codes: CodeSystem) -> fn(&str) -> Option<System> {
+    match codes {
+        CodeSystem::Diagnosis => |_| Some(System::Cm),
+        CodeSystem::Procedure => |_| Some(System::Pcs),
+        // Edin et al.'s `target`: diagnoses are written with a dot (`I10.`, `E11.9`),
+        // procedures without (`0BH17EZ`, `B2111ZZ`).
+        CodeSystem::Both => |raw| if raw.contains('.') { Some(System::Cm) } else { Some(System::Pcs) },
+    }
+}
+
+/// Reads the table and its splits into documents with gold codes (no evidence). Only the
+/// columns used are read from disk; every gold code is kept (codes the table does not know
+/// are counted by reason), and a malformed code is an error naming the row and value.
 pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, LoadReport), DataError> {
     let table_path = base.join(&p.table);
     let split_path = base.join(&p.splits);
-    let df = table::read(&table_path, None)?;
-    let columns = table::column_names(&df);
-    let ids = table::strings(&df, &p.id_column, &table_path)?;
-    let texts = table::strings(&df, &p.text_column, &table_path)?;
+    let columns = table::schema_names(&table_path)?;
     let code_column = |given: &Option<String>, suffix: &str, what: &str| -> Result<String, DataError> {
         if let Some(c) = given {
             return Ok(c.clone());
@@ -32,19 +44,33 @@ pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
             many => Err(DataError::file(&table_path, format!("several {what} code columns ({}); set data.source.{what}_column", many.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")))),
         }
     };
-    let (raw_codes, code_columns) = match p.codes {
-        CodeSystem::Diagnosis => {
-            let c = code_column(&p.diagnosis_column, "_diag", "diagnosis")?;
-            (table::code_lists(&df, &c, &table_path)?, c)
-        }
-        CodeSystem::Procedure => {
-            let c = code_column(&p.procedure_column, "_proc", "procedure")?;
-            (table::code_lists(&df, &c, &table_path)?, c)
-        }
-        CodeSystem::Both => (table::code_lists(&df, &p.target_column, &table_path)?, p.target_column.clone()),
+    let code_col = match p.codes {
+        CodeSystem::Diagnosis => code_column(&p.diagnosis_column, "_diag", "diagnosis")?,
+        CodeSystem::Procedure => code_column(&p.procedure_column, "_proc", "procedure")?,
+        CodeSystem::Both => p.target_column.clone(),
     };
+    let text_col = if p.notes.is_some() { &p.note_id_column } else { &p.text_column };
+    let df = table::read(&table_path, Some(&[p.id_column.as_str(), text_col.as_str(), code_col.as_str()]))?;
+    let ids = table::strings(&df, &p.id_column, &table_path)?;
+    let mut texts = table::strings(&df, text_col, &table_path)?;
+    let raw_codes = table::code_lists(&df, &code_col, &table_path)?;
+    drop(df);
+    let mut report = LoadReport::default();
+    if let Some(notes) = &p.notes {
+        // Original notes by note_id, in place of the pre-processed text.
+        let notes_path = base.join(notes);
+        let wanted: HashSet<String> = texts.iter().flatten().cloned().collect();
+        let by_id = table::texts_by_id(&notes_path, &p.note_id_column, "text", &wanted)?;
+        let mut absent = 0;
+        for t in texts.iter_mut() {
+            let original = t.as_ref().and_then(|id| by_id.get(id)).cloned();
+            absent += usize::from(original.is_none());
+            *t = original;
+        }
+        report.notes.push(format!("text: original notes from {} joined by {} ({} of {} rows found)", notes_path.display(), p.note_id_column, texts.len() - absent, texts.len()));
+    }
 
-    let split_df = table::read(&split_path, None)?;
+    let split_df = table::read(&split_path, Some(&[p.id_column.as_str(), p.split_column.as_str()]))?;
     let split_ids = table::strings(&split_df, &p.id_column, &split_path)?;
     let split_names = table::strings(&split_df, &p.split_column, &split_path)?;
     let mut split_of: HashMap<String, Split> = HashMap::new();
@@ -60,11 +86,10 @@ pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
         }
     }
 
-    let mut report = LoadReport::default();
     let mut seen_ids = HashSet::new();
     let mut docs: Vec<Document> = Vec::new();
-    let mut raw_total = 0usize;
-    for ((id, text), raw) in ids.into_iter().zip(texts).zip(raw_codes) {
+    let system = system_of(p.codes);
+    for (row, ((id, text), raw)) in ids.into_iter().zip(texts).zip(raw_codes).enumerate() {
         let Some(id) = id else {
             report.skip(&format!("no id in column {:?}", p.id_column), "(null)");
             continue;
@@ -79,24 +104,17 @@ pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
         };
         let text = text.unwrap_or_default();
         if text.trim().is_empty() {
-            report.skip("empty text", id);
+            report.skip(if p.notes.is_some() { "no original note for its note_id, or an empty one" } else { "empty text" }, id);
             continue;
         }
-        raw_total += raw.len();
-        let codes = gold_codes(raw.iter().map(String::as_str), codes, &mut report);
+        let codes = gold_codes(raw.iter().map(String::as_str), system, codes, &mut report)
+            .map_err(|e| DataError::file(&table_path, format!("row {} (id {id}), column {code_col:?}: {e}", row + 1)))?;
         docs.push(Document { id, split, text, codes, evidence: Vec::new() });
     }
     let mut missing: Vec<&String> = split_of.keys().filter(|id| !seen_ids.contains(*id)).collect();
     missing.sort();
     for id in missing {
         report.skip(&format!("in the split file but not in {}", table_path.display()), id.clone());
-    }
-    if raw_total > 0 && docs.iter().all(|d| d.codes.is_empty()) {
-        let some: Vec<&str> = report.unknown_codes.keys().take(3).map(String::as_str).collect();
-        return Err(DataError::file(
-            &table_path,
-            format!("none of the {raw_total} codes in column {code_columns:?} is in the code table (e.g. {}): icdbench codes ICD-10-CM diagnoses, so use an ICD-10 table with codes = \"diagnosis\"", some.join(", ")),
-        ));
     }
 
     if p.min_code_frequency > 1 {
@@ -105,7 +123,7 @@ pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
     let mut kept = Vec::with_capacity(docs.len());
     for d in docs {
         if d.codes.is_empty() {
-            report.skip("no gold code left (unknown to the code table or below min_code_frequency)", d.id);
+            report.skip("no gold code (an empty code list, or all below min_code_frequency)", d.id);
         } else {
             kept.push(d);
         }

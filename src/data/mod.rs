@@ -13,7 +13,7 @@ pub mod stats;
 pub mod synthetic;
 mod table;
 
-use crate::icd::{Code, CodeSet};
+use crate::icd::{Code, CodeSet, System};
 pub use paraphrase::{Family, MentionKind, Wording};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -111,8 +111,9 @@ pub fn slice_chars(text: &str, start: usize, end: usize) -> Option<&str> {
 pub struct Dataset {
     pub name: String,
     pub documents: Vec<Document>,
-    /// The codes the data can carry: the synthetic pool, or for real data every code any
-    /// document carries (the label space, as Edin et al. define it); empty when unknown.
+    /// The codes the data can carry: the synthetic pool, or for real data every code that
+    /// training and validation documents carry (never codes only test documents carry);
+    /// empty when unknown.
     pub pool: Vec<Code>,
     /// Every code the data could have drawn its labels from, independent of which
     /// ones it drew or held out: on synthetic data the billable codes of the
@@ -120,9 +121,11 @@ pub struct Dataset {
     pub code_space: Vec<Code>,
 }
 
-/// Every code any document carries, sorted: the label space of a real data set.
+/// Every code a training or validation document carries, sorted: the label space a system
+/// may train on or restrict its output to on a real data set.
 pub(crate) fn label_space(documents: &[Document]) -> Vec<Code> {
-    let codes: BTreeSet<&Code> = documents.iter().flat_map(|d| d.codes.iter()).collect();
+    // Test labels never enter the label space: codes only test documents carry are unseen.
+    let codes: BTreeSet<&Code> = documents.iter().filter(|d| d.split != Split::Test).flat_map(|d| d.codes.iter()).collect();
     codes.into_iter().cloned().collect()
 }
 
@@ -163,14 +166,31 @@ mod tests {
 }
 
 /// The codes of `raw` that are in the code set, sorted and unique; the others are counted in `report`.
-pub(crate) fn gold_codes<'a>(raw: impl IntoIterator<Item = &'a str>, codes: &CodeSet, report: &mut jsonl::LoadReport) -> Vec<Code> {
-    let (mut known, unknown) = codes.check_codes(raw);
-    for u in unknown {
-        report.unknown(&u);
+/// Reads gold code strings as labels, sorted and unique. A well-formed code the table
+/// does not know stays a label and is counted in `report` by reason; a malformed string
+/// is an error (the message names the value; callers add the file and row).
+/// `system_of` names the system a string belongs to when the source says so.
+pub(crate) fn gold_codes<'a>(
+    raw: impl IntoIterator<Item = &'a str>,
+    system_of: impl Fn(&str) -> Option<System>,
+    codes: &CodeSet,
+    report: &mut jsonl::LoadReport,
+) -> Result<Vec<Code>, String> {
+    let mut out = Vec::new();
+    for r in raw {
+        let code = match system_of(r) {
+            Some(system) => Code::parse_in(system, r).or_else(|_| codes.resolve(r)),
+            None => codes.resolve(r),
+        }
+        .map_err(|e| e.to_string())?;
+        if !codes.contains(&code) {
+            report.unknown_label(&code, codes);
+        }
+        out.push(code);
     }
-    known.sort();
-    known.dedup();
-    known
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The code set an experiment codes in: the embedded table or one loaded from a file.
@@ -210,8 +230,8 @@ impl DataError {
 
 /// Opens the experiment's code table (`builtin` or a path relative to the experiment file).
 pub fn code_table(config: &crate::config::Data, base_dir: &std::path::Path) -> Result<CodeTable, DataError> {
-    if config.code_table == "builtin" {
-        Ok(CodeTable::Builtin(CodeSet::builtin()?))
+    if config.builtin_table() {
+        Ok(CodeTable::Builtin(if config.uses_procedures() { CodeSet::builtin_with_procedures()? } else { CodeSet::builtin()? }))
     } else {
         Ok(CodeTable::Loaded(Box::new(CodeSet::load(&base_dir.join(&config.code_table))?)))
     }

@@ -6,17 +6,55 @@ use polars::prelude::*;
 use std::io::Read;
 use std::path::Path;
 
-/// Reads a whole table; the format follows the extension (`.feather`, `.arrow`, `.ipc`, `.parquet`, `.csv`, `.csv.gz`).
-pub fn read(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, DataError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
-    let file = std::fs::File::open(path).map_err(|e| DataError::file(path, format!("cannot read: {e}; check the path in [data.source]")))?;
+fn lower_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default()
+}
+
+fn is_ipc(name: &str) -> bool {
+    name.ends_with(".feather") || name.ends_with(".arrow") || name.ends_with(".ipc")
+}
+
+fn open(path: &Path) -> Result<std::fs::File, DataError> {
+    std::fs::File::open(path).map_err(|e| DataError::file(path, format!("cannot read: {e}; check the path in [data.source]")))
+}
+
+/// The column names of a table, read from its schema or header only.
+pub fn schema_names(path: &Path) -> Result<Vec<String>, DataError> {
+    let name = lower_name(path);
     let fail = |e: PolarsError| DataError::file(path, format!("cannot read as a table: {e}"));
-    if name.ends_with(".feather") || name.ends_with(".arrow") || name.ends_with(".ipc") {
-        let df = IpcReader::new(file).finish().map_err(fail)?;
+    if is_ipc(&name) {
+        let schema = IpcReader::new(open(path)?).schema().map_err(fail)?;
+        return Ok(schema.iter_names().map(|n| n.to_string()).collect());
+    }
+    if name.ends_with(".parquet") {
+        let schema = ParquetReader::new(open(path)?).schema().map_err(fail)?;
+        return Ok(schema.iter_names().map(|n| n.to_string()).collect());
+    }
+    if name.ends_with(".csv") || name.ends_with(".csv.gz") {
+        return csv_header(path);
+    }
+    Err(DataError::file(path, "unknown table format: use .feather (Arrow IPC), .parquet, .csv or .csv.gz"))
+}
+
+/// Reads a table, only `columns` when given (feather and parquet read no other column
+/// from disk); the format follows the extension (`.feather`, `.arrow`, `.ipc`, `.parquet`, `.csv`, `.csv.gz`).
+pub fn read(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, DataError> {
+    let name = lower_name(path);
+    let file = open(path)?;
+    let fail = |e: PolarsError| DataError::file(path, format!("cannot read as a table: {e}"));
+    let wanted = |present: Vec<String>| -> Result<Option<Vec<String>>, DataError> {
+        let Some(columns) = columns else { return Ok(None) };
+        require(&present, columns, path)?;
+        Ok(Some(columns.iter().map(|c| c.to_string()).collect()))
+    };
+    if is_ipc(&name) {
+        let cols = wanted(schema_names(path)?)?;
+        let df = IpcReader::new(file).with_columns(cols).finish().map_err(fail)?;
         return project(df, columns, path);
     }
     if name.ends_with(".parquet") {
-        let df = ParquetReader::new(file).finish().map_err(fail)?;
+        let cols = wanted(schema_names(path)?)?;
+        let df = ParquetReader::new(file).with_columns(cols).finish().map_err(fail)?;
         return project(df, columns, path);
     }
     if name.ends_with(".csv") || name.ends_with(".csv.gz") {
@@ -60,8 +98,44 @@ pub fn read_tsv(path: &Path) -> Result<Vec<Vec<String>>, DataError> {
     Ok((0..df.height()).map(|i| columns.iter().map(|c| c[i].clone().unwrap_or_default()).collect()).collect())
 }
 
+/// The texts of the rows whose `id_column` is in `wanted`, keyed by id, from a table
+/// too large to hold whole (MIMIC-III NOTEEVENTS: 2M rows, ~4 GB; MIMIC-IV-Note
+/// discharge.csv.gz). CSV files are streamed record by record, keeping only wanted
+/// rows; feather and parquet read only the two columns.
+pub fn texts_by_id(path: &Path, id_column: &str, text_column: &str, wanted: &std::collections::HashSet<String>) -> Result<std::collections::HashMap<String, String>, DataError> {
+    let name = lower_name(path);
+    let mut out = std::collections::HashMap::with_capacity(wanted.len());
+    if !(name.ends_with(".csv") || name.ends_with(".csv.gz")) {
+        let df = read(path, Some(&[id_column, text_column]))?;
+        for (id, text) in strings(&df, id_column, path)?.into_iter().zip(strings(&df, text_column, path)?) {
+            if let Some(id) = id.filter(|id| wanted.contains(id)) {
+                out.insert(id, text.unwrap_or_default());
+            }
+        }
+        return Ok(out);
+    }
+    let file = open(path)?;
+    let reader: Box<dyn std::io::Read> = if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::with_capacity(1 << 20, file))) } else { Box::new(std::io::BufReader::with_capacity(1 << 20, file)) };
+    let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(reader);
+    let fail = |e: csv::Error| {
+        let at = e.position().map(|p| format!("line {}: ", p.line())).unwrap_or_default();
+        DataError::file(path, format!("{at}cannot read as CSV (UTF-8, comma-separated, double-quoted fields, header row): {e}"))
+    };
+    let header: Vec<String> = csv.headers().map_err(fail)?.iter().map(str::to_string).collect();
+    let find = |c: &str| header.iter().position(|h| h == c).ok_or_else(|| missing_column(path, c, &header));
+    let (id_at, text_at) = (find(id_column)?, find(text_column)?);
+    let mut record = csv::StringRecord::new();
+    while csv.read_record(&mut record).map_err(fail)? {
+        let Some(id) = record.get(id_at) else { continue };
+        if wanted.contains(id) {
+            out.insert(id.to_string(), record.get(text_at).unwrap_or_default().to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// The header row of a CSV file (plain or gzipped), unquoted.
-fn csv_header(path: &Path) -> Result<Vec<String>, DataError> {
+pub fn csv_header(path: &Path) -> Result<Vec<String>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| DataError::file(path, format!("cannot read: {e}")))?;
     let reader: Box<dyn std::io::Read> = if path.to_string_lossy().ends_with(".gz") { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
     let mut line = String::new();

@@ -160,6 +160,14 @@ pub struct StrategyReport {
     /// Strategy-specific tallies (cache hits, matches rejected, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, usize>,
+    /// Codes the coverage named that the code table does not hold (retired codes kept as
+    /// labels): nothing to expand them from, so they are left out here and counted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub codes_not_in_table: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,7 +251,7 @@ pub fn expand(specs: &[Expansion], ctx: &mut ExpandContext<'_>) -> Result<Expans
     let mut examples: Vec<ExpandedSpan> = Vec::new();
     let mut reports = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        let targets = resolve_coverage(index, spec, codes, ctx.dataset, &seen)?;
+        let (targets, codes_not_in_table) = resolve_coverage(index, spec, codes, ctx.dataset, &seen)?;
         let covered: BTreeSet<Code> = targets.iter().map(|e| e.code.clone()).collect();
         let mut strategy = build(index, spec, ctx)?;
         let first = examples.len();
@@ -280,26 +288,39 @@ pub fn expand(specs: &[Expansion], ctx: &mut ExpandContext<'_>) -> Result<Expans
             duplicates,
             capped,
             details: strategy.details(),
+            codes_not_in_table,
         });
     }
     let total = Counts::of(examples.iter(), &seen);
     Ok(ExpansionOutput { examples, report: ExpansionReport { seed: ctx.seed, strategies: reports, total } })
 }
 
-/// The codes an entry expands, sorted by code.
+/// The codes an entry expands, sorted by code, and how many codes of the data it
+/// named are not in the code table (labels kept from the data, left out here).
 fn resolve_coverage<'c>(
     index: usize,
     spec: &Expansion,
     codes: &'c CodeSet,
     dataset: &Dataset,
     seen: &BTreeSet<Code>,
-) -> Result<Vec<&'c CodeEntry>, ExpandError> {
+) -> Result<(Vec<&'c CodeEntry>, usize), ExpandError> {
     let kind = spec.kind;
     let lookup = |code: &Code| codes.get(code).ok_or_else(|| ExpandError::UnknownCode { index, kind, code: code.to_string() });
     let space = || dataset.code_space.iter().map(lookup).collect::<Result<Vec<_>, _>>();
+    // Labels of the data may be codes the table lacks (retired codes, kept as labels).
+    let mut not_in_table = 0;
+    let mut of_data = |data_codes: &mut dyn Iterator<Item = &Code>| -> Vec<&'c CodeEntry> {
+        data_codes
+            .filter_map(|c| {
+                let e = codes.get(c);
+                not_in_table += usize::from(e.is_none());
+                e
+            })
+            .collect()
+    };
     let mut entries: Vec<&CodeEntry> = match &spec.coverage {
         Coverage::Auto if !dataset.code_space.is_empty() => space()?,
-        Coverage::Auto | Coverage::TrainingCodes => seen.iter().map(lookup).collect::<Result<_, _>>()?,
+        Coverage::Auto | Coverage::TrainingCodes => of_data(&mut seen.iter()),
         Coverage::Benchmark => {
             if dataset.code_space.is_empty() {
                 return Err(ExpandError::NoCodeSpace { index, kind });
@@ -310,7 +331,7 @@ fn resolve_coverage<'c>(
             if dataset.pool.is_empty() {
                 return Err(ExpandError::NoPool { index, kind });
             }
-            dataset.pool.iter().map(lookup).collect::<Result<_, _>>()?
+            of_data(&mut dataset.pool.iter())
         }
         Coverage::All => codes.billable().collect(),
         Coverage::Chapters(chapters) => codes.billable_in_chapters(chapters),
@@ -325,7 +346,7 @@ fn resolve_coverage<'c>(
     };
     entries.sort_by(|a, b| a.code.cmp(&b.code));
     entries.dedup_by(|a, b| a.code == b.code);
-    Ok(entries)
+    Ok((entries, not_in_table))
 }
 
 /// A seed for one (strategy, code): independent of which other codes are covered.

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use super::code::{normalise_prefix, Code};
+use super::code::{normalise_prefix, Code, System};
 use super::table::{self, TERM_SEP};
 use super::{Chapter, CodeEntry, IcdError};
 
@@ -14,6 +14,24 @@ use super::{Chapter, CodeEntry, IcdError};
 static BUILTIN_BYTES: &[u8] = include_bytes!("../../datasets/icd10cm/icd10cm-2026.tsv.gz");
 /// How error messages name the builtin table.
 pub const BUILTIN_ORIGIN: &str = "builtin table datasets/icd10cm/icd10cm-2026.tsv.gz";
+/// The committed ICD-10-PCS table (see datasets/icd10pcs/README.md).
+static BUILTIN_PCS_BYTES: &[u8] = include_bytes!("../../datasets/icd10pcs/icd10pcs-2024.tsv.gz");
+/// How error messages name the builtin procedure table.
+pub const BUILTIN_PCS_ORIGIN: &str = "builtin table datasets/icd10pcs/icd10pcs-2024.tsv.gz";
+/// Chapter numbers of ICD-10-PCS sections start here (ICD-10-CM chapters are 1-22).
+pub const PCS_CHAPTER_BASE: u8 = 100;
+
+/// Where one table of a [`CodeSet`] came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSource {
+    pub origin: String,
+    pub system: System,
+    /// File name of the source the table was built from.
+    pub file: String,
+    pub sha256: String,
+    /// The package that shipped it, e.g. "simple-icd-10-cm==1.5.0".
+    pub package: String,
+}
 
 const NONE: u32 = u32::MAX;
 
@@ -22,9 +40,8 @@ const NONE: u32 = u32::MAX;
 #[derive(Clone)]
 pub struct CodeSet {
     origin: String,
-    source_file: String,
-    source_sha256: String,
-    source_package: String,
+    /// One per table file: the ICD-10-CM table first, then ICD-10-PCS where loaded.
+    sources: Vec<TableSource>,
     chapters: Vec<Chapter>,
     entries: Vec<CodeEntry>,
     index: HashMap<Code, u32>,
@@ -41,7 +58,7 @@ impl fmt::Debug for CodeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CodeSet")
             .field("origin", &self.origin)
-            .field("source_sha256", &self.source_sha256)
+            .field("source_sha256", &self.source_sha256())
             .field("entries", &self.entries.len())
             .field("chapters", &self.chapters.len())
             .finish_non_exhaustive()
@@ -62,9 +79,28 @@ impl CodeSet {
             })
     }
 
+    /// The committed ICD-10-CM and ICD-10-PCS tables together, parsed once on first use.
+    pub fn builtin_with_procedures() -> Result<&'static CodeSet, IcdError> {
+        static BUILTIN: OnceLock<Result<CodeSet, String>> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                CodeSet::from_tables(&[(BUILTIN_BYTES, BUILTIN_ORIGIN), (BUILTIN_PCS_BYTES, BUILTIN_PCS_ORIGIN)])
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|message| IcdError::Builtin {
+                message: message.clone(),
+            })
+    }
+
     /// The embedded gzip bytes of the committed table, for fingerprinting.
     pub fn builtin_bytes() -> &'static [u8] {
         BUILTIN_BYTES
+    }
+
+    /// The embedded gzip bytes of the committed ICD-10-PCS table, for fingerprinting.
+    pub fn builtin_pcs_bytes() -> &'static [u8] {
+        BUILTIN_PCS_BYTES
     }
 
     /// Load a table file (gzip or plain text, same format).
@@ -78,26 +114,18 @@ impl CodeSet {
 
     /// Parse a table from memory; `origin` names it in error messages.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<CodeSet, IcdError> {
-        let corrupt = |line: usize, reason: String| IcdError::Table {
-            origin: origin.to_string(),
-            line,
-            reason,
-        };
-        let text = if table::is_gzip(bytes) {
-            // The gzip trailer holds the text size; sizing the buffer once avoids regrowing it.
-            let size = bytes
-                .last_chunk::<4>()
-                .map_or(0, |t| u32::from_le_bytes(*t) as usize);
-            let mut s = String::with_capacity(size.min(bytes.len().saturating_mul(32)));
-            flate2::read::GzDecoder::new(bytes)
-                .read_to_string(&mut s)
-                .map_err(|e| corrupt(0, format!("cannot decompress: {e}")))?;
-            s
-        } else {
-            String::from_utf8(bytes.to_vec())
-                .map_err(|e| corrupt(0, format!("not UTF-8 text: {e}")))?
-        };
-        Parser::new(origin).parse(&text)
+        CodeSet::from_tables(&[(bytes, origin)])
+    }
+
+    /// Parse several tables (gzip or plain text) into one set, e.g. ICD-10-CM
+    /// and ICD-10-PCS; each `origin` names its table in error messages.
+    pub fn from_tables(tables: &[(&[u8], &str)]) -> Result<CodeSet, IcdError> {
+        let mut parser = Parser::new(tables.first().map_or("", |t| t.1));
+        for (bytes, origin) in tables {
+            parser.origin = *origin;
+            parser.parse(&table_text(bytes, origin)?)?;
+        }
+        parser.finish()
     }
 
     /// Where this table came from (a path or [`BUILTIN_ORIGIN`]).
@@ -105,19 +133,29 @@ impl CodeSet {
         &self.origin
     }
 
-    /// sha256 of the tabular XML the table was built from.
-    pub fn source_sha256(&self) -> &str {
-        &self.source_sha256
+    /// Each table file of the set, ICD-10-CM first.
+    pub fn sources(&self) -> &[TableSource] {
+        &self.sources
     }
 
-    /// File name of that XML.
+    /// Whether the set holds codes of `system`.
+    pub fn has_system(&self, system: System) -> bool {
+        self.sources.iter().any(|s| s.system == system)
+    }
+
+    /// sha256 of the source the (first) table was built from.
+    pub fn source_sha256(&self) -> &str {
+        self.sources.first().map_or("", |s| s.sha256.as_str())
+    }
+
+    /// File name of that source.
     pub fn source_file(&self) -> &str {
-        &self.source_file
+        self.sources.first().map_or("", |s| s.file.as_str())
     }
 
     /// The package that shipped it, e.g. "simple-icd-10-cm==1.5.0".
     pub fn source_package(&self) -> &str {
-        &self.source_package
+        self.sources.first().map_or("", |s| s.package.as_str())
     }
 
     /// Number of entries, billable or not.
@@ -135,11 +173,27 @@ impl CodeSet {
 
     /// Parse `raw` and look it up.
     pub fn lookup(&self, raw: &str) -> Result<&CodeEntry, IcdError> {
-        let code = Code::parse(raw)?;
+        let code = self.resolve(raw)?;
         self.get(&code).ok_or_else(|| IcdError::UnknownCode {
             code: code.to_string(),
             origin: self.origin.clone(),
         })
+    }
+
+    /// Parse `raw` as the code this set knows: a 7-character string without a dot
+    /// is ICD-10-CM written compactly or ICD-10-PCS ("S72001A", "B2111ZZ"), and the
+    /// table decides; when it knows neither, the form [`Code::parse`] gives.
+    pub fn resolve(&self, raw: &str) -> Result<Code, IcdError> {
+        let parsed = Code::parse(raw);
+        if let Ok(c) = &parsed {
+            if self.contains(c) || c.system() == System::Pcs {
+                return parsed;
+            }
+        }
+        match Code::parse_pcs(raw) {
+            Ok(p) if self.contains(&p) || parsed.is_err() => Ok(p),
+            _ => parsed,
+        }
     }
 
     pub fn contains(&self, code: &Code) -> bool {
@@ -214,8 +268,10 @@ impl CodeSet {
             return self.chapters.iter().find(|c| c.number == e.chapter);
         }
         let cat = code.category();
+        let pcs = code.system() == System::Pcs;
         self.chapters
             .iter()
+            .filter(|c| (c.number >= PCS_CHAPTER_BASE) == pcs)
             .find(|c| match c.range.split_once('-') {
                 Some((lo, hi)) => lo <= cat && cat <= hi,
                 None => c.range == cat,
@@ -251,7 +307,7 @@ impl CodeSet {
         let mut known = Vec::new();
         let mut rejected = Vec::new();
         for r in raw {
-            match Code::parse(r) {
+            match self.resolve(r) {
                 Ok(c) if self.contains(&c) => known.push(c),
                 _ => rejected.push(r.to_string()),
             }
@@ -276,9 +332,34 @@ impl CodeSet {
     }
 }
 
+/// The text of a table file, gunzipped when it is gzip.
+fn table_text(bytes: &[u8], origin: &str) -> Result<String, IcdError> {
+    let corrupt = |reason: String| IcdError::Table {
+        origin: origin.to_string(),
+        line: 0,
+        reason,
+    };
+    if table::is_gzip(bytes) {
+        // The gzip trailer holds the text size; sizing the buffer once avoids regrowing it.
+        let size = bytes
+            .last_chunk::<4>()
+            .map_or(0, |t| u32::from_le_bytes(*t) as usize);
+        let mut s = String::with_capacity(size.min(bytes.len().saturating_mul(32)));
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut s)
+            .map_err(|e| corrupt(format!("cannot decompress: {e}")))?;
+        Ok(s)
+    } else {
+        String::from_utf8(bytes.to_vec()).map_err(|e| corrupt(format!("not UTF-8 text: {e}")))
+    }
+}
+
 /// Line-by-line reader of the table format (see `table.rs`).
 struct Parser<'o> {
     origin: &'o str,
+    /// The system of the table being read (from its first line).
+    system: System,
+    sources: Vec<TableSource>,
     source: HashMap<String, String>,
     counts: HashMap<String, String>,
     chapters: Vec<Chapter>,
@@ -294,6 +375,8 @@ impl<'o> Parser<'o> {
     fn new(origin: &'o str) -> Self {
         Parser {
             origin,
+            system: System::Cm,
+            sources: Vec::new(),
             source: HashMap::new(),
             counts: HashMap::new(),
             chapters: Vec::new(),
@@ -313,10 +396,18 @@ impl<'o> Parser<'o> {
         }
     }
 
-    fn parse(mut self, text: &str) -> Result<CodeSet, IcdError> {
+    /// Reads one table file into the set.
+    fn parse(&mut self, text: &str) -> Result<(), IcdError> {
+        self.source.clear();
+        self.counts.clear();
+        self.columns_seen = false;
+        let rows_before = self.entries.len();
         let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
-        match lines.next() {
-            Some((_, first)) if first.split('\t').next() == Some(table::MAGIC) => {
+        let first = lines.next();
+        let magic = first.and_then(|(_, l)| l.split('\t').next());
+        self.system = if magic == Some(table::PCS_MAGIC) { System::Pcs } else { System::Cm };
+        match first {
+            Some((_, first)) if magic == Some(table::MAGIC) || magic == Some(table::PCS_MAGIC) => {
                 let version = first.split('\t').nth(1).unwrap_or("");
                 if version != table::FORMAT_VERSION {
                     return Err(self.corrupt(
@@ -332,13 +423,16 @@ impl<'o> Parser<'o> {
                 return Err(self.corrupt(
                     1,
                     format!(
-                        "not a code table: the first line must start with {}",
-                        table::MAGIC
+                        "not a code table: the first line must start with {} or {}",
+                        table::MAGIC,
+                        table::PCS_MAGIC
                     ),
                 ))
             }
         }
+        let mut last_line = 1;
         for (n, line) in lines {
+            last_line = n;
             if line.is_empty() {
                 continue;
             }
@@ -348,7 +442,37 @@ impl<'o> Parser<'o> {
                 self.row(n, line)?;
             }
         }
-        self.finish()
+        let sha = self.source.get("sha256").cloned().unwrap_or_default();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(self.corrupt(0, "the #source line has no sha256=<64 hex digits>"));
+        }
+        let rows = &self.entries[rows_before..];
+        if rows.is_empty() {
+            return Err(self.corrupt(last_line, "the table has no code rows"));
+        }
+        // The header counts catch a truncated or edited file.
+        let billable = rows.iter().filter(|e| e.billable).count();
+        for (key, actual) in [("entries", rows.len()), ("billable", billable)] {
+            if let Some(expected) = self.counts.get(key) {
+                if expected.parse::<usize>().ok() != Some(actual) {
+                    return Err(self.corrupt(
+                        last_line,
+                        format!("header says {key}={expected} but the rows give {actual}"),
+                    ));
+                }
+            }
+        }
+        if self.sources.iter().any(|s| s.system == self.system) {
+            return Err(self.corrupt(1, format!("a second {} table; load one table per code system", self.system.name())));
+        }
+        self.sources.push(TableSource {
+            origin: self.origin.to_string(),
+            system: self.system,
+            file: self.source.get("file").cloned().unwrap_or_default(),
+            sha256: sha,
+            package: self.source.get("package").cloned().unwrap_or_default(),
+        });
+        Ok(())
     }
 
     fn header_line(&mut self, n: usize, line: &str) -> Result<(), IcdError> {
@@ -430,7 +554,7 @@ impl<'o> Parser<'o> {
             let found = line.split('\t').count();
             return Err(self.corrupt(n, format!("expected 7 tab-separated fields, found {found}")));
         };
-        let code = Code::parse(code).map_err(|e| self.corrupt(n, e.to_string()))?;
+        let code = Code::parse_in(self.system, code).map_err(|e| self.corrupt(n, e.to_string()))?;
         let billable = match billable {
             "1" => true,
             "0" => false,
@@ -447,7 +571,7 @@ impl<'o> Parser<'o> {
             terms.split(TERM_SEP).map(str::to_string).collect()
         };
         let (parent, parent_row) = if parent.is_empty() {
-            if code.as_str().len() != 3 {
+            if code.as_str().len() != 3 && self.system == System::Cm {
                 return Err(self.corrupt(
                     n,
                     format!("code {code} has no parent but is not a 3-character category"),
@@ -455,6 +579,9 @@ impl<'o> Parser<'o> {
             }
             (None, NONE)
         } else {
+            if self.system == System::Pcs {
+                return Err(self.corrupt(n, format!("ICD-10-PCS code {code} has a parent; PCS rows have none (their block groups them)")));
+            }
             let p = Code::parse(parent).map_err(|e| self.corrupt(n, format!("parent: {e}")))?;
             let Some(&row) = self.index.get(&p) else {
                 return Err(
@@ -464,6 +591,9 @@ impl<'o> Parser<'o> {
             // Both are dotted after the 3rd character, so a plain prefix test works.
             if !code.as_str().starts_with(p.as_str()) {
                 return Err(self.corrupt(n, format!("parent {p} is not a prefix of {code}")));
+            }
+            if self.entries[row as usize].billable {
+                return Err(self.corrupt(n, format!("{p} is marked billable but has a child here")));
             }
             (Some(p), row)
         };
@@ -501,14 +631,6 @@ impl<'o> Parser<'o> {
     }
 
     fn finish(self) -> Result<CodeSet, IcdError> {
-        let last_line = self.lines.last().copied().unwrap_or(1);
-        let sha = self.source.get("sha256").cloned().unwrap_or_default();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(self.corrupt(0, "the #source line has no sha256=<64 hex digits>"));
-        }
-        if self.entries.is_empty() {
-            return Err(self.corrupt(last_line, "the table has no code rows"));
-        }
         let n = self.entries.len();
         let mut child_start = vec![0u32; n + 1];
         for &p in &self.parent_of {
@@ -526,37 +648,14 @@ impl<'o> Parser<'o> {
             if p == NONE {
                 top_rows.push(row as u32);
             } else {
-                if self.entries[p as usize].billable {
-                    let line = self.lines[row];
-                    let parent = &self.entries[p as usize].code;
-                    return Err(self.corrupt(
-                        line,
-                        format!("{parent} is marked billable but has a child here"),
-                    ));
-                }
                 child_rows[fill[p as usize] as usize] = row as u32;
                 fill[p as usize] += 1;
             }
         }
 
-        // The header counts catch a truncated or edited file.
-        let billable = self.entries.iter().filter(|e| e.billable).count();
-        for (key, actual) in [("entries", self.entries.len()), ("billable", billable)] {
-            if let Some(expected) = self.counts.get(key) {
-                if expected.parse::<usize>().ok() != Some(actual) {
-                    return Err(self.corrupt(
-                        last_line,
-                        format!("header says {key}={expected} but the rows give {actual}"),
-                    ));
-                }
-            }
-        }
-
         Ok(CodeSet {
-            origin: self.origin.to_string(),
-            source_file: self.source.get("file").cloned().unwrap_or_default(),
-            source_package: self.source.get("package").cloned().unwrap_or_default(),
-            source_sha256: sha,
+            origin: self.sources.iter().map(|s| s.origin.as_str()).collect::<Vec<_>>().join(" + "),
+            sources: self.sources,
             chapters: self.chapters,
             entries: self.entries,
             index: self.index,

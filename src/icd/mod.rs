@@ -20,8 +20,8 @@ pub use build::{
     build_table, build_table_bytes, BuildSummary, SOURCE_PACKAGE, SOURCE_PACKAGE_VERSION,
     SOURCE_XML_NAME, SOURCE_XML_SHA256,
 };
-pub use catalog::{CodeSet, BUILTIN_ORIGIN};
-pub use code::Code;
+pub use catalog::{CodeSet, TableSource, BUILTIN_ORIGIN, BUILTIN_PCS_ORIGIN, PCS_CHAPTER_BASE};
+pub use code::{Code, System};
 
 /// Number of billable codes in the FY2026 release (the leaves of the CMS
 /// code list `code-list-April-2026.txt`); the builtin table must match it.
@@ -61,11 +61,11 @@ pub struct Chapter {
 #[derive(Debug, thiserror::Error)]
 pub enum IcdError {
     #[error(
-        "malformed ICD-10-CM code {input:?}: {reason}; write a letter, two letters or digits, then up to 4 letters or digits, with an optional dot after the 3rd character (e.g. E11.9)"
+        "malformed ICD-10 code {input:?}: {reason}; write an ICD-10-CM code (a letter, two letters or digits, then up to 4 letters or digits, with an optional dot after the 3rd character, e.g. E11.9) or a 7-character ICD-10-PCS code (e.g. 0BH17EZ)"
     )]
     MalformedCode { input: String, reason: &'static str },
 
-    #[error("unknown ICD-10-CM code {code}: not in the code table {origin}; check for a typo or a code from another release")]
+    #[error("unknown code {code}: not in the code table {origin}; check for a typo or a code from another release")]
     UnknownCode { code: String, origin: String },
 
     #[error("cannot read {}: {source}", path.display())]

@@ -25,6 +25,9 @@ use flate2::{Compression, GzBuilder};
 
 /// First line of every table; the number is the format version.
 pub(crate) const MAGIC: &str = "#icdbench-icd10cm-table";
+/// First line of an ICD-10-PCS table (same format; rows have no parent, their
+/// block is the code's first three axes).
+pub(crate) const PCS_MAGIC: &str = "#icdbench-icd10pcs-table";
 pub(crate) const FORMAT_VERSION: &str = "1";
 pub(crate) const SOURCE: &str = "#source";
 pub(crate) const COUNTS: &str = "#counts";

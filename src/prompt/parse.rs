@@ -55,12 +55,12 @@ pub fn parse_output(raw: &str, doc_text: Option<&str>, codes: &CodeSet) -> Parse
         let mut line_codes = Vec::new();
         for (k, token) in parsed.codes.iter().enumerate() {
             let maybe_unfinished = open && parsed.ends_with_code && k + 1 == parsed.codes.len();
-            match Code::parse(token).ok().and_then(|c| codes.get(&c)) {
+            match codes.resolve(token).ok().and_then(|c| codes.get(&c)) {
                 Some(entry) if !maybe_unfinished || entry.billable => line_codes.push(entry.code.clone()),
                 Some(_) => {}
                 None if maybe_unfinished => {}
                 None => {
-                    let form = Code::parse(token).map_or_else(|_| token.clone(), |c| c.to_string());
+                    let form = codes.resolve(token).map_or_else(|_| token.clone(), |c| c.to_string());
                     if !invalid.contains(&form) {
                         invalid.push(form);
                     }
