@@ -153,7 +153,7 @@ pub fn windows(text: &str, tok: &TextTokenizer, chunk_tokens: usize, overlap_tok
 }
 
 /// Token count of `text`; where the tokenizer fails, its byte length (an upper bound for byte-level vocabularies).
-fn count_tokens(tok: &TextTokenizer, text: &str) -> usize {
+pub fn count_tokens(tok: &TextTokenizer, text: &str) -> usize {
     tok.encode(text, false).map(|ids| ids.len()).unwrap_or(text.len())
 }
 

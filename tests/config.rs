@@ -116,3 +116,38 @@ fn a_token_match_for_a_mixed_run_is_refused_at_its_strategy() {
     let at = format!("{}:{}:12: [train.match_tokens_of]", exp.display(), line_of(&exp, "strategy = \"mixed\""));
     refused(tmp.path(), &exp, &at, "set mix.strategy = \"document_only\"");
 }
+
+#[test]
+fn included_files_merge_key_by_key_and_errors_point_at_the_file_that_holds_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base.toml");
+    std::fs::write(&base, "[data.source]\nkind = \"synthetic\"\ntrain_docs = 40\ntest_docs = 20\n\n[train]\nlr = 1e-3\nbatch_size = 4\n\n[[baselines]]\nkind = \"dictionary\"\n").unwrap();
+    let exp = tmp.path().join("exp.toml");
+    std::fs::write(&exp, "include = \"base.toml\"\n\n[experiment]\nname = \"inc\"\n\n[train]\nbatch_size = 2\n").unwrap();
+    let e = icdbench::config::load_experiment(&exp).unwrap();
+    // The including file wins key by key; the rest comes from the base.
+    assert_eq!((e.train.batch_size, e.train.lr), (2, 1e-3));
+    assert_eq!(e.baselines.len(), 1);
+    let icdbench::config::DataSource::Synthetic(s) = &e.data.source else { panic!("synthetic") };
+    assert_eq!((s.train_docs, s.test_docs), (40, 20));
+
+    // A wrong type in the base is reported at its line in the base.
+    std::fs::write(&base, "[train]\nlr = \"fast\"\n\n[[baselines]]\nkind = \"dictionary\"\n").unwrap();
+    let err = icdbench::config::load_experiment(&exp).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}:2:", base.display())), "{err}");
+    // An invalid value in the base is located there too; one in the including file, there.
+    std::fs::write(&base, "[train]\nbatch_size = 0\n\n[[baselines]]\nkind = \"dictionary\"\n").unwrap();
+    std::fs::write(&exp, "include = \"base.toml\"\n\n[experiment]\nname = \"inc\"\n").unwrap();
+    let err = icdbench::config::load_experiment(&exp).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}:2:", base.display())) && err.contains("[train.batch_size]"), "{err}");
+    std::fs::write(&exp, "include = \"base.toml\"\n\n[experiment]\nname = \"inc\"\n\n[train]\nbatch_size = 0\n").unwrap();
+    let err = icdbench::config::load_experiment(&exp).unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}:7:", exp.display())), "{err}");
+    // A missing include names the file; a file including itself stops.
+    std::fs::write(&exp, "include = \"nope.toml\"\n[experiment]\nname = \"inc\"\n").unwrap();
+    let err = icdbench::config::load_experiment(&exp).unwrap_err().to_string();
+    assert!(err.contains("cannot read included file") && err.contains("nope.toml"), "{err}");
+    std::fs::write(&exp, "include = \"exp.toml\"\n[experiment]\nname = \"inc\"\n").unwrap();
+    let err = icdbench::config::load_experiment(&exp).unwrap_err().to_string();
+    assert!(err.contains("more than 8 deep"), "{err}");
+}

@@ -3,6 +3,7 @@
 
 use super::{Backbone, Baseline, ComparePair, Coverage, DataSource, Expansion, ExpansionKind, Experiment, FuzzyUnit, MdaceParams, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
 use crate::icd::Code;
+use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -62,12 +63,92 @@ pub fn parse_experiment(text: &str, path: &Path) -> Result<Experiment, ConfigErr
 /// (`icdbench plan` on a checkout without the credentialed data).
 pub fn parse_experiment_with(text: &str, path: &Path, check_inputs: bool) -> Result<Experiment, ConfigError> {
     let invalid = |problems| ConfigError::Invalid { path: path.to_path_buf(), problems };
-    let exp: Experiment = toml::from_str(text).map_err(|e| invalid(vec![from_toml_error(text, &e)]))?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| invalid(vec![from_toml_error(text, &e)]))?;
+    if !table.contains_key(INCLUDE) {
+        let exp: Experiment = toml::from_str(text).map_err(|e| invalid(vec![from_toml_error(text, &e)]))?;
+        let problems = validate(&exp, text, path, check_inputs);
+        return if problems.is_empty() { Ok(exp) } else { Err(invalid(problems)) };
+    }
+    // `include = "base.toml"` (or a list): the included files' keys, merged key by key,
+    // the including file winning; errors point at the file that holds the key.
+    let mut files: Vec<(PathBuf, String)> = vec![(path.to_path_buf(), text.to_string())];
+    let merged = resolve_includes(table, path, &mut files, 0)?;
+    let exp = match Experiment::deserialize(toml::Value::Table(merged)) {
+        Ok(exp) => exp,
+        Err(e) => {
+            // Deserialising from a value has no positions: find the file whose own text gives this error.
+            let message = e.message().trim().replace('\n', " ");
+            for (file, file_text) in &files {
+                if let Err(own) = toml::from_str::<Experiment>(file_text) {
+                    if own.message().trim().replace('\n', " ") == message {
+                        return Err(ConfigError::Invalid { path: file.clone(), problems: vec![from_toml_error(file_text, &own)] });
+                    }
+                }
+            }
+            return Err(invalid(vec![Problem { line: None, column: None, key: key_from_message(&message), message }]));
+        }
+    };
     let problems = validate(&exp, text, path, check_inputs);
     if problems.is_empty() {
-        Ok(exp)
-    } else {
-        Err(invalid(problems))
+        return Ok(exp);
+    }
+    // A problem not located in the including file is looked for in the included ones.
+    for (file, file_text) in files.iter().skip(1) {
+        let here: Vec<Problem> = problems
+            .iter()
+            .filter(|p| p.line.is_none())
+            .filter_map(|p| {
+                let key = p.key.as_deref()?;
+                let (line, column) = locate(file_text, &key.split('.').collect::<Vec<_>>());
+                line.map(|_| Problem { line, column, ..p.clone() })
+            })
+            .collect();
+        if !here.is_empty() {
+            return Err(ConfigError::Invalid { path: file.clone(), problems: here });
+        }
+    }
+    Err(invalid(problems))
+}
+
+/// The top-level key that names files to include.
+const INCLUDE: &str = "include";
+
+/// Merges the files `table` includes under it (recursively, at most 8 deep), `table`'s keys
+/// winning; tables merge key by key, any other value is replaced whole. Each file read is
+/// appended to `files`, for locating errors.
+fn resolve_includes(mut table: toml::Table, path: &Path, files: &mut Vec<(PathBuf, String)>, depth: usize) -> Result<toml::Table, ConfigError> {
+    let at = |message: String| ConfigError::Invalid { path: path.to_path_buf(), problems: vec![Problem { line: None, column: None, key: Some(INCLUDE.into()), message }] };
+    let Some(include) = table.remove(INCLUDE) else { return Ok(table) };
+    if depth >= 8 {
+        return Err(at("includes nest more than 8 deep (a file including itself?)".into()));
+    }
+    let names: Vec<String> = match include {
+        toml::Value::String(s) => vec![s],
+        toml::Value::Array(a) => a.into_iter().map(|v| v.as_str().map(str::to_string).ok_or_else(|| at("include takes a file name or a list of file names".into()))).collect::<Result<_, _>>()?,
+        _ => return Err(at("include takes a file name or a list of file names (relative to this file)".into())),
+    };
+    let mut base = toml::Table::new();
+    for name in names {
+        let file = path.parent().unwrap_or(Path::new(".")).join(&name);
+        let text = std::fs::read_to_string(&file).map_err(|e| at(format!("cannot read included file {}: {e}", file.display())))?;
+        let included: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: file.clone(), problems: vec![from_toml_error(&text, &e)] })?;
+        files.push((file.clone(), text));
+        let included = resolve_includes(included, &file, files, depth + 1)?;
+        merge_into(&mut base, included);
+    }
+    merge_into(&mut base, table);
+    Ok(base)
+}
+
+/// Writes `over` into `base`: tables merge key by key, other values replace.
+fn merge_into(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_into(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
     }
 }
 

@@ -883,6 +883,30 @@ pub struct Train {
     /// same data, seed and `steps`/`epochs`, e.g. `{ strategy = "mixed", span_ratio = 0.5 }`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub match_tokens_of: Option<Mix>,
+    /// How a training document longer than `max_length` is fed (see [`LongDocuments`]).
+    #[serde(skip_serializing_if = "LongDocuments::is_auto")]
+    pub long_documents: LongDocuments,
+}
+
+/// How a training document longer than the training length is fed.
+/// TOML: `long_documents = "auto" | "truncate" | "windows"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LongDocuments {
+    /// Windows for a document with evidence, truncation for one without (MIMIC-IV notes
+    /// carry none: windows would teach most of them to answer `none`).
+    #[default]
+    Auto,
+    /// The note's beginning that fits, answered with all its codes (the standard setting).
+    Truncate,
+    /// Overlapping windows, each answered with the codes whose evidence lies inside it.
+    Windows,
+}
+
+impl LongDocuments {
+    pub fn is_auto(&self) -> bool {
+        *self == LongDocuments::Auto
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -914,6 +938,7 @@ impl Default for Train {
             checkpoint_every: 100,
             validate_every: 0,
             match_tokens_of: None,
+            long_documents: LongDocuments::Auto,
         }
     }
 }

@@ -866,6 +866,27 @@ mod tests {
     }
 
     #[test]
+    fn builtin_procedure_table_places_codes_by_their_axes() {
+        let set = CodeSet::builtin_with_procedures().unwrap();
+        assert!(set.has_system(System::Pcs) && set.has_system(System::Cm));
+        assert!(!CodeSet::builtin().unwrap().has_system(System::Pcs));
+        let pcs = |s: &str| Code::parse_pcs(s).unwrap();
+        let e = set.get(&pcs("0BH17EZ")).unwrap();
+        assert!(e.billable && e.block == "0BH" && e.chapter == PCS_CHAPTER_BASE && e.parent.is_none());
+        assert_eq!(set.chapter_of(&pcs("0BH17EZ")).map(|c| c.description.as_str()), Some("Medical and Surgical"));
+        // Siblings share section, body system and root operation.
+        let sib = set.siblings(&pcs("0BH17EZ"));
+        assert!(!sib.is_empty() && sib.iter().all(|s| s.block == "0BH" && s.code != pcs("0BH17EZ")));
+        // A letter-section code resolves to the procedure the table knows, not a dotless diagnosis.
+        assert_eq!(set.resolve("b2111zz").unwrap(), pcs("B2111ZZ"));
+        assert_eq!(set.resolve("S72001A").unwrap().as_str(), "S72.001A");
+        assert_eq!(set.lookup("I10.").unwrap().code.as_str(), "I10");
+        // An unknown procedure code places in its section's chapter, never in a diagnosis chapter.
+        assert_eq!(set.chapter_of(&pcs("BZZZZZZ")).map(|c| c.number), Some(PCS_CHAPTER_BASE + 10));
+        assert_eq!(set.billable().filter(|e| e.code.system() == System::Pcs).count(), 78_603);
+    }
+
+    #[test]
     fn load_names_a_missing_file() {
         let err = CodeSet::load(Path::new("/nonexistent/codes.tsv.gz"))
             .unwrap_err()

@@ -114,6 +114,14 @@ impl DocExample {
         DocExample { doc_id: doc.id.clone(), text: doc.text.clone(), targets: gold_targets(doc, None) }
     }
 
+    /// The note's first `end` characters, answered with every gold code (a note longer
+    /// than the model's context, truncated as document-level coding usually is).
+    /// `None` when out of range.
+    pub fn truncated(doc: &Document, end: usize) -> Option<DocExample> {
+        let text = slice_chars(&doc.text, 0, end)?.to_string();
+        Some(DocExample { doc_id: doc.id.clone(), text, targets: gold_targets(doc, None) })
+    }
+
     /// The example for the character window `[start, end)` of `doc` (a note
     /// longer than the model's context): only codes with evidence wholly inside
     /// the window, so a window without any gets the `none` answer. `None` when
@@ -409,6 +417,19 @@ mod tests {
             evidence_first.doc_target(&ex.targets),
             "hypertension ; hypertension => I10\ngout => M10.9\nE11.9\n"
         );
+    }
+
+    #[test]
+    fn a_truncated_note_keeps_every_gold_code() {
+        // A note without evidence (MIMIC-IV) cut to the training length answers with all its
+        // codes, never `none`; the text is the note's beginning.
+        let mut d = doc();
+        d.evidence.clear();
+        let t = DocExample::truncated(&d, 27).expect("in range");
+        assert_eq!(t.text, "HPI: hypertension and gout.");
+        let codes: Vec<&Code> = t.targets.iter().map(|(c, _)| c).collect();
+        assert_eq!(codes, d.codes.iter().collect::<Vec<_>>());
+        assert!(DocExample::truncated(&d, 9_999).is_none());
     }
 
     #[test]

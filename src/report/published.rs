@@ -3,7 +3,7 @@
 
 use super::gather::FinishedRun;
 use super::markdown_table;
-use super::table::dataset_kind;
+use super::table::{dataset_kind, dataset_target};
 use serde::Deserialize;
 
 /// The checked-in file, compiled in so a report finds it from any folder.
@@ -19,6 +19,9 @@ pub struct Figure {
     /// icdbench's `data.source.kind` that this data set is read with.
     pub data_kind: String,
     pub split: String,
+    /// Which codes the figure scores: `diagnoses+procedures`, `diagnoses`, `procedures`, or
+    /// `not stated`; a report places a figure only beside runs of the same target.
+    pub target: String,
     pub system: String,
     pub micro_f1: Option<f64>,
     pub macro_f1: Option<f64>,
@@ -44,23 +47,38 @@ pub fn section(runs: &[FinishedRun]) -> String {
         Ok(f) => f,
         Err(e) => return format!("Published figures unavailable: {e}\n"),
     };
-    let mut kinds: Vec<String> = runs.iter().map(dataset_kind).collect();
+    let mut kinds: Vec<(String, String)> = runs.iter().map(|r| (dataset_kind(r), dataset_target(r))).collect();
     kinds.sort();
     kinds.dedup();
     let mut out = String::new();
     let mut unmatched = Vec::new();
-    for kind in &kinds {
-        let papers: Vec<&Figure> = figures.iter().filter(|f| &f.data_kind == kind).collect();
+    for (kind, target) in &kinds {
+        let papers: Vec<&Figure> = figures.iter().filter(|f| &f.data_kind == kind && &f.target == target).collect();
+        let other_targets: Vec<&Figure> = figures.iter().filter(|f| &f.data_kind == kind && &f.target != target).collect();
         if papers.is_empty() {
-            unmatched.push(kind.clone());
+            if other_targets.is_empty() {
+                unmatched.push(kind.clone());
+            } else {
+                out.push_str(&format!(
+                    "Data set `{kind}`, target {target}: no published figure scores this target ({} figures score {}); none is placed beside these runs.\n\n",
+                    other_targets.len(),
+                    {
+                        let mut t: Vec<&str> = other_targets.iter().map(|f| f.target.as_str()).collect();
+                        t.sort();
+                        t.dedup();
+                        t.join(", ")
+                    }
+                ));
+            }
             continue;
         }
+        let kind = &format!("{kind}`, target `{target}");
         let fmt = |x: Option<f64>| x.map_or("–".into(), |v| format!("{v:.1}"));
         let mut rows: Vec<Vec<String>> = papers
             .iter()
             .map(|f| vec!["paper says".into(), f.system.clone(), f.split.clone(), fmt(f.micro_f1), fmt(f.macro_f1), f.macro_convention.clone(), format!("{} — {}", f.source, f.dataset)])
             .collect();
-        for r in runs.iter().filter(|r| &dataset_kind(r) == kind) {
+        for r in runs.iter().filter(|r| dataset_kind(r) == papers[0].data_kind && &dataset_target(r) == target) {
             for (split, m) in &r.record.metrics.splits {
                 rows.push(vec![
                     "we measured".into(),

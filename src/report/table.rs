@@ -53,6 +53,19 @@ pub fn dataset_kind(r: &FinishedRun) -> String {
     value.get("kind").and_then(|k| k.as_str()).unwrap_or("unknown").to_string()
 }
 
+/// Which codes a run's data scores: `diagnoses+procedures`, `diagnoses` or `procedures`
+/// (MIMIC defaults to Edin et al.'s target, diagnoses + procedures; MDACE carries both).
+pub fn dataset_target(r: &FinishedRun) -> String {
+    let value = serde_json::to_value(&r.record.run.spec.data.config.source).unwrap_or_default();
+    let codes = value.get("codes").and_then(|k| k.as_str());
+    let target = match (value.get("kind").and_then(|k| k.as_str()), codes) {
+        (_, Some("both")) | (Some("mdace"), _) => "diagnoses+procedures",
+        (_, Some("procedure")) => "procedures",
+        _ => "diagnoses",
+    };
+    target.to_string()
+}
+
 /// Share of span examples in the training mix (None for baselines and zero-shot runs).
 pub fn span_ratio(r: &FinishedRun) -> Option<f64> {
     match &r.record.run.spec.system {

@@ -3,7 +3,7 @@
 
 use super::pretrain::{self, PretrainRecord};
 use super::{PredictRecord, RunError, RunLog, RunOptions};
-use crate::config::{Backbone, PromptChoice, TrainMode};
+use crate::config::{Backbone, LongDocuments, PromptChoice, TrainMode};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
 use crate::config::ExpansionKind;
@@ -40,6 +40,16 @@ pub struct ModelRecord {
     pub predict_stats: PredictStats,
     pub span_examples: usize,
     pub document_examples: usize,
+    /// Training documents longer than the training length that were truncated (`train.long_documents`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated_documents: usize,
+    /// Tokens of those documents past the cut: never read in training.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub truncated_tokens: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// What the mix feeds, for the run's log: examples and tokens of each kind, and for a
@@ -204,6 +214,8 @@ pub(super) fn run(
         predict_stats: PredictStats::default(),
         span_examples: 0,
         document_examples: 0,
+        truncated_documents: 0,
+        truncated_tokens: 0,
     };
 
     if spec.train.mode == TrainMode::Finetune {
@@ -231,17 +243,33 @@ pub(super) fn run(
             .iter()
             .map(|e| SpanExample { span: e.span.clone(), context: e.context.clone(), codes: vec![e.code.clone()], source: format!("{:?}", e.strategy) })
             .collect();
-        // Documents, split into windows that fit the training length.
+        // Documents that fit the training length whole, or in windows, or truncated.
         let budget = spec.train.max_length.saturating_sub(160).max(64);
         let mut docs: Vec<DocExample> = Vec::new();
+        let (mut truncated_docs, mut truncated_tokens) = (0usize, 0usize);
         for d in dataset.split(Split::Train) {
             let windows = predict::windows(&d.text, &tok, budget, budget / 8);
+            let truncate = match spec.train.long_documents {
+                LongDocuments::Auto => d.evidence.is_empty(),
+                LongDocuments::Truncate => true,
+                LongDocuments::Windows => false,
+            };
             if windows.len() <= 1 {
                 docs.push(DocExample::from_document(d));
+            } else if truncate {
+                let end = windows[0].end_char;
+                truncated_docs += 1;
+                truncated_tokens += d.slice_chars(end, d.text.chars().count()).map_or(0, |rest| predict::count_tokens(&tok, rest));
+                docs.extend(DocExample::truncated(d, end));
             } else {
                 docs.extend(windows.iter().filter_map(|w| DocExample::from_window(d, w.start_char, w.end_char)));
             }
         }
+        if truncated_docs > 0 {
+            log.line(format!("long documents: {truncated_docs} truncated to their first {budget} tokens ({truncated_tokens} tokens not read)"));
+        }
+        record.truncated_documents = truncated_docs;
+        record.truncated_tokens = truncated_tokens;
         let mut pairs: Vec<(TrainingPair, ExampleKind)> = spans.iter().map(|s| (formatter.span_pair(s, Some(&tok)), ExampleKind::Span)).collect();
         pairs.extend(docs.iter().map(|d| (formatter.doc_pair(d, Some(&tok)), ExampleKind::Document)));
         let (examples, enc) = encode_pairs(&pairs, &tok, spec.train.max_length).map_err(model_err)?;
