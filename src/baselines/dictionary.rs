@@ -9,7 +9,7 @@ use crate::config::DictionaryParams;
 use crate::data::jsonl::Prediction;
 use crate::data::{slice_chars, Document, EvidenceSpan};
 use crate::icd::{Code, CodeEntry, CodeSet};
-use crate::text::{note_form, sentence_bounds, tokenize};
+use crate::text::{note_form, tokenize};
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Default)]
@@ -96,7 +96,7 @@ impl DictionaryCoder {
     pub fn predict(&self, doc: &Document) -> Prediction {
         let tokens = tokenize(&doc.text);
         let ids: Vec<Option<u32>> = tokens.iter().map(|t| self.vocab.get(&t.word).copied()).collect();
-        let bounds = sentence_bounds(&doc.text);
+        let bounds = negation::Scopes::new(&doc.text, &tokens);
         let mut codes = BTreeSet::new();
         let mut evidence = Vec::new();
         let mut i = 0;

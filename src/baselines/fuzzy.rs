@@ -11,7 +11,8 @@
 //!   `tf · idf(g)` (`tf` = `1 + ln(count)` when sublinear), scaled to unit L2 norm.
 //!   N-grams no term has are dropped from note vectors, as `transform` drops them.
 //! - Units: with `unit = "window"`, every run of 1 to `window_words` words inside
-//!   one sentence ([`sentence_bounds`]), so a mention in a sentence full of template
+//!   one sentence ([`crate::text::sentence_bounds`]; an unpunctuated sentence is read in
+//!   overlapping stretches of 40 words), so a mention in a sentence full of template
 //!   words still matches closely; with `unit = "sentence"`, whole sentences.
 //! - A code's score in a document is the highest cosine between one of its terms and
 //!   a unit not under a negation, family-history, ruled-out or resolved cue: the
@@ -39,10 +40,13 @@
 //! one of them.
 
 use super::{negation, BaselineError, CodeScore, CodeScorer, Scores};
+
+/// Words two stretches of an unpunctuated sentence share, so a mention across the cut is read whole.
+const STRETCH_OVERLAP: usize = 12;
 use crate::config::{FuzzyParams, FuzzyUnit};
 use crate::data::Document;
 use crate::icd::{Code, CodeEntry, CodeSet};
-use crate::text::{note_form, sentence_bounds, tokenize, Token};
+use crate::text::{note_form, tokenize, Token};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -227,7 +231,8 @@ impl FuzzyCoder {
     /// The kept codes of one text, best first (equal scores in code order).
     fn score_text(&self, text: &str, scratch: &mut Scratch) -> Vec<CodeScore> {
         let tokens = tokenize(text);
-        let bounds = sentence_bounds(text);
+        let scopes = negation::Scopes::new(text, &tokens);
+        let bounds = scopes.bounds();
         let mut cache: HashMap<&str, Vec<(u32, u32)>> = HashMap::new();
         for t in &tokens {
             if !cache.contains_key(t.word.as_str()) {
@@ -240,10 +245,13 @@ impl FuzzyCoder {
         while start < tokens.len() {
             // Tokens never hold a sentence-ending character, so each lies in one sentence.
             let sentence = bounds.partition_point(|&b| b < tokens[start].start);
-            let end = start + tokens[start..].iter().take_while(|t| bounds.partition_point(|&b| b < t.start) == sentence).count();
-            let s = Sentence { tokens: &tokens, bounds: &bounds, words: &words[start..end], start };
+            let sentence_end = start + tokens[start..].iter().take_while(|t| bounds.partition_point(|&b| b < t.start) == sentence).count();
+            // Unpunctuated text (a pre-processed MIMIC note is one "sentence") is read in
+            // overlapping stretches of LONG_SENTENCE words, so a unit stays sentence-sized.
+            let end = sentence_end.min(start + negation::LONG_SENTENCE);
+            let s = Sentence { tokens: &tokens, scopes: &scopes, words: &words[start..end], start };
             self.score_sentence(&s, scratch, &mut best);
-            start = end;
+            start = if end == sentence_end { end } else { end - STRETCH_OVERLAP };
         }
         let mut kept: Vec<CodeScore> = best.by_code.into_iter().map(|(code, (score, from, to))| CodeScore { code, score, span: Some((from, to)) }).collect();
         kept.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.code.cmp(&b.code)));
@@ -415,9 +423,9 @@ impl FuzzyCoder {
 
     fn under_cue(&self, s: &Sentence, t: u32, first: usize, last: usize) -> bool {
         if self.term_has_cue[t as usize] {
-            negation::negated(s.tokens, first, last, s.bounds)
+            negation::negated(s.tokens, first, last, s.scopes)
         } else {
-            negation::negated_within(s.tokens, first, last, s.bounds)
+            negation::negated_within(s.tokens, first, last, s.scopes)
         }
     }
 }
@@ -437,7 +445,7 @@ impl CodeScorer for FuzzyCoder {
 struct Sentence<'a> {
     /// Every token of the text, and the text's sentence bounds (for the cue check).
     tokens: &'a [Token],
-    bounds: &'a [usize],
+    scopes: &'a negation::Scopes,
     /// The n-grams (id, count) of each word of the sentence.
     words: &'a [&'a [(u32, u32)]],
     start: usize,
@@ -650,7 +658,7 @@ mod tests {
     /// Every window of every sentence against every term, vectors built in full.
     fn brute_force(coder: &FuzzyCoder, text: &str) -> HashMap<u32, f64> {
         let tokens = tokenize(text);
-        let bounds = sentence_bounds(text);
+        let bounds = crate::text::sentence_bounds(text);
         let sentence_of = |t: &Token| bounds.partition_point(|&b| b < t.start);
         let mut best: HashMap<u32, f64> = HashMap::new();
         for a in 0..tokens.len() {

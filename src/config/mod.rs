@@ -216,6 +216,26 @@ pub struct Data {
     /// `icdbench data build-codes`.
     #[serde(default = "default_code_table")]
     pub code_table: String,
+    /// `"edin"`: pass every text through Edin et al.'s MIMIC pre-processing (lower case,
+    /// no punctuation, no standalone numbers) after loading, evidence moved with it — to
+    /// read any benchmark the way their MIMIC-IV table reads. Default `"none"`.
+    #[serde(default, skip_serializing_if = "Preprocess::is_none")]
+    pub preprocess: Preprocess,
+}
+
+/// Text pre-processing applied after loading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preprocess {
+    #[default]
+    None,
+    Edin,
+}
+
+impl Preprocess {
+    pub fn is_none(&self) -> bool {
+        *self == Preprocess::None
+    }
 }
 
 impl Data {
@@ -247,7 +267,7 @@ fn default_code_table() -> String {
 
 impl Default for Data {
     fn default() -> Self {
-        Data { source: DataSource::default(), code_table: default_code_table() }
+        Data { source: DataSource::default(), code_table: default_code_table(), preprocess: Preprocess::None }
     }
 }
 

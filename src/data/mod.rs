@@ -9,6 +9,7 @@ pub mod jsonl;
 pub mod mdace;
 pub mod mimic;
 pub mod paraphrase;
+pub mod preprocess;
 pub mod stats;
 pub mod synthetic;
 mod table;
@@ -239,6 +240,18 @@ pub fn code_table(config: &crate::config::Data, base_dir: &std::path::Path) -> R
 
 /// Generates or reads the experiment's documents.
 pub fn load(config: &crate::config::Data, base_dir: &std::path::Path, codes: &CodeSet) -> Result<(Dataset, jsonl::LoadReport), DataError> {
+    let (mut dataset, mut report) = load_source(config, base_dir, codes)?;
+    if config.preprocess == crate::config::Preprocess::Edin {
+        let dropped = preprocess::apply_edin(&mut dataset.documents);
+        report.notes.push(format!(
+            "preprocess = \"edin\": texts lower-cased, punctuation and standalone numbers removed (Edin et al.'s MIMIC preparation){}",
+            if dropped > 0 { format!("; {dropped} evidence spans left with no text dropped") } else { String::new() }
+        ));
+    }
+    Ok((dataset, report))
+}
+
+fn load_source(config: &crate::config::Data, base_dir: &std::path::Path, codes: &CodeSet) -> Result<(Dataset, jsonl::LoadReport), DataError> {
     use crate::config::DataSource;
     match &config.source {
         DataSource::Synthetic(params) => Ok((synthetic::generate(params, codes)?, jsonl::LoadReport::default())),
