@@ -634,3 +634,25 @@ fn procedure_codes_look_up_on_the_command_line() {
     let bad = Command::cargo_bin("icdbench").unwrap().args(["data", "code", "0BH17E"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[test]
+fn report_places_published_figures_beside_runs_of_the_same_target_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let exp = edin_fixture(dir.path(), "[sweep]\n\"data.source.codes\" = [\"both\", \"diagnosis\"]");
+    let run = Command::cargo_bin("icdbench").unwrap().arg("run").arg(&exp).arg("--results").arg(&results).arg("--quiet").output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out = dir.path().join("report");
+    let rep = Command::cargo_bin("icdbench").unwrap().arg("report").arg(&exp).arg("--results").arg(&results).arg("--out").arg(&out).output().unwrap();
+    assert!(rep.status.success(), "{}", String::from_utf8_lossy(&rep.stderr));
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    let paper = &md[md.find("## Paper says").expect("a published-figures section")..];
+    // Diagnoses + procedures: PLM-ICD's 58.5 beside the run with codes = "both" only.
+    let both = &paper[paper.find("target `diagnoses+procedures`").expect("the both-target block")..];
+    let both = &both[..both.find("\n\n\n").unwrap_or(both.len())];
+    assert!(both.contains("| paper says  | PLM-ICD ") && both.contains("| 58.5 "), "{both}");
+    assert!(both.contains("codes=\"both\"") && !both.contains("codes=\"diagnosis\""), "{both}");
+    // Diagnosis-only runs get no published figure beside them, and the report says why.
+    assert!(paper.contains("Data set `mimic`, target diagnoses: no published figure scores this target"), "{paper}");
+    assert!(!paper.contains("ICDAGENT"), "a figure whose target is not stated is placed beside nothing: {paper}");
+}
