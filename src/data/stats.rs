@@ -87,7 +87,7 @@ pub fn compute(data: &Dataset) -> DataStats {
         if docs.is_empty() {
             continue;
         }
-        let words: Vec<usize> = docs.iter().map(|d| d.text.split_whitespace().count()).collect();
+        let words: Vec<usize> = docs.iter().map(|d| crate::text::count_words(&d.text)).collect();
         let per_doc: Vec<usize> = docs.iter().map(|d| d.codes.len()).collect();
         let distinct: BTreeSet<&Code> = docs.iter().flat_map(|d| d.codes.iter()).collect();
         let occurrences: usize = per_doc.iter().sum();
@@ -213,7 +213,7 @@ pub fn plot(stats: &DataStats, data: &Dataset, path: &Path) -> Result<(), PlotEr
     for s in &stats.splits {
         let mut h = vec![0f64; bins];
         for d in data.split(s.split) {
-            let w = d.text.split_whitespace().count();
+            let w = crate::text::count_words(&d.text);
             h[((w as f64 / width) as usize).min(bins - 1)] += 1.0;
         }
         hist.push((s.split, h));
