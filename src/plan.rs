@@ -69,15 +69,24 @@ impl ModelSpec {
     }
 }
 
+impl RunSpec {
+    /// The system's name, marked where it draws on a code pool that holds test labels
+    /// (the synthetic benchmark's pool; a real data set's pool never does).
+    pub fn system_name(&self) -> String {
+        let pool_has_test_labels = matches!(self.data.config.source, config::DataSource::Synthetic(_));
+        self.system.name_marking_pool(pool_has_test_labels)
+    }
+}
+
 impl SystemSpec {
-    pub fn name(&self) -> String {
+    fn name_marking_pool(&self, pool_has_test_labels: bool) -> String {
         match self {
-            SystemSpec::Baseline(b) if b.uses_pool() => format!("{}{POOL_LEAK}", b.name()),
+            SystemSpec::Baseline(b) if b.uses_pool() && pool_has_test_labels => format!("{}{POOL_LEAK}", b.name()),
             SystemSpec::Baseline(b) => b.name(),
             SystemSpec::Model(m) if m.train.mode == TrainMode::ZeroShot => format!("{} zero-shot", m.backbone.name),
             SystemSpec::Model(m) => {
                 let mix = mix_name(&m.mix);
-                let leak = m.mix.strategy != config::MixStrategy::DocumentOnly && m.expansion.iter().any(|e| e.coverage == config::Coverage::Pool);
+                let leak = pool_has_test_labels && m.mix.strategy != config::MixStrategy::DocumentOnly && m.expansion.iter().any(|e| e.coverage == config::Coverage::Pool);
                 let leak = if leak { POOL_LEAK } else { "" };
                 match &m.train.match_tokens_of {
                     Some(reference) => format!("{} {mix} (tokens of {}){leak}", m.backbone.name, mix_name(reference)),
@@ -88,7 +97,7 @@ impl SystemSpec {
     }
 }
 
-/// Appended to the name of a system that draws on the data's code pool, which holds the test labels.
+/// Appended to the name of a system that draws on the synthetic benchmark's code pool, which holds the test labels.
 pub const POOL_LEAK: &str = " [pool: test labels leak]";
 
 /// `document_only`, `mixed 0.50`, `curriculum spans>documents`.
@@ -185,7 +194,7 @@ impl StageKeys {
 impl PlannedRun {
     /// `dictionary` or `dictionary [mix.span_ratio=0.5]`.
     pub fn label(&self) -> String {
-        let system = self.spec.system.name();
+        let system = self.spec.system_name();
         if self.spec.sweep.is_empty() {
             system
         } else {

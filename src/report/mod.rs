@@ -232,7 +232,7 @@ pub fn mean_ci(xs: &[f64]) -> (f64, f64) {
 
 /// A run's label without its seed, so repeats with other seeds share it.
 fn label_without_seed(r: &RunRecord) -> String {
-    let system = r.run.spec.system.name();
+    let system = r.run.spec.system_name();
     let rest: Vec<String> = r.run.spec.sweep.iter().filter(|(k, _)| k != SEED_KEY).map(|(k, v)| format!("{k}={v}")).collect();
     if rest.is_empty() {
         system

@@ -302,7 +302,7 @@ impl Figure for Loss {
 
 /// A run's name for plots: the system, plus the sweep settings the name does not already say.
 fn short_label(r: &FinishedRun) -> String {
-    let system = r.record.run.spec.system.name();
+    let system = r.record.run.spec.system_name();
     let extra: Vec<String> = r
         .record
         .run

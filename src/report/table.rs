@@ -93,7 +93,7 @@ fn rows(runs: &[FinishedRun]) -> Vec<Row> {
             out.push(Row {
                 experiment: rec.run.spec.experiment.clone(),
                 run: rec.run.label(),
-                system: rec.run.spec.system.name(),
+                system: rec.run.spec.system_name(),
                 seed: rec.run.spec.seed,
                 sweep: rec.run.spec.sweep.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
                 split: split.clone(),

@@ -381,7 +381,7 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     }
     let metrics = RunMetrics {
         fingerprint: run.fingerprint.to_string(),
-        system: run.spec.system.name(),
+        system: run.spec.system_name(),
         splits: splits_out,
         data_report: load_report.clone(),
         cost,
@@ -536,7 +536,7 @@ fn scored_predictions(
         let docs: Vec<&data::Document> = dataset.split(split).collect();
         out.push((split, baselines::predict(scorer, &docs, decision.threshold)?));
     }
-    let record = serde_json::json!({ "baseline": run.spec.system.name(), "training": training, "threshold": decision });
+    let record = serde_json::json!({ "baseline": run.spec.system_name(), "training": training, "threshold": decision });
     Ok(BaselineOutcome { predictions: out, fitted: Some(FittedBaseline { cost, record }) })
 }
 
