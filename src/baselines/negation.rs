@@ -58,6 +58,8 @@ pub struct Scopes {
 impl Scopes {
     pub fn new(text: &str, tokens: &[Token]) -> Scopes {
         let header_len: Vec<usize> = (0..tokens.len()).map(|i| header_at(tokens, i).map_or(0, |h| h.split_whitespace().count())).collect();
+        // The family-history section runs to the next header, or LONG_SENTENCE words at most
+        // (a header this list lacks may end it first).
         let mut family = vec![false; tokens.len()];
         let (mut in_family, mut header_end) = (false, 0);
         for i in 0..tokens.len() {
@@ -65,7 +67,7 @@ impl Scopes {
                 in_family = header_at(tokens, i) == Some(FAMILY_HISTORY);
                 header_end = i + header_len[i];
             }
-            family[i] = in_family && i >= header_end;
+            family[i] = in_family && i >= header_end && i < header_end + LONG_SENTENCE;
         }
         Scopes { bounds: crate::text::sentence_bounds(text), header_len, family }
     }
@@ -84,11 +86,13 @@ pub fn negated_within(tokens: &[Token], first: usize, last: usize, scopes: &Scop
     scopes.family[first] || has_cue(&tokens[s.start..last], PRE_CUES) || has_cue(&tokens[first + 1..s.end], POST_CUES)
 }
 
-/// The words of the section header starting at token `i`, if one does.
+/// The words of the section header starting at token `i`, if one does. A header phrase
+/// followed by "of" is running text ("family history of diabetes"), not a header.
 fn header_at(tokens: &[Token], i: usize) -> Option<&'static str> {
     SECTION_HEADERS.iter().copied().find(|h| {
         let words: Vec<&str> = h.split_whitespace().collect();
         tokens.get(i..i + words.len()).is_some_and(|w| w.iter().zip(&words).all(|(t, h)| t.word == *h))
+            && tokens.get(i + words.len()).is_none_or(|next| next.word != "of")
     })
 }
 
@@ -173,6 +177,11 @@ mod tests {
         // "no diabetes" is negated; "hypertension" right after the header is not.
         assert!(negated(&tokens, at("diabetes", 0), at("diabetes", 0), &bounds));
         assert!(!negated(&tokens, at("hypertension", 0), at("hypertension", 0), &bounds));
+        // "family history of" is a cue in running text, not a section.
+        let t = tokenize("Family history of diabetes in the mother. Hypertension.");
+        let sc = Scopes::new("Family history of diabetes in the mother. Hypertension.", &t);
+        let h = t.iter().position(|x| x.word == "hypertension").unwrap();
+        assert!(!negated(&t, h, h, &sc));
         // The family-history section is not the patient's; the next header ends it.
         assert!(negated(&tokens, at("breast", 0), at("cancer", 0), &bounds));
         assert!(!negated(&tokens, at("pneumonia", 1), at("pneumonia", 1), &bounds));
