@@ -656,3 +656,26 @@ fn report_places_published_figures_beside_runs_of_the_same_target_only() {
     assert!(paper.contains("Data set `mimic`, target diagnoses: no published figure scores this target"), "{paper}");
     assert!(!paper.contains("ICDAGENT"), "a figure whose target is not stated is placed beside nothing: {paper}");
 }
+
+#[test]
+fn long_notes_without_evidence_are_truncated_never_windowed() {
+    // experiments/mimic-fixture.toml: every training note is longer than its 320-token training
+    // length and carries no evidence; training reads each one's beginning with all its codes.
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let exp = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/mimic-fixture.toml");
+    let run = Command::cargo_bin("icdbench").unwrap().arg("run").arg(&exp).arg("--results").arg(&results).arg("--quiet").output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let mut truncated = Vec::new();
+    for entry in std::fs::read_dir(results.join("mimic-fixture")).unwrap() {
+        let log = std::fs::read_to_string(entry.unwrap().path().join("run.log")).unwrap_or_default();
+        if let Some(line) = log.lines().find(|l| l.contains("long documents:")) {
+            truncated.push(line.split("long documents: ").nth(1).unwrap().to_string());
+            assert!(log.contains("examples: ") && log.contains(" document windows (0 truncated"), "{log}");
+        }
+    }
+    truncated.sort();
+    // Diagnoses only: 46 notes (one has procedures only); diagnoses + procedures: all 47.
+    assert_eq!(truncated.len(), 2, "{truncated:?}");
+    assert!(truncated[0].starts_with("46 truncated to their first 160 tokens") && truncated[1].starts_with("47 truncated to their first 160 tokens"), "{truncated:?}");
+}
