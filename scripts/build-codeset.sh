@@ -28,14 +28,8 @@ done
 CACHE=$ROOT/target/icd10cm-src
 mkdir -p "$CACHE"
 
-sha256_of() {
-    if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
-    else shasum -a 256 "$1" | cut -d' ' -f1; fi
-}
-
-pip_cmd() {
-    if command -v pip >/dev/null; then pip "$@"; else python3 -m pip "$@"; fi
-}
+# shellcheck source=lib/fetch.sh
+source "$ROOT/scripts/lib/fetch.sh"
 
 wheel=$(find "$CACHE" -maxdepth 1 -name "simple_icd_10_cm-$VERSION-*.whl" -print -quit)
 if [[ -z $wheel || $(sha256_of "$wheel") != "$WHEEL_SHA256" ]]; then

