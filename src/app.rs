@@ -58,8 +58,9 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Generate { backbone, prompts, max_new_tokens, temperature, seed, device, raw, constrain_codes } => {
             generate_command(&backbone, &prompts, max_new_tokens, temperature, seed, &device, raw, constrain_codes)
         }
-        Command::Speed { shapes, cases, device, dtype, threads, repeats_tiny, repeats_large } => {
-            speed_command(&shapes, &cases, &device, &dtype, threads, repeats_tiny, repeats_large)
+        Command::Speed { shapes, cases, device, dtype, threads, seq, batch, prompt, new_tokens, checkpointing, lora_dropout, repeats, warmup, peak_tflops } => {
+            let args = SpeedArgs { seq, batch, prompt, new_tokens, checkpointing, lora_dropout, repeats, warmup, peak_tflops };
+            speed_command(&shapes, &cases, &device, &dtype, threads, &args)
         }
         Command::Info { device } => {
             let dirty = if env!("ICDBENCH_GIT_DIRTY") == "true" { ", uncommitted changes" } else { "" };
@@ -508,12 +509,25 @@ fn generate_command(backbone: &str, prompts: &[String], max_new_tokens: usize, t
     Ok(())
 }
 
-fn speed_command(shapes: &str, cases: &str, device: &str, dtype: &str, threads: i32, repeats_tiny: usize, repeats_large: usize) -> Result<(), AppError> {
-    use crate::model::speed::{measure, Shape};
+/// `icdbench speed`'s workload flags.
+struct SpeedArgs {
+    seq: i64,
+    batch: Option<i64>,
+    prompt: i64,
+    new_tokens: i64,
+    checkpointing: bool,
+    lora_dropout: f64,
+    repeats: Option<usize>,
+    warmup: usize,
+    peak_tflops: Option<f64>,
+}
+
+fn speed_command(shapes: &str, cases: &str, device: &str, dtype: &str, threads: i32, args: &SpeedArgs) -> Result<(), AppError> {
+    use crate::model::speed::{measure_generate, measure_lora_step, Options, Shape, Workload, SHAPE_NAMES};
     let device = crate::device::resolve(device).map_err(|e| AppError::Input(e.to_string()))?;
     let kind = match dtype {
-        "f32" => tch::Kind::Float,
-        "bf16" => tch::Kind::BFloat16,
+        "f32" | "float32" => tch::Kind::Float,
+        "bf16" | "bfloat16" => tch::Kind::BFloat16,
         other => return Err(AppError::Input(format!("--dtype {other:?}: use f32 or bf16"))),
     };
     if threads > 0 {
@@ -523,11 +537,29 @@ fn speed_command(shapes: &str, cases: &str, device: &str, dtype: &str, threads: 
     if let Some(bad) = cases.iter().find(|c| !["lora_step", "generate"].contains(c)) {
         return Err(AppError::Input(format!("--cases: unknown case {bad:?}: use lora_step, generate")));
     }
+    let positive = [("--seq", args.seq), ("--prompt", args.prompt), ("--new-tokens", args.new_tokens), ("--batch", args.batch.unwrap_or(1))];
+    if let Some((flag, v)) = positive.iter().find(|(_, v)| *v < 1) {
+        return Err(AppError::Input(format!("{flag} {v}: give at least 1")));
+    }
+    if args.seq < 2 && cases.contains(&"lora_step") {
+        return Err(AppError::Input("--seq 1: a training row needs at least 2 tokens (one to read, one to predict)".into()));
+    }
+    if !(0.0..1.0).contains(&args.lora_dropout) {
+        return Err(AppError::Input(format!("--lora-dropout {}: give a value in [0, 1)", args.lora_dropout)));
+    }
     for name in shapes.split(',').map(str::trim) {
-        let shape = Shape::parse(name).ok_or_else(|| AppError::Input(format!("--shapes: unknown shape {name:?}: use tiny, smollm2")))?;
-        let repeats = if shape == Shape::Tiny { repeats_tiny } else { repeats_large };
-        for t in measure(shape, device, kind, repeats.max(1), &cases).map_err(|e| AppError::Failed(e.to_string()))? {
-            println!("{}", serde_json::to_string(&t).unwrap_or_default());
+        let shape = Shape::parse(name).ok_or_else(|| AppError::Input(format!("--shapes: unknown shape {name:?}: use {}", SHAPE_NAMES.join(", "))))?;
+        let repeats = args.repeats.unwrap_or(if shape == Shape::Tiny { 5 } else { 3 }).max(1);
+        let opts = Options { device, kind, warmup: args.warmup, repeats, peak_tflops: args.peak_tflops };
+        for case in &cases {
+            let batch = args.batch.unwrap_or(if *case == "generate" { 1 } else { 8 });
+            let w = Workload { shape, batch, seq: args.seq, prompt: args.prompt, new_tokens: args.new_tokens, checkpointing: args.checkpointing, lora_dropout: args.lora_dropout };
+            let t = match *case {
+                "lora_step" => measure_lora_step(&w, &opts),
+                _ => measure_generate(&w, &opts),
+            }
+            .map_err(|e| AppError::Failed(e.to_string()))?;
+            println!("{}", serde_json::to_string(&t).map_err(|e| AppError::Failed(e.to_string()))?);
         }
     }
     Ok(())

@@ -208,13 +208,14 @@ pub enum Command {
         constrain_codes: bool,
     },
     /// Time the model layer on fixed workloads (LoRA step, greedy decoding), one JSON line per case.
-    #[command(long_about = "Times a LoRA training step (r=16 on all projections, batch 8 x 128) and greedy \
-                            decoding (32 tokens after 256) on a tiny Llama and a SmolLM2-135M-shaped Llama with \
-                            random weights, printing JSON lines in the format of scripts/bench/pytorch_reference.py; \
-                            scripts/bench/compare.sh runs both and prints the ratios.")]
+    #[command(long_about = "Times a LoRA training step (r=16 on all projections, every next token labelled) and \
+                            greedy decoding on Llama-shaped models with random weights (no download), printing one \
+                            JSON line per case in the format of scripts/bench/pytorch_reference.py: seconds, tokens/s, \
+                            peak memory and, for training, model FLOPs per token and MFU. scripts/bench/compare.sh runs \
+                            both frameworks side by side and prints the ratios; scripts/gpu-bench.sh does it on a GPU.")]
     Speed {
-        /// Comma-separated: tiny, smollm2.
-        #[arg(long, default_value = "tiny,smollm2")]
+        /// Comma-separated: tiny, smollm2-135m, llama-3.2-1b, llama-3.1-8b, qwen2.5-7b.
+        #[arg(long, alias = "shape", default_value = "tiny,smollm2-135m")]
         shapes: String,
         /// Comma-separated: lora_step, generate.
         #[arg(long, default_value = "lora_step,generate")]
@@ -227,10 +228,32 @@ pub enum Command {
         /// libtorch threads (0 = libtorch's default).
         #[arg(long, default_value_t = 0)]
         threads: i32,
-        #[arg(long, default_value_t = 5)]
-        repeats_tiny: usize,
-        #[arg(long, default_value_t = 3)]
-        repeats_large: usize,
+        /// Training: tokens per row.
+        #[arg(long, default_value_t = 128)]
+        seq: i64,
+        /// Rows per training step, or sequences decoded together (default: 8 for lora_step, 1 for generate).
+        #[arg(long)]
+        batch: Option<i64>,
+        /// Generation: prompt tokens.
+        #[arg(long, default_value_t = 256)]
+        prompt: i64,
+        /// Generation: new tokens per row.
+        #[arg(long, default_value_t = 32)]
+        new_tokens: i64,
+        /// Training: recompute each layer's activations in backward.
+        #[arg(long)]
+        checkpointing: bool,
+        /// Training: LoRA dropout (the same on both sides of a comparison).
+        #[arg(long, default_value_t = 0.05)]
+        lora_dropout: f64,
+        /// Timed repeats (default: 5 for tiny, 3 otherwise), after `--warmup` untimed ones.
+        #[arg(long)]
+        repeats: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// The device's peak dense TFLOP/s in this dtype, for MFU (e.g. 989 for an H100 in bf16).
+        #[arg(long)]
+        peak_tflops: Option<f64>,
     },
     /// Show the libtorch build, CUDA availability and thread count of this machine.
     Info {

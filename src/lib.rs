@@ -27,3 +27,10 @@ pub mod runner;
 pub mod store;
 pub mod text;
 pub mod train;
+
+/// libtorch's random generator is process-wide: unit tests that seed it and draw from it take turns.
+#[cfg(test)]
+pub(crate) fn torch_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

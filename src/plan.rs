@@ -361,6 +361,10 @@ fn keyed_spec(spec: &RunSpec) -> serde_json::Value {
             *table = Value::String("<input>".into());
         }
     }
+    // Activation checkpointing recomputes exactly what it drops: the same run, the same numbers.
+    if let Some(Value::Object(train)) = v.pointer_mut("/system/train") {
+        train.remove("checkpointing");
+    }
     // A checkpoint given by path is hashed as the `backbone` input.
     let packaged = |name: &str| name == "tiny" || crate::model::backbone::PACKAGED.iter().any(|(n, _, _)| *n == name);
     if let Some(name) = v.pointer_mut("/system/backbone/name") {

@@ -738,3 +738,167 @@ fn cuda_smollm2_shaped_timing() {
         );
     }
 }
+
+// ---- memory-saving training paths: the same numbers as the plain ones ----
+
+/// Labels as the trainer builds them: [b, t - 1], the token at j + 1 or -100 (the first half of each row).
+fn half_labels(input: &Tensor) -> Tensor {
+    let (b, t) = input.size2().unwrap();
+    let next = input.narrow(1, 1, t - 1);
+    let prompt = Tensor::arange(t - 1, (Kind::Int64, Device::Cpu)).lt(t / 2).unsqueeze(0).expand([b, t - 1], false);
+    next.masked_fill(&prompt, -100)
+}
+
+fn grads(vars: &[(String, Tensor)]) -> Vec<Tensor> {
+    vars.iter().map(|(_, t)| t.grad().copy()).collect()
+}
+
+fn zero_grads(vars: &[(String, Tensor)]) {
+    for (_, t) in vars {
+        let mut g = t.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+    }
+}
+
+fn sorted(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn checkpointing_gives_the_same_loss_and_gradients() {
+    let _g = seeded(21);
+    let input = Tensor::randint(VOCAB as i64, [3, 12], (Kind::Int64, Device::Cpu));
+    let labels = half_labels(&input);
+    let pos = arange_positions(3, 0, 12);
+    // LoRA with dropout on (the masks must be redrawn identically), then full training.
+    let (mut vs, mut model) = random_model(Family::Llama);
+    vs.freeze();
+    let lora_vs = nn::VarStore::new(Device::Cpu);
+    let cfg = LoraConfig { rank: 4, alpha: 8.0, dropout: 0.3, targets: ["q", "k", "v", "o", "gate", "up", "down"].map(String::from).to_vec() };
+    model.attach_lora(&lora_vs.root(), &cfg).unwrap();
+    let adapters = sorted(&lora_vs);
+    tch::no_grad(|| adapters.iter().filter(|(n, _)| n.contains("lora_B")).for_each(|(_, t)| t.shallow_clone().copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.3))));
+    let run = |ckpt: bool| {
+        zero_grads(&adapters);
+        let loss = model.forward_backward(&input, &pos, &labels, 0.1, 77, ckpt).unwrap();
+        (loss, grads(&adapters))
+    };
+    let (plain_loss, plain) = run(false);
+    let (ckpt_loss, ckpt) = run(true);
+    assert!((plain_loss - ckpt_loss).abs() <= 1e-5 * plain_loss.abs(), "{plain_loss} vs {ckpt_loss}");
+    for ((name, _), (a, b)) in adapters.iter().zip(plain.iter().zip(&ckpt)) {
+        assert!(a.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{name} got no gradient");
+        assert!(max_diff(a, b) <= 1e-5, "{name}: {}", max_diff(a, b));
+    }
+    // Another seed draws other dropout masks: the check above is not vacuous.
+    zero_grads(&adapters);
+    let other = model.forward_backward(&input, &pos, &labels, 0.1, 78, false).unwrap();
+    assert!((other - plain_loss).abs() > 1e-4, "dropout masks should depend on the seed");
+
+    let vs2 = nn::VarStore::new(Device::Cpu);
+    let full = CausalLM::new(&vs2.root(), &config(Family::Qwen2)).unwrap(); // tied embeddings: two gradient paths
+    randomize(&vs2);
+    let params = sorted(&vs2);
+    let run = |ckpt: bool| {
+        zero_grads(&params);
+        let loss = full.forward_backward(&input, &pos, &labels, 1.0, 5, ckpt).unwrap();
+        (loss, grads(&params))
+    };
+    let ((l0, g0), (l1, g1)) = (run(false), run(true));
+    assert!((l0 - l1).abs() <= 1e-5 * l0.abs(), "{l0} vs {l1}");
+    for ((name, _), (a, b)) in params.iter().zip(g0.iter().zip(&g1)) {
+        assert!(max_diff(a, b) <= 1e-5, "{name}: {}", max_diff(a, b));
+    }
+}
+
+#[test]
+fn labelled_position_loss_equals_the_full_loss() {
+    let _g = seeded(22);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = CausalLM::new(&vs.root(), &tiny_config(VOCAB)).unwrap();
+    randomize(&vs);
+    let params = sorted(&vs);
+    let input = Tensor::randint(VOCAB as i64, [2, 10], (Kind::Int64, Device::Cpu));
+    let labels = half_labels(&input);
+    let pos = arange_positions(2, 0, 10);
+    // Reference: logits at every position, cross-entropy over the labelled ones.
+    zero_grads(&params);
+    let logits = model.forward(&input, &pos, None, None, false);
+    let full = logits.narrow(1, 0, 9).reshape([-1, VOCAB as i64]).cross_entropy_loss::<Tensor>(&labels.reshape([-1]), None, tch::Reduction::Sum, -100, 0.0);
+    full.backward();
+    let want = grads(&params);
+    let (sum, n) = model.labelled_loss(&input, &pos, &labels).unwrap();
+    assert_eq!(n, 2 * 4, "positions 5..8 of each row are labelled");
+    assert!((sum - full.double_value(&[])).abs() < 1e-4, "{sum} vs {}", full.double_value(&[]));
+    zero_grads(&params);
+    let got = model.forward_backward(&input, &pos, &labels, 1.0, 0, false).unwrap(); // no adapters: no dropout
+    assert!((got - sum).abs() < 1e-4);
+    for ((name, _), (a, b)) in params.iter().zip(want.iter().zip(&grads(&params))) {
+        assert!(max_diff(a, b) <= 1e-5, "{name}: {}", max_diff(a, b));
+    }
+    // Nothing labelled: no loss, no gradient, no error.
+    let none = Tensor::full([2, 9], -100, (Kind::Int64, Device::Cpu));
+    assert_eq!(model.labelled_loss(&input, &pos, &none).unwrap(), (0.0, 0));
+}
+
+/// Greedy tokens and last-step logits with the in-place cache.
+fn greedy(model: &CausalLM, prompt: &Tensor, n: i64, capacity: usize) -> (Vec<i64>, Tensor) {
+    tch::no_grad(|| {
+        let (b, len) = prompt.size2().unwrap();
+        let mut cache = KvCache::with_capacity(model.config.num_hidden_layers, capacity);
+        let mut last = model.forward_last(prompt, &arange_positions(b, 0, len), None, Some(&mut cache));
+        let mut out = Vec::new();
+        for i in 0..n {
+            let next = last.argmax(-1, false).unsqueeze(1);
+            out.extend(Vec::<i64>::try_from(next.view([-1])).unwrap());
+            last = model.forward_last(&next, &arange_positions(b, len + i, 1), None, Some(&mut cache));
+        }
+        (out, last)
+    })
+}
+
+#[test]
+fn preallocated_cache_decoding_equals_the_full_forward() {
+    let _g = seeded(23);
+    let (_vs, model) = random_model(Family::Qwen3);
+    let prompt = Tensor::randint(VOCAB as i64, [2, 5], (Kind::Int64, Device::Cpu));
+    // Capacity 0 makes every write grow the buffers; 64 holds everything from the start.
+    let (tokens, last) = greedy(&model, &prompt, 6, 64);
+    let (grown, last_grown) = greedy(&model, &prompt, 6, 0);
+    assert_eq!(tokens, grown);
+    assert!(max_diff(&last, &last_grown) < 1e-5);
+    // The whole sequence in one plain forward: the same logits at the last position.
+    let gen = Tensor::from_slice(&tokens).view([6, 2]).transpose(0, 1);
+    let seq = Tensor::cat(&[&prompt, &gen], 1);
+    let full = tch::no_grad(|| model.forward(&seq, &arange_positions(2, 0, 11), None, None, false)).select(1, -1);
+    assert!(max_diff(&full, &last) < 1e-4, "{}", max_diff(&full, &last));
+}
+
+#[test]
+fn merged_weights_decode_as_the_adapters_do() {
+    let _g = seeded(24);
+    let (mut vs, mut model) = random_model(Family::Llama);
+    vs.freeze();
+    let lora_vs = nn::VarStore::new(Device::Cpu);
+    model.attach_lora(&lora_vs.root(), &LoraConfig { rank: 4, alpha: 8.0, dropout: 0.1, ..LoraConfig::default() }).unwrap();
+    tch::no_grad(|| sorted(&lora_vs).iter().filter(|(n, _)| n.contains("lora_B")).for_each(|(_, t)| t.shallow_clone().copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.5))));
+    let prompt = Tensor::randint(VOCAB as i64, [3, 4], (Kind::Int64, Device::Cpu));
+    let (plain_tokens, _) = greedy(&{
+        // The base alone decodes differently: the adapters matter here.
+        let vs0 = nn::VarStore::new(Device::Cpu);
+        let m = CausalLM::new(&vs0.root(), &model.config).unwrap();
+        let mut vs0 = vs0;
+        vs0.copy(&vs).unwrap();
+        m
+    }, &prompt, 8, 16);
+    let (adapted, last_adapted) = greedy(&model, &prompt, 8, 16);
+    model.merge_lora().unwrap();
+    let (merged, last_merged) = greedy(&model, &prompt, 8, 16);
+    assert_eq!(adapted, merged);
+    assert!(max_diff(&last_adapted, &last_merged) < 1e-4, "{}", max_diff(&last_adapted, &last_merged));
+    assert_ne!(plain_tokens, adapted, "adapters with B ≠ 0 should change what is decoded");
+}

@@ -266,15 +266,15 @@ pub fn generate(
             pos[r * max_len + off + j] = j as i64;
         }
     }
-    let as_tensor = |v: &[i64], t: usize| Tensor::from_slice(v).reshape([b as i64, t as i64]).to_device(device);
-    let mut attention = as_tensor(&mask, max_len);
-    let mut cache = KvCache::new(model.config.num_hidden_layers);
+    let as_tensor = |v: &[i64], rows: usize, t: usize| Tensor::from_slice(v).reshape([rows as i64, t as i64]).to_device(device);
+    // Prompts of one length need no mask: prefill takes the fused causal path, each step attends to everything.
+    let mut attention = prompts.iter().any(|p| p.len() != max_len).then(|| as_tensor(&mask, b, max_len));
+    let mut cache = KvCache::with_capacity(model.config.num_hidden_layers, max_len + cfg.max_new_tokens);
     let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
 
     let mut throughput = Throughput { prefill_tokens: prompts.iter().map(Vec::len).sum(), ..Default::default() };
     let started = Instant::now();
-    let logits = model.forward(&as_tensor(&ids, max_len), &as_tensor(&pos, max_len), Some(&attention), Some(&mut cache), false);
-    let mut last = logits.select(1, -1);
+    let mut last = model.forward_last(&as_tensor(&ids, b, max_len), &as_tensor(&pos, b, max_len), attention.as_ref(), Some(&mut cache));
     sync(device);
     throughput.prefill_seconds = started.elapsed().as_secs_f64();
 
@@ -290,46 +290,48 @@ pub fn generate(
     let stop_ids: HashSet<u32> = tokenizer.eos_ids().iter().chain(&cfg.stop_tokens).copied().collect();
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut texts: Vec<String> = vec![String::new(); b];
-    let mut done = vec![false; b];
+    // The rows still generating, in batch order: a finished row leaves the batch (and the cache).
+    let mut active: Vec<usize> = (0..b).collect();
     let started = Instant::now();
     for _ in 0..cfg.max_new_tokens {
         if let Some(c) = constraint {
-            let masks: Vec<Tensor> =
-                texts.iter().zip(&prompt_tails).map(|(t, p)| c.mask(&c.state_of(&format!("{p}{t}")), device)).collect();
+            let masks: Vec<Tensor> = active.iter().map(|&r| c.mask(&c.state_of(&format!("{}{}", prompt_tails[r], texts[r])), device)).collect();
             let allowed = Tensor::stack(&masks, 0);
             last = last.masked_fill(&allowed.logical_not(), f64::NEG_INFINITY);
         }
         let chosen = choose(&last, cfg, &mut rng)?;
-        let mut step = vec![pad; b];
-        for r in 0..b {
-            if done[r] {
-                continue;
-            }
-            let t = chosen[r];
-            step[r] = t as i64;
+        let mut keep = Vec::with_capacity(active.len());
+        let mut step = Vec::with_capacity(active.len());
+        for (slot, (&r, &t)) in active.iter().zip(&chosen).enumerate() {
             throughput.decode_tokens += 1;
             if stop_ids.contains(&t) {
-                done[r] = true;
                 continue;
             }
             out[r].push(t);
             texts[r] = tokenizer.decode(&out[r], true)?;
             if let Some(cut) = cfg.stop_strings.iter().filter_map(|s| texts[r].find(s.as_str())).min() {
                 texts[r].truncate(cut);
-                done[r] = true;
+                continue;
             }
+            keep.push(slot as i64);
+            step.push(t as i64);
         }
-        if done.iter().all(|d| *d) {
+        if keep.is_empty() {
             break;
         }
-        let step_mask: Vec<i64> = done.iter().map(|d| if *d { 0 } else { 1 }).collect();
-        attention = Tensor::cat(&[attention, as_tensor(&step_mask, 1)], 1);
-        let positions = as_tensor(&next_pos, 1);
-        for p in next_pos.iter_mut() {
-            *p += 1;
+        if keep.len() < active.len() {
+            let rows = Tensor::from_slice(&keep).to_device(device);
+            cache.select_rows(&rows);
+            attention = attention.map(|a| a.index_select(0, &rows));
+            active = keep.iter().map(|&slot| active[slot as usize]).collect();
         }
-        let logits = model.forward(&as_tensor(&step, 1), &positions, Some(&attention), Some(&mut cache), false);
-        last = logits.select(1, -1);
+        let n = active.len();
+        attention = attention.map(|a| Tensor::cat(&[a, Tensor::ones([n as i64, 1], (Kind::Int64, device))], 1));
+        let positions: Vec<i64> = active.iter().map(|&r| next_pos[r]).collect();
+        for &r in &active {
+            next_pos[r] += 1;
+        }
+        last = model.forward_last(&as_tensor(&step, n, 1), &as_tensor(&positions, n, 1), attention.as_ref(), Some(&mut cache));
     }
     sync(device);
     throughput.decode_seconds = started.elapsed().as_secs_f64();

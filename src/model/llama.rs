@@ -13,12 +13,12 @@
 //! are returned in f32.
 
 use super::config::{ConfigError, Family, ModelConfig};
-use super::lora::{LoraConfig, Projection};
+use super::lora::{adapter_input, LoraConfig, Projection};
 use super::weights::{load_safetensors, read_config, WeightMap};
 use super::ModelError;
 use std::path::Path;
 use tch::nn::{self, Init};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind, Reduction, TchError, Tensor};
 
 /// Standard deviation of the random init (transformers' `initializer_range` default).
 const INIT_STD: f64 = 0.02;
@@ -134,23 +134,33 @@ fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
     x * cos + rotated * sin
 }
 
-/// Keys and values seen so far, per layer, each [b, kv_heads, len, head_dim].
+/// Keys and values seen so far, per layer: preallocated buffers
+/// [b, kv_heads, capacity, head_dim] written in place, of which the first
+/// `len` positions hold data. A buffer grows (doubling) only when a write passes
+/// its capacity; [`KvCache::with_capacity`] sizes it once for a known length.
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    len: i64,
+    capacity: i64,
 }
 
 impl KvCache {
     pub fn new(n_layers: usize) -> KvCache {
-        KvCache { layers: (0..n_layers).map(|_| None).collect() }
+        KvCache::with_capacity(n_layers, 0)
+    }
+
+    /// A cache whose buffers hold `capacity` positions (prompt + new tokens) from the start.
+    pub fn with_capacity(n_layers: usize, capacity: usize) -> KvCache {
+        KvCache { layers: (0..n_layers).map(|_| None).collect(), len: 0, capacity: capacity as i64 }
     }
 
     /// Positions cached per row (including padding columns).
     pub fn len(&self) -> i64 {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.size()[2])
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Keeps the batch rows `rows` (i64 indices, repeats allowed), in that order:
@@ -165,6 +175,40 @@ impl KvCache {
 
     pub fn clear(&mut self) {
         self.layers.iter_mut().for_each(|l| *l = None);
+        self.len = 0;
+    }
+}
+
+/// One layer's part of a [`KvCache`] during a forward pass.
+struct CacheSlot<'a> {
+    kv: &'a mut Option<(Tensor, Tensor)>,
+    past: i64,
+    capacity: i64,
+}
+
+impl CacheSlot<'_> {
+    /// Writes the new keys / values [b, kv, t, hd] after the `past` cached ones and
+    /// returns views of all `past + t`.
+    fn append(self, k: &Tensor, v: &Tensor) -> (Tensor, Tensor) {
+        let (b, kv, t, hd) = k.size4().expect("keys are [batch, kv_heads, tokens, head_dim]");
+        let need = self.past + t;
+        let have = self.kv.as_ref().map_or(0, |(k, _)| k.size()[2]);
+        let cap = need.max(self.capacity).max(2 * have);
+        let grow = |old: Option<&Tensor>| {
+            let buf = Tensor::zeros([b, kv, cap, hd], (k.kind(), k.device()));
+            if let Some(old) = old {
+                buf.narrow(2, 0, self.past).copy_(&old.narrow(2, 0, self.past));
+            }
+            buf
+        };
+        if need > have {
+            let old = self.kv.take();
+            *self.kv = Some((grow(old.as_ref().map(|o| &o.0)), grow(old.as_ref().map(|o| &o.1))));
+        }
+        let (kb, vb) = self.kv.get_or_insert_with(|| (grow(None), grow(None)));
+        kb.narrow(2, self.past, t).copy_(k);
+        vb.narrow(2, self.past, t).copy_(v);
+        (kb.narrow(2, 0, need), vb.narrow(2, 0, need))
     }
 }
 
@@ -243,10 +287,12 @@ impl Attention {
         })
     }
 
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Mask, cache: Option<&mut Option<(Tensor, Tensor)>>, train: bool) -> Tensor {
+    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Mask, cache: Option<CacheSlot>, train: bool) -> Tensor {
         let (b, t) = (x.size()[0], x.size()[1]);
+        // One dropout mask for the three adapters that read `x`.
+        let xa = adapter_input(x, self.q_proj.adapter_dropout().max(self.k_proj.adapter_dropout()).max(self.v_proj.adapter_dropout()), train);
         let heads = |p: &Projection, n: i64, norm: &Option<RmsNorm>| {
-            let y = p.forward(x, train).view([b, t, n, self.head_dim]);
+            let y = p.forward_shared(x, Some(&xa)).view([b, t, n, self.head_dim]);
             let y = match norm {
                 Some(norm) => norm.forward(&y),
                 None => y,
@@ -254,28 +300,18 @@ impl Attention {
             y.transpose(1, 2)
         };
         let q = apply_rope(&heads(&self.q_proj, self.heads, &self.q_norm), cos, sin);
-        let mut k = apply_rope(&heads(&self.k_proj, self.kv_heads, &self.k_norm), cos, sin);
-        let mut v = heads(&self.v_proj, self.kv_heads, &None);
-        if let Some(slot) = cache {
-            if let Some((pk, pv)) = slot.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2);
-                v = Tensor::cat(&[pv, &v], 2);
-            }
-            *slot = Some((k.shallow_clone(), v.shallow_clone()));
-        }
-        let rep = self.heads / self.kv_heads;
-        let repeat = |x: Tensor| {
-            if rep == 1 {
-                return x;
-            }
-            let (len, hd) = (x.size()[2], self.head_dim);
-            x.unsqueeze(2).expand([b, self.kv_heads, rep, len, hd], false).reshape([b, self.heads, len, hd])
+        let k = apply_rope(&heads(&self.k_proj, self.kv_heads, &self.k_norm), cos, sin);
+        let v = heads(&self.v_proj, self.kv_heads, &None);
+        let (k, v) = match cache {
+            Some(slot) => slot.append(&k, &v),
+            None => (k, v),
         };
-        let (k, v) = (repeat(k), repeat(v));
+        // Grouped-query attention without repeating K/V: SDPA maps each query head to its KV head.
+        let gqa = self.heads != self.kv_heads;
         let y = match mask {
-            Mask::None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, false, None, false),
-            Mask::Causal => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, None, false),
-            Mask::Explicit(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, false),
+            Mask::None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, false, None, gqa),
+            Mask::Causal => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, None, gqa),
+            Mask::Explicit(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, gqa),
         };
         let y = y.transpose(1, 2).reshape([b, t, self.heads * self.head_dim]);
         self.o_proj.forward(&y, train)
@@ -300,7 +336,8 @@ impl Mlp {
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let gated = self.gate_proj.forward(x, train).silu() * self.up_proj.forward(x, train);
+        let xa = adapter_input(x, self.gate_proj.adapter_dropout().max(self.up_proj.adapter_dropout()), train);
+        let gated = self.gate_proj.forward_shared(x, Some(&xa)).silu() * self.up_proj.forward_shared(x, Some(&xa));
         self.down_proj.forward(&gated, train)
     }
 }
@@ -310,6 +347,15 @@ struct DecoderLayer {
     self_attn: Attention,
     post_attention_layernorm: RmsNorm,
     mlp: Mlp,
+}
+
+impl DecoderLayer {
+    /// `h + attn(norm(h))`, then the same with the MLP.
+    fn forward(&self, h: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Mask, cache: Option<CacheSlot>, train: bool) -> Tensor {
+        let h = h + self.self_attn.forward(&self.input_layernorm.forward(h), cos, sin, mask, cache, train);
+        let mlp = self.mlp.forward(&self.post_attention_layernorm.forward(&h), train);
+        h + mlp
+    }
 }
 
 /// A decoder-only causal language model (Llama, Qwen2, Qwen3).
@@ -409,30 +455,137 @@ impl CausalLM {
     /// attention_mask: Option<&Tensor> [b, past+t] with 1 for real tokens, 0 for padding (None = all real);
     /// cache: KV cache updated in place when given; train: dropout on (LoRA dropout).
     /// Returns logits [b, t, vocab] in f32.
-    pub fn forward(&self, input_ids: &Tensor, positions: &Tensor, attention_mask: Option<&Tensor>, mut cache: Option<&mut KvCache>, train: bool) -> Tensor {
+    pub fn forward(&self, input_ids: &Tensor, positions: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>, train: bool) -> Tensor {
+        let h = self.trunk(input_ids, positions, attention_mask, cache, train);
+        self.logits(&h)
+    }
+
+    /// As [`CausalLM::forward`] without training, returning only the last
+    /// position's logits [b, vocab]: what prefill and each decoding step need.
+    pub fn forward_last(&self, input_ids: &Tensor, positions: &Tensor, attention_mask: Option<&Tensor>, cache: Option<&mut KvCache>) -> Tensor {
+        let h = self.trunk(input_ids, positions, attention_mask, cache, false);
+        self.logits(&h.select(1, -1))
+    }
+
+    /// The final norm and the output projection; logits in f32.
+    fn logits(&self, h: &Tensor) -> Tensor {
+        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
+        self.norm.forward(h).linear(head, None::<&Tensor>).to_kind(Kind::Float)
+    }
+
+    /// Embedding and decoder layers: the hidden states before the final norm, [b, t, hidden].
+    fn trunk(&self, input_ids: &Tensor, positions: &Tensor, attention_mask: Option<&Tensor>, mut cache: Option<&mut KvCache>, train: bool) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids must be [batch, tokens]");
-        let ids = input_ids.to_device(self.device);
         let past = cache.as_ref().map_or(0, |c| c.len());
         if let Some(c) = cache.as_deref_mut() {
             if c.layers.len() < self.layers.len() {
                 c.layers.resize_with(self.layers.len(), || None);
             }
         }
-        let mut h = Tensor::embedding(&self.embed_tokens, &ids, -1, false, false);
+        let mut h = self.embed(input_ids);
         let (cos, sin) = rope_tables(&self.inv_freq, &positions.to_device(self.device), h.kind());
         let mask = build_mask(attention_mask, b, t, past, self.device);
-        // `h = h + x`, never `h += x`: autograd keeps `h` for the norm's backward.
-        #[allow(clippy::assign_op_pattern)]
         for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            let attn = layer.self_attn.forward(&layer.input_layernorm.forward(&h), &cos, &sin, &mask, slot, train);
-            h = h + attn;
-            let mlp = layer.mlp.forward(&layer.post_attention_layernorm.forward(&h), train);
-            h = h + mlp;
+            let slot = cache.as_deref_mut().map(|c| CacheSlot { kv: &mut c.layers[i], past, capacity: c.capacity });
+            h = layer.forward(&h, &cos, &sin, &mask, slot, train);
         }
-        let h = self.norm.forward(&h);
-        let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
-        h.linear(head, None::<&Tensor>).to_kind(Kind::Float)
+        if let Some(c) = cache {
+            c.len = past + t;
+        }
+        h
+    }
+
+    fn embed(&self, input_ids: &Tensor) -> Tensor {
+        Tensor::embedding(&self.embed_tokens, &input_ids.to_device(self.device), -1, false, false)
+    }
+
+    /// Summed next-token cross-entropy over the labelled positions of a right-padded
+    /// batch (no mask, no dropout, no gradients kept): validation. `labels` is
+    /// [b, t - 1], label j being the token at j + 1 or [`IGNORE_INDEX`].
+    /// Returns the sum and the number of labelled positions.
+    pub fn labelled_loss(&self, input_ids: &Tensor, positions: &Tensor, labels: &Tensor) -> Result<(f64, i64), TchError> {
+        tch::no_grad(|| {
+            let h = self.trunk(input_ids, positions, None, None, false);
+            let (x, y, _) = labelled_rows(&h, &labels.to_device(self.device))?;
+            let mut sum = 0.0;
+            for (x, y) in loss_chunks(&x, &y) {
+                sum += self.logits(&x).f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, IGNORE_INDEX, 0.0)?.f_double_value(&[])?;
+            }
+            Ok((sum, y.size()[0]))
+        })
+    }
+
+    /// One micro-batch of training: forward with dropout, the summed next-token loss
+    /// over the labelled positions (as [`CausalLM::labelled_loss`]), and backward of
+    /// `grad_scale ×` that sum, accumulating into the trainable tensors' gradients.
+    /// Returns the summed loss.
+    ///
+    /// Memory: logits exist only for labelled positions, [`LOSS_CHUNK`] of them at a
+    /// time. With `checkpointing`, each layer keeps only its input during the
+    /// forward and is recomputed during backward, layer by layer, so one layer's
+    /// activations are alive at a time.
+    ///
+    /// Exactness: dropout is reseeded per layer from `seed` ([`layer_seed`]), so the
+    /// recomputation draws the masks the forward drew and both modes give the same
+    /// loss and gradients.
+    pub fn forward_backward(&self, input_ids: &Tensor, positions: &Tensor, labels: &Tensor, grad_scale: f64, seed: i64, checkpointing: bool) -> Result<f64, TchError> {
+        let t = input_ids.size2()?.1;
+        let h0 = self.embed(input_ids);
+        let (cos, sin) = rope_tables(&self.inv_freq, &positions.to_device(self.device), h0.kind());
+        let mask = if t == 1 { Mask::None } else { Mask::Causal };
+        let run_layer = |i: usize, layer: &DecoderLayer, h: &Tensor| {
+            tch::manual_seed(layer_seed(seed, i));
+            layer.forward(h, &cos, &sin, &mask, None, true)
+        };
+        let mut inputs = Vec::new();
+        let top = if checkpointing {
+            // Each layer's graph is dropped as soon as its output is detached. The forward
+            // runs with autograd on, as the recomputation will, so both take the same
+            // kernels and the recomputed activations are bit-identical.
+            let mut h = h0.detach();
+            for (i, layer) in self.layers.iter().enumerate() {
+                let next = run_layer(i, layer, &h).detach();
+                inputs.push(std::mem::replace(&mut h, next));
+            }
+            h
+        } else {
+            self.layers.iter().enumerate().fold(h0.shallow_clone(), |h, (i, layer)| run_layer(i, layer, &h))
+        };
+
+        // The head, on labelled rows only, chunk by chunk; its gradient is gathered at `rows`.
+        let (x, y, rows) = labelled_rows(&top.detach(), &labels.to_device(self.device))?;
+        let x = x.f_detach()?.set_requires_grad(true);
+        let mut sum = 0.0;
+        for (xc, yc) in loss_chunks(&x, &y) {
+            let loss = self.logits(&xc).f_cross_entropy_loss::<Tensor>(&yc, None, Reduction::Sum, IGNORE_INDEX, 0.0)?;
+            sum += loss.f_double_value(&[])?;
+            if loss.requires_grad() {
+                loss.f_mul_scalar(grad_scale)?.f_backward()?;
+            }
+        }
+        let gx = x.grad();
+        if !gx.defined() {
+            return Ok(sum); // nothing labelled, or nothing trainable
+        }
+        let (b, _, d) = top.size3()?;
+        let mut g = Tensor::f_zeros([b * t, d], (top.kind(), top.device()))?;
+        g = g.f_index_copy(0, &rows, &gx.f_to_kind(top.kind())?)?.f_view([b, t, d])?;
+
+        if !checkpointing {
+            backward_with(&top, &g)?;
+            return Ok(sum);
+        }
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            let x = inputs[i].f_detach()?.set_requires_grad(true);
+            let y = run_layer(i, layer, &x);
+            backward_with(&y, &g)?;
+            g = x.grad();
+            if !g.defined() {
+                return Ok(sum);
+            }
+        }
+        backward_with(&h0, &g)?;
+        Ok(sum)
     }
 
     pub fn device(&self) -> Device {
@@ -460,6 +613,50 @@ impl CausalLM {
             [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
         })
     }
+}
+
+/// Label of a position that is not scored (prompt, padding), as in PyTorch.
+pub const IGNORE_INDEX: i64 = -100;
+
+/// Labelled positions whose logits are computed at once: 1,024 × a 128k vocabulary
+/// is 0.5 GB of f32 logits.
+pub const LOSS_CHUNK: i64 = 1024;
+
+/// Seed of layer `layer`'s dropout masks in a micro-batch seeded `seed`.
+pub fn layer_seed(seed: i64, layer: usize) -> i64 {
+    let mut z = (seed as u64) ^ ((layer as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// The hidden states [n, d] of the positions `labels` [b, t - 1] scores, their labels [n]
+/// and their row indices in `h` [b, t, d] viewed as [b·t, d] (label j of row r scores position r·t + j).
+fn labelled_rows(h: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor, Tensor), TchError> {
+    let (_, t, d) = h.size3()?;
+    let flat = labels.f_reshape([-1])?;
+    let idx = flat.f_ne(IGNORE_INDEX)?.f_nonzero()?.f_squeeze_dim(1)?;
+    let rows = &idx + idx.f_div_scalar_mode(t - 1, "floor")?;
+    let x = h.f_reshape([-1, d])?.f_index_select(0, &rows)?;
+    Ok((x, flat.f_index_select(0, &idx)?, rows))
+}
+
+/// `x` [n, d] and `y` [n] in pieces of at most [`LOSS_CHUNK`] rows.
+fn loss_chunks<'a>(x: &'a Tensor, y: &'a Tensor) -> impl Iterator<Item = (Tensor, Tensor)> + 'a {
+    let n = y.size()[0];
+    (0..n).step_by(LOSS_CHUNK as usize).map(move |s| {
+        let len = LOSS_CHUNK.min(n - s);
+        (x.narrow(0, s, len), y.narrow(0, s, len))
+    })
+}
+
+/// Backward from `y` with incoming gradient `g` (same shape): `sum(y · g)`'s gradient
+/// with respect to `y` is exactly `g`. A `y` outside autograd has nothing to do.
+fn backward_with(y: &Tensor, g: &Tensor) -> Result<(), TchError> {
+    if y.requires_grad() {
+        y.f_mul(g)?.f_sum(y.kind())?.f_backward()?;
+    }
+    Ok(())
 }
 
 /// Positions for a (left- or right-) padded batch: each real token's index among

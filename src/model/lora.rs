@@ -4,6 +4,9 @@
 //! A [r, in] and B [out, r]. The adapters live in their own VarStore, so an
 //! optimizer over that store trains only them while the base store is frozen.
 //! B starts at zero, so an adapted model starts out computing exactly the base.
+//! Projections that read the same input (q, k, v; gate, up) share one dropout
+//! mask, where PEFT draws one per module: the same in expectation, and one cast
+//! and one mask per input instead of three.
 //!
 //! Files follow PEFT's layout, so adapters move between icdbench and
 //! transformers/PEFT: `adapter_model.safetensors` with names like
@@ -191,14 +194,30 @@ impl Projection {
         self.adapter.is_some()
     }
 
+    /// LoRA dropout of this projection's adapter (0 without one).
+    pub(crate) fn adapter_dropout(&self) -> f64 {
+        self.adapter.as_ref().map_or(0.0, |ad| ad.dropout)
+    }
+
+    /// `W x + b`, plus the adapter's `scale · B A dropout(x)` when there is one.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let xa = self.adapter.as_ref().map(|ad| adapter_input(x, ad.dropout, train));
+        self.forward_shared(x, xa.as_ref())
+    }
+
+    /// As [`Projection::forward`], with the adapter reading `xa`: the input after
+    /// dropout, made once and shared by the projections of one input (q, k, v;
+    /// gate, up). `xa` is ignored without an adapter.
+    ///
+    /// The adapter runs in the input's kind: its f32 weights (the master copy the
+    /// optimizer updates) are cast to it, so a bf16 model keeps no f32 copy of its
+    /// activations. The scale is folded into B (an [out, r] product, not a [b, t, out] one).
+    pub(crate) fn forward_shared(&self, x: &Tensor, xa: Option<&Tensor>) -> Tensor {
         let y = x.linear(&self.weight, self.bias.as_ref());
-        let Some(ad) = &self.adapter else { return y };
-        // As PEFT: the adapter path runs in the adapters' kind (f32 adapters on a bf16 base).
-        let xa = x.to_kind(ad.a.kind());
-        let xa = if train && ad.dropout > 0.0 { xa.dropout(ad.dropout, true) } else { xa };
-        let delta = xa.linear(&ad.a, None::<&Tensor>).linear(&ad.b, None::<&Tensor>) * ad.scale;
-        y + delta.to_kind(x.kind())
+        let (Some(ad), Some(xa)) = (&self.adapter, xa) else { return y };
+        let kind = x.kind();
+        let b = ad.b.to_kind(kind) * ad.scale;
+        y + xa.linear(&ad.a.to_kind(kind), None::<&Tensor>).linear(&b, None::<&Tensor>)
     }
 
     /// Creates A (uniform ±1/√in, PEFT's kaiming_uniform(a=√5)) and B (zeros) under `lora_vs`.
@@ -222,6 +241,15 @@ impl Projection {
             })?;
         }
         Ok(())
+    }
+}
+
+/// What adapters read: `x` after LoRA dropout when training (a fresh mask), else `x`.
+pub(crate) fn adapter_input(x: &Tensor, dropout: f64, train: bool) -> Tensor {
+    if train && dropout > 0.0 {
+        x.dropout(dropout, true)
+    } else {
+        x.shallow_clone()
     }
 }
 
@@ -347,6 +375,7 @@ mod tests {
 
     #[test]
     fn zero_b_means_base_output_and_merge_matches() {
+        let _rng = crate::torch_rng_lock();
         tch::manual_seed(3);
         let vs = nn::VarStore::new(tch::Device::Cpu);
         let w = Tensor::randn([5, 3], (tch::Kind::Float, tch::Device::Cpu));

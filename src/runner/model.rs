@@ -334,6 +334,14 @@ pub(super) fn run(
             report.wall_seconds,
             report.estimated_flops
         ));
+        if model.lora_config().is_some() {
+            // The adapters in PEFT's format (loadable by transformers + PEFT, servable), then
+            // folded into the base weights: decoding runs the plain model, no adapter products.
+            let adapter_dir = work_dir.join("adapter");
+            model.save_adapters(&adapter_dir).map_err(model_err)?;
+            model.merge_lora().map_err(model_err)?;
+            log.line(format!("adapters (PEFT format) in {}; merged into the base weights for prediction", adapter_dir.display()));
+        }
         record.span_examples = n_spans;
         record.document_examples = n_docs;
         record.training = Some(report);

@@ -9,7 +9,7 @@ use rand::SeedableRng;
 use tch::{Device, Kind, Tensor};
 
 /// Label of a position that is not scored (prompt, padding), as in PyTorch.
-pub const IGNORE: i64 = -100;
+pub const IGNORE: i64 = crate::model::llama::IGNORE_INDEX;
 
 /// A 64-bit mix (splitmix64's finaliser): nearby seeds give unrelated streams.
 pub(crate) fn mix64(mut z: u64) -> u64 {

@@ -27,13 +27,14 @@ pub mod reading;
 pub use adamw::lr_at;
 pub use batch::IGNORE;
 pub use checkpoint::{STATE_JSON, STATE_TENSORS};
-pub use cost::flops_per_token;
+pub(crate) use adamw::AdamW;
+pub(crate) use cost::GpuMemory;
+pub use cost::{flops_per_token, peak_rss_bytes};
 pub use encode::{encode_pairs, EncodeStats, ExampleKind, TrainExample};
 
 use crate::config::Train;
 use crate::model::llama::CausalLM;
 use crate::model::ModelError;
-use adamw::{clip_grad_norm, AdamW};
 use batch::{collate, micro_batch_seed, supervised_tokens, Feed};
 use checkpoint::{RunIdentity, RunState};
 use indicatif::ProgressBar;
@@ -42,7 +43,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::{nn, Reduction, TchError, Tensor};
+use tch::{nn, TchError, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -329,12 +330,6 @@ fn data_fingerprint(examples: &[TrainExample], schedule: &[usize]) -> String {
     hex::encode(h.finalize())
 }
 
-/// Sum of the next-token cross-entropy over labelled positions.
-fn summed_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor, TchError> {
-    let (_, t, v) = logits.size3()?;
-    logits.f_narrow(1, 0, t - 1)?.f_reshape([-1, v])?.f_cross_entropy_loss::<Tensor>(&labels.f_reshape([-1])?, None, Reduction::Sum, IGNORE, 0.0)
-}
-
 /// Mean answer-token loss over `val` (no gradients, no dropout), in
 /// length-sorted batches of `batch_size`; returns (loss, target tokens).
 pub fn validation_loss(model: &CausalLM, val: &[TrainExample], batch_size: usize, pad_id: u32) -> Result<(f64, u64), TrainError> {
@@ -345,8 +340,7 @@ pub fn validation_loss(model: &CausalLM, val: &[TrainExample], batch_size: usize
         for chunk in order.chunks(batch_size.max(1)) {
             let rows: Vec<&TrainExample> = chunk.iter().map(|&i| &val[i]).collect();
             let mb = collate(&rows, pad_id, model.device());
-            let logits = model.forward(&mb.input_ids, &mb.positions, None, None, false);
-            sum += summed_loss(&logits, &mb.labels)?.f_double_value(&[])?;
+            sum += model.labelled_loss(&mb.input_ids, &mb.positions, &mb.labels)?.0;
             count += rows.iter().map(|e| supervised_tokens(e) as u64).sum::<u64>();
         }
         Ok(())
@@ -439,13 +433,10 @@ pub fn train(
         let scored: usize = batches.iter().flatten().map(|&i| supervised_tokens(&examples[i])).sum();
         let mut loss_sum = 0.0f64;
         for (k, indices) in batches.iter().enumerate() {
-            tch::manual_seed(micro_batch_seed(opts.seed, (step * ga + k) as u64));
+            let seed = micro_batch_seed(opts.seed, (step * ga + k) as u64);
             let rows: Vec<&TrainExample> = indices.iter().map(|&i| &examples[i]).collect();
             let mb = collate(&rows, opts.pad_id, model.device());
-            let logits = model.forward(&mb.input_ids, &mb.positions, None, None, true);
-            let sum = summed_loss(&logits, &mb.labels)?;
-            sum.f_div_scalar(scored.max(1) as f64)?.f_backward()?;
-            loss_sum += sum.f_double_value(&[])?;
+            loss_sum += model.forward_backward(&mb.input_ids, &mb.positions, &mb.labels, 1.0 / scored.max(1) as f64, seed, cfg.checkpointing)?;
             let c = &mut state.counters;
             c.micro_batches += 1;
             c.examples.merge(mb.examples);
@@ -458,8 +449,7 @@ pub fn train(
         if !loss.is_finite() {
             return Err(TrainError::Diverged { step: step + 1, loss });
         }
-        let grad_norm = clip_grad_norm(params, cfg.max_grad_norm)?;
-        adam.step(params, step + 1, lr)?;
+        let grad_norm = adam.step(params, step + 1, lr, cfg.max_grad_norm)?;
         zero_grads(params)?;
         gpu.sample();
         state.step = step + 1;
