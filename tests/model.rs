@@ -307,8 +307,8 @@ fn lora_trains_only_adapters_and_survives_save_load_merge() {
     assert_eq!(json["lora_alpha"], 16);
     assert_eq!(json["peft_type"], "LORA");
     let saved = load_safetensors(&adapters.join("adapter_model.safetensors"), Kind::Float, Device::Cpu).unwrap();
-    assert_eq!(saved.get("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight").unwrap().size(), [8, 128]);
-    assert_eq!(saved.get("base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight").unwrap().size(), [32, 8], "B is [kv_heads × head_dim, r]");
+    assert_eq!(saved.shape("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight").unwrap(), [8, 128]);
+    assert_eq!(saved.shape("base_model.model.model.layers.0.self_attn.k_proj.lora_B.weight").unwrap(), [32, 8], "B is [kv_heads × head_dim, r]");
 
     let mut vs2 = nn::VarStore::new(Device::Cpu);
     let mut fresh = CausalLM::new(&vs2.root(), &model.config).unwrap();
@@ -901,4 +901,43 @@ fn merged_weights_decode_as_the_adapters_do() {
     assert_eq!(adapted, merged);
     assert!(max_diff(&last_adapted, &last_merged) < 1e-4, "{}", max_diff(&last_adapted, &last_merged));
     assert_ne!(plain_tokens, adapted, "adapters with B ≠ 0 should change what is decoded");
+}
+
+/// The PyTorch reference environment's python, when it is set up (scripts/parity/regenerate.sh).
+fn parity_python() -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("ICDBENCH_CACHE").map(std::path::PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/icdbench")))?;
+    let python = cache.join("venv-parity/bin/python");
+    python.is_file().then_some(python)
+}
+
+#[test]
+fn exported_adapters_load_into_peft_with_the_same_logits() {
+    let Some(python) = parity_python() else {
+        eprintln!("skipped: no PyTorch reference environment (bash scripts/parity/regenerate.sh sets it up); the tch reload is checked in lora_trains_only_adapters_and_survives_save_load_merge");
+        return;
+    };
+    let _g = seeded(25);
+    let (mut vs, mut model) = random_model(Family::Llama);
+    vs.freeze();
+    let lora_vs = nn::VarStore::new(Device::Cpu);
+    model.attach_lora(&lora_vs.root(), &LoraConfig { rank: 4, alpha: 8.0, dropout: 0.05, targets: vec!["q".into(), "v".into(), "down".into()] }).unwrap();
+    tch::no_grad(|| sorted(&lora_vs).iter().filter(|(n, _)| n.contains("lora_B")).for_each(|(_, t)| t.shallow_clone().copy_(&(Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.5))));
+    let dir = tempfile::tempdir().unwrap();
+    let (base, adapter) = (dir.path().join("base"), dir.path().join("adapter"));
+    std::fs::create_dir_all(&base).unwrap();
+    // transformers reads absent keys as defaults; our nulls would override them.
+    let mut config = serde_json::to_value(&model.config).unwrap();
+    config.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+    std::fs::write(base.join("config.json"), config.to_string()).unwrap();
+    save_safetensors(&base.join("model.safetensors"), &tensors_of(&vs)).unwrap();
+    model.save_adapters(&adapter).unwrap();
+    let input = Tensor::randint(VOCAB as i64, [2, 7], (Kind::Int64, Device::Cpu));
+    let logits = tch::no_grad(|| model.forward(&input, &arange_positions(2, 0, 7), None, None, false));
+    let case = dir.path().join("case.safetensors");
+    save_safetensors(&case, &[("input_ids".into(), input), ("logits".into(), logits)]).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/parity/peft_reload.py");
+    let out = std::process::Command::new(python).arg(script).arg(&base).arg(&adapter).arg(&case).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("{text}");
+    assert!(out.status.success(), "PEFT gave other logits: {text}");
 }

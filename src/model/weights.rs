@@ -7,9 +7,42 @@ use std::collections::BTreeMap;
 use tch::Tensor;
 
 /// Weights by name, taken out one by one as the model is built (so each is held once).
+///
+/// A weight read from a safetensors file stays in the memory-mapped file until it
+/// is taken: only then is it converted (kind, device), so loading a model holds one
+/// tensor at a time in host memory beside the parameters themselves.
 pub struct WeightMap {
     origin: String,
-    tensors: BTreeMap<String, Tensor>,
+    tensors: BTreeMap<String, Entry>,
+}
+
+enum Entry {
+    Loaded(Tensor),
+    /// Bytes `range` of a mapped file, `src` kind, made `kind` on `device` when taken.
+    Mapped { file: Arc<memmap2::Mmap>, range: std::ops::Range<usize>, src: Kind, shape: Vec<i64>, kind: Kind, device: Device },
+}
+
+impl Entry {
+    fn shape(&self) -> Vec<i64> {
+        match self {
+            Entry::Loaded(t) => t.size(),
+            Entry::Mapped { shape, .. } => shape.clone(),
+        }
+    }
+
+    fn into_tensor(self) -> Result<Tensor, tch::TchError> {
+        match self {
+            Entry::Loaded(t) => Ok(t),
+            Entry::Mapped { file, range, src, shape, kind, device } => {
+                let cpu = Tensor::f_from_data_size(&file[range], &shape, src)?;
+                if src == kind && device == Device::Cpu {
+                    Ok(cpu)
+                } else {
+                    cpu.f_to_device_(device, kind, false, false)
+                }
+            }
+        }
+    }
 }
 
 impl WeightMap {
@@ -23,29 +56,31 @@ impl WeightMap {
     }
 
     pub fn insert(&mut self, name: impl Into<String>, tensor: Tensor) {
-        self.tensors.insert(name.into(), tensor);
+        self.tensors.insert(name.into(), Entry::Loaded(tensor));
     }
 
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }
 
-    pub fn get(&self, name: &str) -> Option<&Tensor> {
-        self.tensors.get(name)
+    /// A weight's shape, without reading it.
+    pub fn shape(&self, name: &str) -> Option<Vec<i64>> {
+        self.tensors.get(name).map(Entry::shape)
     }
 
     /// Removes and returns a weight; an error names the checkpoint and the weight.
     pub fn take(&mut self, name: &str) -> Result<Tensor, ModelError> {
-        self.tensors.remove(name).ok_or_else(|| ModelError::MissingWeight { origin: self.origin.clone(), name: name.into() })
+        let entry = self.tensors.remove(name).ok_or_else(|| ModelError::MissingWeight { origin: self.origin.clone(), name: name.into() })?;
+        Ok(entry.into_tensor()?)
     }
 
-    /// As [`take`](Self::take), checking the shape.
+    /// As [`take`](Self::take), checking the shape first.
     pub fn take_shaped(&mut self, name: &str, shape: &[i64]) -> Result<Tensor, ModelError> {
-        let t = self.take(name)?;
-        if t.size() != shape {
-            return Err(ModelError::Shape { origin: self.origin.clone(), name: name.into(), found: t.size(), expected: shape.to_vec() });
+        let found = self.shape(name).ok_or_else(|| ModelError::MissingWeight { origin: self.origin.clone(), name: name.into() })?;
+        if found != shape {
+            return Err(ModelError::Shape { origin: self.origin.clone(), name: name.into(), found, expected: shape.to_vec() });
         }
-        Ok(t)
+        self.take(name)
     }
 
     /// Names not taken yet (a checkpoint with leftovers is not the architecture we think).
@@ -70,6 +105,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::{Device, Kind};
 
 /// Reads and validates `config.json` from a checkpoint folder (or the file itself
@@ -108,8 +144,8 @@ pub fn read_config(dir: &Path) -> Result<ModelConfig, ModelError> {
 /// Loads every tensor of a checkpoint, converted to `kind` on `device`.
 ///
 /// `path` is a `.safetensors` file, a folder with `model.safetensors`, or a folder
-/// with a sharded `model.safetensors.index.json`. Files are memory-mapped and
-/// converted one tensor at a time, so the checkpoint is never held twice.
+/// with a sharded `model.safetensors.index.json`. Files are memory-mapped and each
+/// tensor is converted when the model takes it, so the checkpoint is never held twice.
 pub fn load_safetensors(path: &Path, kind: Kind, device: Device) -> Result<WeightMap, ModelError> {
     let mut map = WeightMap::new(path.display().to_string());
     if path.is_file() {
@@ -176,11 +212,12 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
 fn read_file_into(path: &Path, kind: Kind, device: Device, map: &mut WeightMap, expected: Option<&[String]>) -> Result<(), ModelError> {
     let file = std::fs::File::open(path).map_err(|e| ModelError::file(path, format!("cannot open: {e}")))?;
     // SAFETY: the file is only read; changing it on disk while it loads is undefined, as for any mmap.
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::file(path, format!("cannot map: {e}")))?;
+    let mmap = Arc::new(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| ModelError::file(path, format!("cannot map: {e}")))?);
     let tensors = SafeTensors::deserialize(&mmap)
         .map_err(|e| ModelError::file(path, format!("not a valid safetensors file (truncated or corrupt?): {e}")))?;
     let mut names: Vec<&str> = tensors.names();
     names.sort_unstable();
+    let base = mmap.as_ptr() as usize;
     for name in names {
         if expected.is_some_and(|e| !e.iter().any(|n| n == name)) {
             continue; // the index puts this weight in another shard; that shard is authoritative
@@ -189,16 +226,18 @@ fn read_file_into(path: &Path, kind: Kind, device: Device, map: &mut WeightMap, 
             return Err(ModelError::file(path, format!("weight `{name}` appears in more than one file")));
         }
         let view = tensors.tensor(name).map_err(|e| ModelError::file(path, format!("weight `{name}`: {e}")))?;
-        let src_kind = kind_of(view.dtype())
+        let src = kind_of(view.dtype())
             .ok_or_else(|| ModelError::file(path, format!("weight `{name}` has dtype {:?}; icdbench reads F32, F16 and BF16", view.dtype())))?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let numel: usize = view.shape().iter().product();
-        if view.data().len() != numel * src_kind.elt_size_in_bytes() {
+        let data = view.data();
+        if data.len() != numel * src.elt_size_in_bytes() {
             return Err(ModelError::file(path, format!("weight `{name}`: data length does not match its shape")));
         }
-        let cpu = Tensor::f_from_data_size(view.data(), &shape, src_kind)?;
-        let t = if src_kind == kind && device == Device::Cpu { cpu } else { cpu.f_to_device_(device, kind, false, false)? };
-        map.insert(name, t);
+        // Where the tensor's bytes lie in the file: read when the model takes it.
+        let start = data.as_ptr() as usize - base;
+        let entry = Entry::Mapped { file: Arc::clone(&mmap), range: start..start + data.len(), src, shape, kind, device };
+        map.tensors.insert(name.to_string(), entry);
     }
     Ok(())
 }
@@ -225,7 +264,7 @@ impl View for &HostTensor {
     }
 }
 
-/// Writes tensors (f32, f16 or bf16) to a `.safetensors` file, through a temporary
+/// Writes tensors (f32, f16, bf16; i64 for token ids) to a `.safetensors` file, through a temporary
 /// file renamed into place so a reader never sees half a file.
 pub fn save_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), ModelError> {
     let mut host: Vec<(String, HostTensor)> = Vec::with_capacity(tensors.len());
@@ -234,7 +273,8 @@ pub fn save_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(),
             Kind::Float => Dtype::F32,
             Kind::Half => Dtype::F16,
             Kind::BFloat16 => Dtype::BF16,
-            other => return Err(ModelError::file(path, format!("weight `{name}` has kind {other:?}; icdbench writes f32, f16 and bf16"))),
+            Kind::Int64 => Dtype::I64,
+            other => return Err(ModelError::file(path, format!("weight `{name}` has kind {other:?}; icdbench writes f32, f16, bf16 and i64"))),
         };
         let t = t.f_to_device(Device::Cpu)?.f_contiguous()?;
         let numel = t.numel();
