@@ -5,11 +5,9 @@
 set -euo pipefail
 bin="${1:?usage: gpu-check.sh BINARY [TORCH_LIB_DIR]}"
 torch_lib="${2:-}"
-if [[ -z "$torch_lib" ]]; then
-  for py in /opt/torch/.venv/bin/python python3; do
-    torch_lib="$("$py" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>/dev/null)" && break
-  done
-fi
+# shellcheck source=scripts/lib/torch-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/torch-lib.sh"
+[[ -n "$torch_lib" ]] || torch_lib="$(torch_lib_dir)" || true
 [[ -d "$torch_lib" ]] || { echo "no torch lib folder found; pass it as the second argument" >&2; exit 2; }
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "torch lib: $torch_lib"

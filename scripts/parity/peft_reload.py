@@ -7,7 +7,8 @@ the logits with the ones icdbench computed for the same input.
 BASE_DIR holds config.json + model.safetensors (a Llama-family checkpoint),
 ADAPTER_DIR adapter_config.json + adapter_model.safetensors, and CASE.safetensors
 `input_ids` [b, t] (int64) and `logits` [b, t, vocab] (f32). Prints one JSON line
-with the largest absolute difference; exits 1 when it exceeds --tol.
+with the largest absolute difference (and the difference with the adapters
+disabled); exits 1 when the first exceeds --tol or the second does not.
 """
 
 import argparse
@@ -39,9 +40,14 @@ def main():
     case = load_file(args.case)
     with torch.no_grad():
         logits = model(input_ids=case["input_ids"]).logits.float()
+        with model.disable_adapter():
+            base = model(input_ids=case["input_ids"]).logits.float()
     diff = (logits - case["logits"]).abs().max().item()
-    print(json.dumps({"max_abs_diff": diff, "tol": args.tol, "transformers": transformers.__version__, "peft": peft.__version__}))
-    sys.exit(0 if diff <= args.tol else 1)
+    # The adapters must matter: otherwise a load that silently skipped them would pass.
+    base_diff = (base - case["logits"]).abs().max().item()
+    print(json.dumps({"max_abs_diff": diff, "without_adapters": base_diff, "tol": args.tol,
+                      "transformers": transformers.__version__, "peft": peft.__version__}))
+    sys.exit(0 if diff <= args.tol < base_diff else 1)
 
 
 if __name__ == "__main__":
