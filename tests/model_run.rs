@@ -145,3 +145,24 @@ fn equal_exposure_arms_feed_what_they_promise() {
     assert!(n("tokens", "/mix/documents_fed") > docs);
     assert!(arms["tokens"].1.contains(&format!("token-matched to mixed 0.50, whose schedule feeds {docs} span + {docs} document examples, {budget} tokens")), "{}", arms["tokens"].1);
 }
+
+/// Activation checkpointing recomputes exactly what it drops: the same fingerprint
+/// (it is not a result-changing setting) and, on CPU, the same numbers.
+#[test]
+fn checkpointing_is_the_same_run_with_the_same_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path());
+    let ckpt_dir = tmp.path().join("ckpt");
+    std::fs::create_dir_all(&ckpt_dir).unwrap();
+    let text = std::fs::read_to_string(&exp).unwrap();
+    assert!(text.contains("checkpoint_every = 5"));
+    let ckpt = ckpt_dir.join("resume.toml");
+    std::fs::write(&ckpt, text.replace("checkpoint_every = 5", "checkpoint_every = 5\ncheckpointing = true")).unwrap();
+    let plan = |e: &Path| common::fingerprints(&icdbench().arg("plan").arg(e).assert().success().get_output().stdout);
+    assert_eq!(plan(&exp), plan(&ckpt));
+
+    let (plain_results, ckpt_results) = (tmp.path().join("plain"), tmp.path().join("ckpt-results"));
+    run(&exp, &plain_results, &[]).success();
+    run(&ckpt, &ckpt_results, &[]).success();
+    assert_eq!(metrics(&plain_results), metrics(&ckpt_results));
+}
