@@ -68,5 +68,6 @@ for name in "${cases[@]}"; do
   i=$((i + 1))
 done
 echo
-meta=(--meta "device=$device" --meta "dtype=$dtype" --meta "threads=$threads" --meta "binary=$bin" --meta "host=${HOSTNAME:-}")
+meta=(--meta "device=$device" --meta "dtype=$dtype" --meta "threads=$threads" --meta "binary=$bin" --meta "host=${HOSTNAME:-}"
+  --meta "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
 "$python" "$root/scripts/bench/ratios.py" "$work" ${json:+--json "$json"} "${meta[@]}"

@@ -19,6 +19,8 @@ with the same fields `icdbench speed` prints. tokens_per_second counts trained t
 (batch x seq) for lora_step and new tokens (batch x new) for generate. Peak memory is the
 process's peak RSS on CPU and the device's used memory on CUDA, so one case per process gives
 the cleanest figure (scripts/bench/compare.sh and scripts/gpu-bench.sh run it that way).
+params counts every weight of the base model (norms and biases too, tied embeddings once);
+trainable_params counts the LoRA adapters.
 
 Usage (the venv with the pinned packages comes from scripts/parity/venv-parity.sh):
   ~/.cache/icdbench/venv-parity/bin/python scripts/bench/pytorch_reference.py
@@ -219,6 +221,7 @@ def build(shape, device, dtype, seed):
 
 def lora_step(shape, args, device, dtype, memory):
     model, cfg = build(shape, device, dtype, args.seed)
+    params = sum(p.numel() for p in model.parameters())  # the base model's, before adapters join it
     if args.checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -240,7 +243,7 @@ def lora_step(shape, args, device, dtype, memory):
     times = timed(step, device, args.warmup, args.repeats, memory)
     return times, dict(
         tokens=args.batch * args.seq,
-        params=sum(p.numel() for p in model.parameters()),
+        params=params,
         trainable_params=sum(p.numel() for p in trainable),
         flops_per_token=lora_step_flops_per_token(cfg, args.seq),
     )
@@ -316,7 +319,7 @@ def run_case(workload, shape, args, device, dtype_name, peak_tflops):
         "cuda_max_allocated_bytes": memory.max_allocated(),
         "params": info["params"],
         "trainable_params": info["trainable_params"],
-        "flops_per_token": int(round(info["flops_per_token"])),
+        "flops_per_token": round(info["flops_per_token"]),
         "mfu": mfu,
     }
     print(json.dumps(line), flush=True)

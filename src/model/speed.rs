@@ -390,15 +390,10 @@ pub struct Options {
     pub peak_tflops: Option<f64>,
 }
 
-fn timing(w: &Workload, workload: &str, case: String, opts: &Options, seconds: Vec<f64>, tokens: i64, memory: (Option<u64>, String), flops_per_token: f64) -> Timing {
+#[allow(clippy::too_many_arguments)]
+fn timing(w: &Workload, workload: &str, case: String, opts: &Options, seconds: Vec<f64>, tokens: i64, memory: (Option<u64>, String), params: u64, flops_per_token: f64) -> Timing {
     let m = median(&seconds);
     let tokens_per_second = tokens as f64 / m.max(1e-12);
-    let config = w.shape.config();
-    let params = {
-        let d = dims(&config);
-        let embed = if config.tie_word_embeddings { 0.0 } else { d.vocab * d.hidden };
-        (matmul_params(&d) + embed) as u64
-    };
     Timing {
         case,
         workload: workload.into(),
@@ -427,13 +422,19 @@ fn timing(w: &Workload, workload: &str, case: String, opts: &Options, seconds: V
     }
 }
 
+/// The base model's parameters (norms and biases included, adapters not), as PyTorch counts them.
+fn base_parameters(vs: &nn::VarStore) -> u64 {
+    vs.variables().values().map(|t| t.numel() as u64).sum()
+}
+
 /// Runs the LoRA step case.
 pub fn measure_lora_step(w: &Workload, opts: &Options) -> Result<Timing, ModelError> {
     let mut probe = MemoryProbe::start(opts.device);
     let mut step = LoraStep::new(w, opts.device, opts.kind)?;
     let seconds = time(opts.device, opts.warmup, opts.repeats, &mut probe, || step.step().map(|_| ()))?;
     let flops = lora_step_flops_per_token(&w.shape.config(), LORA_RANK, w.seq);
-    let mut t = timing(w, "lora_step", w.train_case(), opts, seconds, w.batch * w.seq, probe.finish(), flops);
+    let params = base_parameters(&step._base);
+    let mut t = timing(w, "lora_step", w.train_case(), opts, seconds, w.batch * w.seq, probe.finish(), params, flops);
     t.trainable_params = Some(step.trainable_parameters());
     t.mfu = opts.peak_tflops.map(|p| t.tokens_per_second * flops / (p * 1e12));
     Ok(t)
@@ -448,7 +449,7 @@ pub fn measure_generate(w: &Workload, opts: &Options) -> Result<Timing, ModelErr
         Ok(())
     })?;
     let flops = generate_flops_per_token(&w.shape.config(), w.prompt, w.new_tokens);
-    Ok(timing(w, "generate", w.generate_case(), opts, seconds, w.batch * w.new_tokens, probe.finish(), flops))
+    Ok(timing(w, "generate", w.generate_case(), opts, seconds, w.batch * w.new_tokens, probe.finish(), base_parameters(&decode._vs), flops))
 }
 
 #[cfg(test)]
