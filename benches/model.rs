@@ -1,14 +1,15 @@
 //! The model layer at the two sizes the project runs (see `icdbench::model::speed`):
-//! a LoRA training step (r=16 on all seven projections, batch 8 x 128, AdamW) and
-//! greedy decoding of 32 tokens after a 256-token prompt, for a tiny 2-layer Llama
-//! and a random SmolLM2-135M-shaped Llama. f32 on the CPU.
+//! a LoRA training step (r=16 on all seven projections, batch 8 x 128, AdamW), plain
+//! and with activation checkpointing, and greedy decoding of 32 tokens after a
+//! 256-token prompt, for a tiny 2-layer Llama and a random SmolLM2-135M-shaped Llama.
+//! f32 on the CPU.
 //!
 //! `cargo test --bench model` runs each case once; the SmolLM2-shaped cases take
 //! long in a debug build, so there they run only with ICDBENCH_BENCH_LARGE=1.
 //! For a side-by-side with PyTorch + transformers + PEFT: scripts/bench/compare.sh.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
-use icdbench::model::speed::{Decode, LoraStep, Shape, NEW_TOKENS};
+use icdbench::model::speed::{Decode, LoraStep, Shape, Workload};
 use std::hint::black_box;
 use tch::{Device, Kind};
 
@@ -23,13 +24,22 @@ fn shapes() -> Vec<Shape> {
     vec![Shape::Tiny, Shape::Smollm2]
 }
 
+/// Batch 8 × 128 for training, 32 tokens after 256 for decoding, LoRA dropout 0.05.
+fn workload(shape: Shape, checkpointing: bool) -> Workload {
+    Workload { shape, batch: 8, seq: 128, prompt: 256, new_tokens: 32, checkpointing, lora_dropout: 0.05 }
+}
+
 fn lora_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("lora_step_b8x128_r16_all");
     g.sample_size(10).sampling_mode(SamplingMode::Flat);
     for shape in shapes() {
-        let mut step = LoraStep::new(shape, Device::Cpu, Kind::Float).expect("bench shapes are valid");
-        g.throughput(Throughput::Elements(step.tokens() as u64));
-        g.bench_function(BenchmarkId::from_parameter(shape.name()), |b| b.iter(|| black_box(step.step())));
+        for checkpointing in [false, true] {
+            let w = workload(shape, checkpointing);
+            let mut step = LoraStep::new(&w, Device::Cpu, Kind::Float).expect("bench shapes are valid");
+            g.throughput(Throughput::Elements((w.batch * w.seq) as u64));
+            let id = format!("{}{}", shape.name(), if checkpointing { "+ckpt" } else { "" });
+            g.bench_function(BenchmarkId::from_parameter(id), |b| b.iter(|| black_box(step.step().expect("a bench step runs"))));
+        }
     }
     g.finish();
 }
@@ -37,10 +47,11 @@ fn lora_step(c: &mut Criterion) {
 fn greedy_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("greedy_decode_32_after_256");
     g.sample_size(10).sampling_mode(SamplingMode::Flat);
-    g.throughput(Throughput::Elements(NEW_TOKENS as u64));
     for shape in shapes() {
-        let decode = Decode::new(shape, Device::Cpu, Kind::Float).expect("bench shapes are valid");
-        g.bench_function(BenchmarkId::from_parameter(shape.name()), |b| b.iter(|| black_box(decode.run(NEW_TOKENS))));
+        let w = workload(shape, false);
+        g.throughput(Throughput::Elements(w.new_tokens as u64));
+        let decode = Decode::new(&w, Device::Cpu, Kind::Float).expect("bench shapes are valid");
+        g.bench_function(BenchmarkId::from_parameter(shape.name()), |b| b.iter(|| black_box(decode.run(w.new_tokens))));
     }
     g.finish();
 }

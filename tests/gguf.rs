@@ -97,7 +97,7 @@ fn fixture_dequantisation_matches_gguf_py() {
 #[test]
 fn fixture_loads_as_a_hugging_face_checkpoint() {
     let expected = json("tiny_llama.expected.json");
-    let ck = load_gguf(&tiny_path(), Kind::Float, Device::Cpu).unwrap();
+    let mut ck = load_gguf(&tiny_path(), Kind::Float, Device::Cpu).unwrap();
     let c = &ck.config;
     let e = &expected["config"];
     assert_eq!(c.vocab_size as u64, e["vocab_size"].as_u64().unwrap());
@@ -112,16 +112,6 @@ fn fixture_loads_as_a_hugging_face_checkpoint() {
     assert_eq!(c.tie_word_embeddings, e["tie_word_embeddings"].as_bool().unwrap());
     assert_eq!(c.model_type, "llama");
 
-    // q/k rows are back in Hugging Face order, exactly.
-    for (name, hf) in expected["hf"].as_object().unwrap() {
-        let t = ck.weights.get(name).unwrap_or_else(|| panic!("{name} missing"));
-        let shape: Vec<i64> = hf["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-        assert_eq!(t.size(), shape);
-        assert_eq!(values(t), floats(&hf["values"]), "{name} is not the Hugging Face layout");
-    }
-    // Everything else is the dequantised tensor under its Hugging Face name.
-    let v = &expected["tensors"]["blk.0.ffn_up.weight"];
-    assert_eq!(values(ck.weights.get("model.layers.0.mlp.up_proj.weight").unwrap()), floats(&v["values"]));
     let mut names: Vec<&str> = ck.weights.remaining();
     names.sort_unstable();
     assert_eq!(
@@ -145,6 +135,16 @@ fn fixture_loads_as_a_hugging_face_checkpoint() {
             "model.norm.weight",
         ]
     );
+    // q/k rows are back in Hugging Face order, exactly.
+    for (name, hf) in expected["hf"].as_object().unwrap() {
+        let t = ck.weights.take(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let shape: Vec<i64> = hf["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
+        assert_eq!(t.size(), shape);
+        assert_eq!(values(&t), floats(&hf["values"]), "{name} is not the Hugging Face layout");
+    }
+    // Everything else is the dequantised tensor under its Hugging Face name.
+    let v = &expected["tensors"]["blk.0.ffn_up.weight"];
+    assert_eq!(values(&ck.weights.take("model.layers.0.mlp.up_proj.weight").unwrap()), floats(&v["values"]));
     assert!(ck.metadata_summary.contains("icdbench tiny llama fixture") && ck.metadata_summary.contains("GGUF v3"), "{}", ck.metadata_summary);
 
     // Tokenizer: the same ids as the Python `tokenizers` library, specials whole.
@@ -160,8 +160,8 @@ fn fixture_loads_as_a_hugging_face_checkpoint() {
     assert_eq!(tok.chat_format(), &ChatFormat::ChatMl { default_system: None });
 
     // Another dtype: bfloat16 weights, same names.
-    let bf = load_gguf(&tiny_path(), Kind::BFloat16, Device::Cpu).unwrap();
-    assert_eq!(bf.weights.get("model.embed_tokens.weight").unwrap().kind(), Kind::BFloat16);
+    let mut bf = load_gguf(&tiny_path(), Kind::BFloat16, Device::Cpu).unwrap();
+    assert_eq!(bf.weights.take("model.embed_tokens.weight").unwrap().kind(), Kind::BFloat16);
 }
 
 #[test]
@@ -328,18 +328,19 @@ fn smollm2_weights_match_transformers() {
     let secs = start.elapsed().as_secs_f64();
     eprintln!("loaded {} in {secs:.2} s ({} build)\n{}", path.display(), if cfg!(debug_assertions) { "debug" } else { "release" }, ck.metadata_summary);
 
-    let w = &ck.weights;
+    let mut w = ck.weights;
     assert_eq!(w.len(), 2 + 30 * 9);
     assert!(!w.contains("lm_head.weight"));
     assert!(w.remaining().iter().all(|n| n.starts_with("model.")));
-    let embed = w.get("model.embed_tokens.weight").unwrap();
+    assert_eq!(w.shape("model.layers.29.mlp.down_proj.weight"), Some(vec![576, 1536]));
+    let embed = w.take("model.embed_tokens.weight").unwrap();
     assert_eq!(embed.size(), vec![49152, 576]);
     let d = max_rel_diff(&values(&embed.get(0)), &floats(&reference["embed_tokens_row0"]));
     assert!(d <= 1e-5, "embed_tokens row 0 differs from transformers by {d}");
 
     for (proj, shape) in [("q_proj", vec![576, 576]), ("k_proj", vec![192, 576])] {
         let r = &reference[proj];
-        let t = w.get(&format!("model.layers.0.self_attn.{proj}.weight")).unwrap();
+        let t = w.take(&format!("model.layers.0.self_attn.{proj}.weight")).unwrap();
         assert_eq!(t.size(), shape);
         for (row, want) in r["rows"].as_object().unwrap() {
             let row: i64 = row.parse().unwrap();
@@ -348,11 +349,10 @@ fn smollm2_weights_match_transformers() {
             assert!(d <= 1e-5, "{proj} row {row} differs from transformers by {d} (q/k row order?)");
         }
     }
-    let first = |name: &str| values(&w.get(name).unwrap().flatten(0, -1).narrow(0, 0, 8));
+    let mut first = |name: &str| values(&w.take(name).unwrap().flatten(0, -1).narrow(0, 0, 8));
     assert!(max_rel_diff(&first("model.layers.0.input_layernorm.weight"), &floats(&reference["input_layernorm_0"])) <= 1e-6);
     assert!(max_rel_diff(&first("model.norm.weight"), &floats(&reference["norm"])) <= 1e-6);
     assert!(max_rel_diff(&first("model.layers.29.mlp.down_proj.weight"), &floats(&reference["down_proj_29_row0"])) <= 1e-5);
-    assert_eq!(w.get("model.layers.29.mlp.down_proj.weight").unwrap().size(), vec![576, 1536]);
 }
 
 #[test]
