@@ -68,6 +68,8 @@ SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
 ReturnToService=2
 MaxArraySize=10001
+# A task that asks for no memory gets its core's share, so tasks without --mem still run side by side.
+DefMemPerCPU=$(( mem_mb / cpus ))
 NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOT

@@ -27,6 +27,11 @@ pub enum AppError {
     Input(String),
     #[error("{0}")]
     Failed(String),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    /// Not an error so much as "not yet": runs still queued or running (`status`).
+    #[error("{0}")]
+    InFlight(String),
 }
 
 impl AppError {
@@ -34,6 +39,8 @@ impl AppError {
         match self {
             AppError::Run(e) if !e.is_user_input() => 1,
             AppError::Failed(_) => 1,
+            AppError::Cluster(e) if !e.is_user_input() => 1,
+            AppError::InFlight(_) => 3,
             _ => 2,
         }
     }
@@ -41,9 +48,16 @@ impl AppError {
 
 pub fn run(cli: Cli) -> Result<(), AppError> {
     match cli.command {
-        Command::Run { experiments, force, results, quiet, stop_after_steps } => {
-            run_experiments(&experiments, &results, RunOptions { force, progress: !quiet, stop_after_steps })
+        Command::Run { experiments, force, results, quiet, stop_after_steps, only } => {
+            let opts = RunOptions { force, progress: !quiet, stop_after_steps, leave_busy: !only.is_empty() };
+            run_experiments(&experiments, &results, opts, &only)
         }
+        Command::Submit { experiments, slurm: _, partition, gpus_per_task, cpus_per_task, mem, time, account, max_parallel, extra, dry_run, results } => {
+            let threads = cpus_per_task.unwrap_or_else(|| tch::get_num_threads().max(1) as u32);
+            let opts = crate::cluster::SlurmOptions { partition, gpus_per_task, cpus_per_task: threads, mem, time, account, max_parallel, extra };
+            submit_command(&experiments, &results, &opts, dry_run)
+        }
+        Command::Status { experiments, results, log_lines } => status_command(&experiments, &results, log_lines),
         Command::Plan { experiments, results, json, explain } => match explain {
             Some(pair) => explain_fingerprints(&experiments, &results, &pair[0], &pair[1]),
             None => plan_experiments(&experiments, &results, json),
@@ -76,11 +90,14 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
     }
 }
 
-fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions) -> Result<(), AppError> {
+fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions, only: &[String]) -> Result<(), AppError> {
     // Plan everything first: a bad file fails before any work starts.
     let mut planned = Vec::new();
     for f in files {
         planned.push((f, plan::plan_file(f, results)?));
+    }
+    if !only.is_empty() {
+        planned = select_only(planned, only)?;
     }
     for (file, runs) in planned {
         eprintln!("{}: {} run(s)", file.display(), runs.len());
@@ -95,11 +112,139 @@ fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions) -> Resul
         if let Some(by_mention) = mention_table(&records) {
             table.push_str(&format!("\n{by_mention}"));
         }
-        table.push_str(&compared(file, &records, results)?);
+        if only.is_empty() {
+            // The experiment's comparisons and summary describe all its runs, not the one a task computed.
+            table.push_str(&compared(file, &records, results)?);
+            write_summary(&records, &table)?;
+        }
         println!("\n{}\n\n{table}", file.display());
-        write_summary(&records, &table)?;
     }
     Ok(())
+}
+
+/// The planned runs `--only` names (full fingerprints or prefixes of 12+ hex digits). A
+/// fingerprint no run has here is an error: fingerprints name the device and CPU threads,
+/// so a task planned on another kind of node finds none.
+fn select_only<'a>(planned: Vec<(&'a PathBuf, Vec<plan::PlannedRun>)>, only: &[String]) -> Result<Vec<(&'a PathBuf, Vec<plan::PlannedRun>)>, AppError> {
+    for o in only {
+        if o.len() < 12 || !o.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(AppError::Input(format!("--only {o:?}: give a run's fingerprint (12 or more hex digits, as `icdbench plan` prints it)")));
+        }
+    }
+    let wanted = |r: &plan::PlannedRun| only.iter().any(|o| r.fingerprint.as_str().starts_with(&o.to_lowercase()));
+    for o in only {
+        if !planned.iter().any(|(_, runs)| runs.iter().any(|r| r.fingerprint.as_str().starts_with(&o.to_lowercase()))) {
+            let names: Vec<String> = planned.iter().map(|(f, _)| f.display().to_string()).collect();
+            return Err(AppError::Input(format!(
+                "--only {o}: no run of {} has this fingerprint when planned here ({}, {} libtorch threads); fingerprints include the device and CPU threads, so submit from a node like the compute nodes and keep OMP_NUM_THREADS as submitted (`icdbench plan` lists this node's fingerprints)",
+                names.join(", "),
+                crate::device::describe(),
+                tch::get_num_threads()
+            )));
+        }
+    }
+    Ok(planned.into_iter().map(|(f, runs)| (f, runs.into_iter().filter(|r| wanted(r)).collect::<Vec<_>>())).filter(|(_, runs)| !runs.is_empty()).collect())
+}
+
+/// `icdbench submit --slurm`: one job array per experiment with the runs nobody has finished,
+/// is computing or has queued.
+fn submit_command(files: &[PathBuf], results: &Path, opts: &crate::cluster::SlurmOptions, dry_run: bool) -> Result<(), AppError> {
+    use crate::cluster::{self, Decision};
+    // The tasks run with this many threads; plan (fingerprint) with it too.
+    tch::set_num_threads(opts.cpus_per_task as i32);
+    let mut planned = Vec::new();
+    for f in files {
+        planned.push((f, plan::plan_file(f, results)?));
+    }
+    let cwd = std::env::current_dir().map_err(|e| AppError::Input(format!("current folder: {e}")))?;
+    let absolute = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let binary = std::env::current_exe().map_err(|e| AppError::Failed(format!("cannot find the icdbench binary to run in the tasks: {e}")))?;
+    let queue = cluster::Queue::read();
+    if let Some(why) = &queue.unknown {
+        eprintln!("warning: the Slurm queue could not be read ({why}); only finished and running runs are left out");
+    }
+    for (file, runs) in planned {
+        let Some(slurm_dir) = cluster::slurm_dir(&runs) else {
+            println!("{}: no runs", file.display());
+            continue;
+        };
+        let subs = cluster::submissions(&slurm_dir)?;
+        let decisions = cluster::decide(&runs, &subs, &queue)?;
+        let mut tasks = Vec::new();
+        println!("{}: {} run(s)", file.display(), runs.len());
+        for (run, d) in runs.iter().zip(&decisions) {
+            let what = match d {
+                Decision::Finished => "finished".to_string(),
+                Decision::Running(who) => format!("running in {who}"),
+                Decision::Queued { task, state } => format!("queued as task {task} ({state})"),
+                Decision::Submit => {
+                    tasks.push(cluster::Task { index: tasks.len(), fingerprint: run.fingerprint.to_string(), label: run.label() });
+                    format!("task {}", tasks.len() - 1)
+                }
+            };
+            println!("  {} {:<40} {what}", run.fingerprint.short(), run.label());
+        }
+        if tasks.is_empty() {
+            println!("nothing to submit");
+            continue;
+        }
+        let batch = cluster::batch_name();
+        let batch_dir = absolute(&slurm_dir.join(&batch));
+        let record = cluster::Submission {
+            batch,
+            job_id: String::new(),
+            submitted: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            experiment: absolute(file),
+            results: absolute(results),
+            threads: opts.cpus_per_task,
+            tasks,
+        };
+        let script = cluster::job_script(&record, &batch_dir, opts, &binary, &cwd)?;
+        if dry_run {
+            println!("\n{script}");
+            continue;
+        }
+        let n = record.tasks.len();
+        let record = cluster::submit(&batch_dir, &script, record)?;
+        println!("submitted job {} ({n} task(s)) -> {}", record.job_id, batch_dir.display());
+    }
+    Ok(())
+}
+
+/// `icdbench status`: a line per run, a summary; exit 0 when all are done, 3 while any is in flight.
+fn status_command(files: &[PathBuf], results: &Path, log_lines: usize) -> Result<(), AppError> {
+    let mut planned = Vec::new();
+    for f in files {
+        let mut runs = plan::plan_file_without_inputs(f, results)?.0;
+        // Runs are looked at as their newest submission planned them: with its thread count.
+        let threads = match crate::cluster::slurm_dir(&runs) {
+            Some(dir) => crate::cluster::submissions(&dir)?.last().map(|(_, s)| s.threads),
+            None => None,
+        };
+        if let Some(t) = threads.filter(|&t| t as i32 != tch::get_num_threads()) {
+            tch::set_num_threads(t as i32);
+            runs = plan::plan_file_without_inputs(f, results)?.0;
+        }
+        planned.push((f, runs));
+    }
+    let queue = crate::cluster::Queue::read();
+    let mut lines = Vec::new();
+    for (file, runs) in planned {
+        println!("{}: {} run(s)", file.display(), runs.len());
+        for line in crate::cluster::status(&runs, &queue, log_lines)? {
+            println!("  {line}");
+            lines.push(line);
+        }
+    }
+    let summary = crate::cluster::StatusSummary::of(&lines, queue.unknown.clone());
+    println!("{summary}");
+    if summary.all_done() {
+        Ok(())
+    } else if summary.in_flight() {
+        Err(AppError::InFlight("some runs are still queued or running".into()))
+    } else {
+        Err(AppError::Failed("some runs are not finished and nothing is queued or running for them; `icdbench submit --slurm` submits what is left".into()))
+    }
 }
 
 /// The experiment's `[[compare]]` pairs among `records`, each as `icdbench compare` prints it

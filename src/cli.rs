@@ -13,7 +13,8 @@ use std::path::PathBuf;
                   seen/unseen codes. Every run is fingerprinted (sha256 of its resolved spec and inputs) and \
                   its results are cached under results/<experiment>/<fingerprint>/.\n\n\
                   Start with:  icdbench run experiments/quickstart.toml",
-    after_help = "Exit codes: 0 success, 1 a run failed, 2 bad input (experiment file, data, code, arguments)."
+    after_help = "Exit codes: 0 success, 1 a run failed, 2 bad input (experiment file, data, code, arguments), \
+                  3 (status) runs still queued or running."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -45,6 +46,69 @@ pub enum Command {
         /// Stop training after N optimizer steps as if killed (tests resuming).
         #[arg(long, hide = true, value_name = "N")]
         stop_after_steps: Option<usize>,
+        /// Run only the planned run with this fingerprint (or prefix of 12+ hex digits; repeatable), as a
+        /// Slurm array task does: a run already finished, or being computed by a live process, exits 0 at once.
+        #[arg(long, value_name = "FINGERPRINT")]
+        only: Vec<String>,
+    },
+    /// Hand an experiment's unfinished runs to a cluster scheduler: one Slurm array task per run.
+    #[command(long_about = "Plan the experiments, keep the runs that are not finished, not running and not already \
+                            queued by an earlier submission, and submit them as one Slurm job array per experiment \
+                            (`sbatch --parsable`): results/<experiment>/slurm/<batch>/job.sbatch, with one log per task \
+                            in logs/ and the job id in submission.json. Each task runs `icdbench run EXPERIMENT.toml \
+                            --only <fingerprint>` with OMP_NUM_THREADS set to --cpus-per-task, the thread count the \
+                            runs were planned (fingerprinted) with. Tasks are requeueable: on preemption, `scancel` or \
+                            the time limit (Slurm signals the batch script 120 s before it; the script requeues the \
+                            task) training checkpoints and stops, and the next attempt resumes there.\n\n\
+                            The results folder is the only meeting point: it must be on a filesystem every node \
+                            shares, with POSIX rename and flock (see the README, Running on a Slurm cluster).")]
+    Submit {
+        #[arg(required = true, value_name = "EXPERIMENT.toml")]
+        experiments: Vec<PathBuf>,
+        /// Submit to Slurm (the one scheduler supported).
+        #[arg(long, required = true)]
+        slurm: bool,
+        #[arg(long, value_name = "P")]
+        partition: Option<String>,
+        #[arg(long, value_name = "N")]
+        gpus_per_task: Option<u32>,
+        /// CPU cores per task, and the libtorch threads each run uses (default: this process's thread count).
+        #[arg(long, value_name = "N")]
+        cpus_per_task: Option<u32>,
+        /// Memory per task, as sbatch takes it (e.g. 16G).
+        #[arg(long, value_name = "M")]
+        mem: Option<String>,
+        /// Time limit per task, as sbatch takes it (e.g. 4:00:00).
+        #[arg(long, value_name = "T")]
+        time: Option<String>,
+        #[arg(long, value_name = "A")]
+        account: Option<String>,
+        /// At most K tasks of the array run at once (`--array=...%K`).
+        #[arg(long, value_name = "K")]
+        max_parallel: Option<u32>,
+        /// One more line for the script's header, e.g. "#SBATCH --qos=high" (repeatable).
+        #[arg(long, value_name = "\"#SBATCH ...\"")]
+        extra: Vec<String>,
+        /// Print the batch script without writing or submitting anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+    },
+    /// Where each run of the experiments is: done, running, queued, failed or not submitted.
+    #[command(long_about = "One line per planned run: done; running (the lock holder, its host, elapsed time and \
+                            the last training step); queued (the Slurm queue state and reason, from squeue); \
+                            failed (the task's state from sacct where accounting is on, the checkpoint a resubmission \
+                            resumes from, and the last lines of its log); or not submitted. Then a summary line. \
+                            Exit 0 when every run is done, 3 while some are queued or running, 1 otherwise.")]
+    Status {
+        #[arg(required = true, value_name = "EXPERIMENT.toml")]
+        experiments: Vec<PathBuf>,
+        #[arg(long, default_value = "results", value_name = "DIR")]
+        results: PathBuf,
+        /// Log lines shown for a failed run.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        log_lines: usize,
     },
     /// Print the runs an experiment resolves to, with their fingerprints, without running anything.
     Plan {

@@ -2,12 +2,14 @@
 //!
 //! Data flows one way:
 //! experiment.toml -> [`config`] -> [`plan`] (fingerprinted) -> [`data`] -> systems ([`baselines`])
-//! -> predictions -> [`metrics`] -> [`runner`] (record) -> [`report`].
+//! -> predictions -> [`metrics`] -> [`runner`] (record) -> [`report`]; [`cluster`] hands planned
+//! runs to Slurm and reads their state back.
 
 pub mod app;
 pub mod baselines;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod code_identity;
 pub mod config;
 pub mod data;

@@ -79,7 +79,7 @@ pub fn run_all(config: &CheckConfig, results: &Path, progress: bool, mut on_done
             planned.push(run);
         }
     }
-    let opts = RunOptions { force: false, progress, stop_after_steps: None };
+    let opts = RunOptions { force: false, progress, stop_after_steps: None, leave_busy: false };
     let mut out = Vec::new();
     for run in &planned {
         let mut current = CurrentRun {

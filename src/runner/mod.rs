@@ -68,6 +68,9 @@ pub struct RunOptions {
     pub progress: bool,
     /// Stop training after this many optimizer steps, as if killed (to test resuming).
     pub stop_after_steps: Option<usize>,
+    /// Leave a run that a live process is computing to that process instead of waiting for it
+    /// (a Slurm array task: its run is someone else's already, so it has nothing to do).
+    pub leave_busy: bool,
 }
 
 /// `metrics.json` of a run.
@@ -185,6 +188,14 @@ pub fn execute(runs: &[PlannedRun], opts: &RunOptions, mut on_done: impl FnMut(&
                 on_done(&record);
                 records[i] = Some(record);
             }
+            TryLock::Busy(holder) if opts.leave_busy => match still_busy(run, holder)? {
+                Ok(lock) => {
+                    let record = locked(run, lock, opts, &mut cache)?;
+                    on_done(&record);
+                    records[i] = Some(record);
+                }
+                Err(who) => eprintln!("  {} {}: running in {who}; left to it", run.fingerprint.short(), run.label()),
+            },
             TryLock::Busy(holder) => {
                 let who = holder.map_or("another process".to_string(), |h| h.describe());
                 eprintln!("  {} {}: running in {who}; coming back to it after the other runs", run.fingerprint.short(), run.label());
@@ -203,6 +214,20 @@ pub fn execute(runs: &[PlannedRun], opts: &RunOptions, mut on_done: impl FnMut(&
         records[i] = Some(record);
     }
     Ok(records.into_iter().flatten().collect())
+}
+
+/// A run found locked, looked at again: `icdbench status` and `plan` take a free lock for an
+/// instant to see that it is free, so a lock that stays taken for a few seconds is a real holder.
+/// The lock when it came free, else who holds it.
+fn still_busy(run: &PlannedRun, mut holder: Option<store::Holder>) -> Result<Result<Lock, String>, RunError> {
+    for _ in 0..3 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        match Lock::try_acquire(&store::lock_path(&run.dir))? {
+            TryLock::Acquired(lock) => return Ok(Ok(lock)),
+            TryLock::Busy(h) => holder = h.or(holder),
+        }
+    }
+    Ok(Err(holder.map_or("another process".to_string(), |h| h.describe())))
 }
 
 /// With the run's lock held: reuse what another process finished meanwhile, or compute.

@@ -196,3 +196,33 @@ pub(crate) fn load(path: &Path, params: &[(String, Tensor)], adam: &mut AdamW, i
     }
     Ok(state)
 }
+
+/// `ckpt_dir/progress.json`: where a training run is, for `icdbench status` to show
+/// while it runs (written every few seconds; not read back by training).
+pub const PROGRESS_JSON: &str = "progress.json";
+
+/// What [`PROGRESS_JSON`] holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Optimizer steps done, of `total`.
+    pub step: usize,
+    pub total: usize,
+    /// The last step's loss.
+    pub loss: f32,
+    /// The newest checkpoint's step (a restart resumes there).
+    pub checkpoint_step: Option<usize>,
+    /// Seconds since the Unix epoch.
+    pub updated: u64,
+}
+
+impl Progress {
+    /// The progress recorded in `ckpt_dir` (None when there is none or it does not parse).
+    pub fn read(ckpt_dir: &Path) -> Option<Progress> {
+        serde_json::from_str(&std::fs::read_to_string(ckpt_dir.join(PROGRESS_JSON)).ok()?).ok()
+    }
+
+    pub(crate) fn write(&self, ckpt_dir: &Path) -> Result<(), TrainError> {
+        let path = ckpt_dir.join(PROGRESS_JSON);
+        crate::store::write_json(&path, self).map_err(|e| err(&path, e.to_string()))
+    }
+}

@@ -23,10 +23,11 @@ mod checkpoint;
 mod cost;
 mod encode;
 pub mod reading;
+mod stop;
 
 pub use adamw::lr_at;
 pub use batch::IGNORE;
-pub use checkpoint::{STATE_JSON, STATE_TENSORS};
+pub use checkpoint::{Progress, PROGRESS_JSON, STATE_JSON, STATE_TENSORS};
 pub(crate) use adamw::AdamW;
 pub(crate) use cost::GpuMemory;
 pub use cost::{flops_per_token, peak_rss_bytes};
@@ -358,6 +359,9 @@ fn zero_grads(params: &[(String, Tensor)]) -> Result<(), TchError> {
     Ok(())
 }
 
+/// How often `progress.json` is rewritten while training.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn progress_bar(show: bool, total: usize, done: usize) -> ProgressBar {
     let bar = crate::progress::bar(show, total as u64, "steps", "train");
     bar.set_position(done as u64);
@@ -423,6 +427,10 @@ pub fn train(
     let mut session_tokens = 0u64;
     let mut gpu = cost::GpuMemory::new(model.device());
     zero_grads(params)?;
+    // From here a SIGTERM or SIGINT checkpoints and stops at the end of the step under way.
+    let watch = stop::Watch::start();
+    let mut last_beat: Option<Instant> = None;
+    let mut checkpoint_step = resumed_from_step;
 
     while state.step < total && opts.stop_after.is_none_or(|s| state.step < s) {
         let step = state.step;
@@ -459,11 +467,24 @@ pub fn train(
             let (vloss, tokens) = validation_loss(model, val, cfg.batch_size, opts.pad_id)?;
             state.validation.push(ValidationPoint { step: state.step, loss: vloss as f32, target_tokens: tokens });
         }
+        let stop = watch.take_request();
         if let Some(dir) = &opts.checkpoint_dir {
-            if state.step == total || (opts.checkpoint_every > 0 && state.step % opts.checkpoint_every == 0) {
+            if stop.is_some() || state.step == total || (opts.checkpoint_every > 0 && state.step % opts.checkpoint_every == 0) {
                 state.wall_seconds = wall_before + started.elapsed().as_secs_f64();
                 checkpoint::save(dir, params, &adam, &state)?;
+                checkpoint_step = Some(state.step);
             }
+            if stop.is_some() || state.step == total || last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
+                let updated = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                checkpoint::Progress { step: state.step, total, loss: loss as f32, checkpoint_step, updated }.write(dir)?;
+                last_beat = Some(Instant::now());
+            }
+        }
+        if let Some(signal) = stop {
+            bar.finish_and_clear();
+            let saved = if opts.checkpoint_dir.is_some() { "checkpoint written" } else { "no checkpoint folder" };
+            eprintln!("{signal} received: training stopped after step {} of {total} ({saved})", state.step);
+            break;
         }
         let secs = started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!("loss {loss:.4} · lr {lr:.2e} · {:.0} tok/s", session_tokens as f64 / secs));
