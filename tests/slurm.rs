@@ -271,7 +271,7 @@ fn the_batch_script_checkpoints_and_requeues_near_the_time_limit() {
     let script_path = tmp.path().join("job.sbatch");
     std::fs::write(&script_path, script).unwrap();
     let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap_or_default());
-    let mut bash = Command::new("bash")
+    let bash = Command::new("bash")
         .arg(&script_path)
         .env("PATH", path)
         .env("SLURM_ARRAY_JOB_ID", "77")
