@@ -97,9 +97,14 @@ fn long_experiment(dir: &Path, name: &str, seed: u64, steps: usize) -> PathBuf {
     exp
 }
 
+/// The one finished run folder under `results/<name>/`.
+fn finished_dir(results: &Path, name: &str) -> PathBuf {
+    std::fs::read_dir(results.join(name)).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("DONE").is_file()).expect("a finished run")
+}
+
 /// metrics.json of the one finished run under `results/<name>/`, timings blanked.
 fn metrics(results: &Path, name: &str) -> serde_json::Value {
-    let dir = std::fs::read_dir(results.join(name)).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("DONE").is_file()).expect("a finished run");
+    let dir = finished_dir(results, name);
     let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
     m["seconds"] = serde_json::Value::Null;
     for k in ["train_seconds", "tokens_per_second", "peak_rss_bytes"] {
@@ -109,8 +114,7 @@ fn metrics(results: &Path, name: &str) -> serde_json::Value {
 }
 
 fn run_log(results: &Path, name: &str) -> String {
-    let dir = std::fs::read_dir(results.join(name)).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("DONE").is_file()).unwrap();
-    std::fs::read_to_string(dir.join("run.log")).unwrap()
+    std::fs::read_to_string(finished_dir(results, name).join("run.log")).unwrap()
 }
 
 /// Every task log of every batch of `results/<name>/slurm/`, concatenated.
