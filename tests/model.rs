@@ -38,6 +38,23 @@ fn config(family: Family) -> ModelConfig {
             c.architectures = vec!["Qwen3ForCausalLM".into()];
             c.head_dim = Some(32); // heads × head_dim = 128 ≠ hidden 64, as in real Qwen3 models
         }
+        Family::Gemma3 => {
+            // A window of 4 that the tests' sequences cross; a local and a global layer, each with
+            // its own RoPE (the global one scaled); a scale that is not head_dim^-0.5.
+            c.model_type = "gemma3_text".into();
+            c.architectures = vec!["Gemma3ForCausalLM".into()];
+            c.head_dim = Some(32);
+            c.hidden_activation = Some("gelu_pytorch_tanh".into());
+            c.query_pre_attn_scalar = Some(24.0);
+            c.sliding_window = Some(4);
+            c.layer_types = Some(vec!["sliding_attention".into(), "full_attention".into()]);
+            c.tie_word_embeddings = true;
+            c.rope_parameters = serde_json::from_value(serde_json::json!({
+                "full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}
+            }))
+            .unwrap();
+        }
     }
     c
 }
@@ -124,7 +141,7 @@ fn forward_shapes_and_kind() {
 #[test]
 fn cached_decoding_matches_full_forward() {
     let _g = seeded(2);
-    for family in [Family::Llama, Family::Qwen2, Family::Qwen3] {
+    for family in [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gemma3] {
         let (_vs, model) = random_model(family);
         let seq: Vec<i64> = (0..12).map(|i| (i * 7 + 3) % VOCAB as i64).collect();
         let x = ids(&[&seq]);
@@ -153,7 +170,7 @@ fn cached_decoding_matches_full_forward() {
 #[test]
 fn left_padding_matches_unpadded_sequences() {
     let _g = seeded(3);
-    for family in [Family::Llama, Family::Qwen3] {
+    for family in [Family::Llama, Family::Qwen3, Family::Gemma3] {
         let (_vs, model) = random_model(family);
         let short: &[i64] = &[1, 5, 9, 13, 2];
         let long: &[i64] = &[1, 4, 8, 12, 16, 3, 7, 11];
@@ -358,7 +375,7 @@ fn load_err(dir: &Path) -> String {
 #[test]
 fn checkpoint_round_trip_single_sharded_and_half() {
     let _g = seeded(7);
-    for family in [Family::Llama, Family::Qwen2, Family::Qwen3] {
+    for family in [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gemma3] {
         let (vs, model) = random_model(family);
         let x = ids(&[&[1, 5, 9, 13, 2, 7]]);
         let pos = arange_positions(1, 0, 6);
@@ -552,6 +569,54 @@ fn llama3_rope_scaling_matches_formula() {
     }
 }
 
+/// llama.cpp stores Llama 3.1's scaling as `rope_freqs.weight`: per frequency a divisor, 1 for
+/// high frequencies, the factor for low ones and `1 / ((1 - s)/factor + s)` in the blend (its
+/// converter's rule, written out here in f64). Dividing the default frequencies by them gives
+/// the llama3 rule's frequencies; a wrong count of factors is refused.
+#[test]
+fn rope_freq_factors_reproduce_llama3_scaling() {
+    let mut llama3 = tiny_config(VOCAB);
+    llama3.rope_theta = Some(500_000.0);
+    llama3.rope_scaling = Some(RopeScaling {
+        rope_type: Some("llama3".into()),
+        rope_theta: None,
+        factor: Some(8.0),
+        low_freq_factor: Some(1.0),
+        high_freq_factor: Some(4.0),
+        original_max_position_embeddings: Some(8192),
+    });
+    let want: Vec<f32> = Vec::try_from(rope_inv_freq(&llama3, Device::Cpu).unwrap()).unwrap();
+    let d = 16.0;
+    let factors: Vec<f32> = (0..8)
+        .map(|i| {
+            let wavelen = 2.0 * std::f64::consts::PI / 500_000f64.powf(-(2.0 * i as f64) / d);
+            if wavelen < 2048.0 {
+                1.0
+            } else if wavelen > 8192.0 {
+                8.0
+            } else {
+                let s = (8192.0 / wavelen - 1.0) / 3.0;
+                (1.0 / ((1.0 - s) / 8.0 + s)) as f32
+            }
+        })
+        .collect();
+    let mut gguf = tiny_config(VOCAB);
+    gguf.rope_theta = Some(500_000.0);
+    gguf.rope_freq_factors = Some(factors.clone());
+    let got: Vec<f32> = Vec::try_from(rope_inv_freq(&gguf, Device::Cpu).unwrap()).unwrap();
+    assert_eq!(got.len(), 8);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= w * 2e-6, "inv_freq[{i}]: factors give {g}, llama3 gives {w}");
+    }
+    assert!(factors.iter().any(|&f| f == 1.0) && factors.iter().any(|&f| f == 8.0) && factors.iter().any(|&f| f > 1.0 && f < 8.0), "{factors:?}");
+    // A llama3 rope type beside the factors is what they encode: it is not applied twice.
+    gguf.rope_scaling = llama3.rope_scaling.clone();
+    let both: Vec<f32> = Vec::try_from(rope_inv_freq(&gguf, Device::Cpu).unwrap()).unwrap();
+    assert_eq!(both, got);
+    gguf.rope_freq_factors = Some(factors[..7].to_vec());
+    assert!(rope_inv_freq(&gguf, Device::Cpu).unwrap_err().to_string().contains("7 RoPE frequency factors"));
+}
+
 #[test]
 fn kv_cache_select_rows() {
     let _g = seeded(11);
@@ -607,7 +672,7 @@ fn rel(a: &Tensor, b: &Tensor) -> f64 {
 fn cuda_f32_and_bf16_match_cpu() {
     let Some(dev) = cuda() else { return };
     let _g = seeded(20);
-    for family in [Family::Llama, Family::Qwen2, Family::Qwen3] {
+    for family in [Family::Llama, Family::Qwen2, Family::Qwen3, Family::Gemma3] {
         let (vs, cpu) = random_model(family);
         let x = ids(&[&[0, 0, 0, 1, 5, 9, 13, 2], &[1, 4, 8, 12, 16, 3, 7, 11]]);
         let mask = ids(&[&[0, 0, 0, 1, 1, 1, 1, 1], &[1, 1, 1, 1, 1, 1, 1, 1]]);

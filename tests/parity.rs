@@ -16,7 +16,7 @@ const TOLERANCE: f64 = 1e-4;
 /// Tokens in the prefill before decoding one token at a time (as in make_fixtures.py).
 const PREFILL: i64 = 4;
 /// The fixture folders, one per model family variant the parity tests cover.
-const FIXTURES: [&str; 4] = ["llama", "llama31", "qwen2", "qwen3"];
+const FIXTURES: [&str; 5] = ["llama", "llama31", "qwen2", "qwen3", "gemma3"];
 const REGENERATE: &str =
     "regenerate them with `make parity-fixtures` (runs bash scripts/parity/regenerate.sh) and commit tests/fixtures/parity";
 
@@ -128,6 +128,14 @@ fn qwen2_matches_transformers() {
 #[test]
 fn qwen3_matches_transformers() {
     check("qwen3");
+}
+
+/// Gemma 3: sliding-window and global layers with their own RoPE, four norms with (1 + w),
+/// q/k norms, GeGLU, the √hidden embedding factor and query_pre_attn_scalar, all crossed by
+/// the window in the full forward, the cached steps and the padded batch.
+#[test]
+fn gemma3_matches_transformers() {
+    check("gemma3");
 }
 
 fn sha256_file(path: &Path) -> String {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the parity fixtures that tests/parity.rs checks the Rust model code against.
 
-For each tiny random checkpoint (llama, llama31, qwen2, qwen3) this saves, under
+For each tiny random checkpoint (llama, llama31, qwen2, qwen3, gemma3) this saves, under
 tests/fixtures/parity/<name>/, the checkpoint as transformers writes it
 (config.json, model.safetensors, generation_config.json) and expected.safetensors
 with the reference logits computed by transformers on CPU in float32:
@@ -39,6 +39,8 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 from transformers import (  # noqa: E402
     DynamicCache,
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
     LlamaConfig,
     LlamaForCausalLM,
     Qwen2Config,
@@ -98,6 +100,17 @@ def fixtures():
             **COMMON, head_dim=32, max_position_embeddings=256, tie_word_embeddings=False,
             use_sliding_window=False, max_window_layers=2, attention_bias=False,
             rope_parameters=dict(rope_type="default", rope_theta=1000000.0))),
+        # A window of 3 that the 7-token forward, the cached steps after a 4-token prefill and
+        # the padded row all cross; local, global, local layers, each kind with its own RoPE
+        # (the global one linearly scaled); query_pre_attn_scalar 24, neither head_dim (32)
+        # nor hidden / heads (16), so the attention scale is tested too.
+        ("gemma3", 5, Gemma3ForCausalLM, Gemma3TextConfig(
+            **{**COMMON, "num_hidden_layers": 3}, head_dim=32, query_pre_attn_scalar=24,
+            sliding_window=3, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            hidden_activation="gelu_pytorch_tanh", max_position_embeddings=256, tie_word_embeddings=True,
+            pad_token_id=PAD_ID,
+            rope_parameters={"full_attention": dict(rope_type="linear", factor=2.0, rope_theta=1000000.0),
+                             "sliding_attention": dict(rope_type="default", rope_theta=10000.0)})),
     ]
 
 
@@ -116,11 +129,12 @@ def check_llama3_branches(cfg):
 
 
 @torch.no_grad()
-def randomise(model, seed):
+def randomise(model, seed, zero_centred_norms=False):
     """Draws every parameter from a seeded generator, at scales that keep activations O(1).
 
-    Norm weights in [0.5, 1.5] (not 1), biases N(0, 0.3^2), matrices and embeddings
-    N(0, 1/fan_in): attention is far from uniform and every tensor matters.
+    Norm weights in [0.5, 1.5] (not 1; Gemma's zero-centred ones in [-0.5, 0.5], so that
+    1 + w is), biases N(0, 0.3^2), matrices and embeddings N(0, 1/fan_in): attention is
+    far from uniform and every tensor matters.
     """
     g = torch.Generator().manual_seed(seed)
     for name, p in sorted(model.named_parameters(), key=lambda kv: kv[0]):
@@ -128,7 +142,7 @@ def randomise(model, seed):
             # 1/sqrt(hidden), not 1: a tied lm_head must give O(1) logits too.
             v = torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1])
         elif p.dim() == 1 and "norm" in name:
-            v = 0.5 + torch.rand(p.shape, generator=g)
+            v = (0.5 if not zero_centred_norms else -0.5) + torch.rand(p.shape, generator=g)
         elif name.endswith(".bias"):
             v = 0.3 * torch.randn(p.shape, generator=g)
         elif p.dim() == 2:
@@ -216,9 +230,10 @@ def main():
     for name, seed, cls, cfg in fixtures():
         if cfg.rope_parameters.get("rope_type") == "llama3":
             check_llama3_branches(cfg)
+        gemma = cls is Gemma3ForCausalLM
         # Eager attention: the plain softmax(QK^T/sqrt(d) + mask)V the Rust code implements.
         model = cls._from_config(cfg, attn_implementation="eager", dtype=torch.float32).eval()
-        randomise(model, seed)
+        randomise(model, seed, zero_centred_norms=gemma)
         if cfg.tie_word_embeddings:
             assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
 

