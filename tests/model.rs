@@ -97,6 +97,17 @@ fn random_model(family: Family) -> (nn::VarStore, CausalLM) {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = CausalLM::new(&vs.root(), &config(family)).unwrap();
     randomize(&vs);
+    if family == Family::Gemma3 {
+        // Gemma's norms scale by 1 + w: zero-centred weights give the same spread as the others'.
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                if name.ends_with("norm.weight") {
+                    let shifted = &v - 1.0;
+                    v.copy_(&shifted);
+                }
+            }
+        });
+    }
     (vs, model)
 }
 

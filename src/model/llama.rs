@@ -877,7 +877,7 @@ mod tests {
     #[test]
     fn rms_norm_matches_formula() {
         let x = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([1, 4]);
-        let n = RmsNorm { weight: Tensor::from_slice(&[1.0f32, 1.0, 2.0, 1.0]), eps: 0.0 };
+        let n = RmsNorm { weight: Tensor::from_slice(&[1.0f32, 1.0, 2.0, 1.0]), eps: 0.0, gemma: false };
         let y: Vec<f32> = Vec::try_from(n.forward(&x).view([-1])).unwrap();
         let rms = (30.0f32 / 4.0).sqrt();
         let want = [1.0 / rms, 2.0 / rms, 6.0 / rms, 4.0 / rms];

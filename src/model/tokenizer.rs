@@ -258,7 +258,7 @@ pub fn sentencepiece_bpe(tokens: &[&str], scores: &[f64], types: &[i64], vocab: 
     } else {
         replace.into()
     };
-    inner.with_normalizer(Some(normalizer));
+    inner.with_normalizer(Some(normalizer)).map_err(|e| format!("cannot set the normalizer: {e}"))?;
     let mut decoders = vec![
         DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(|e| e.to_string())?),
         DecoderWrapper::ByteFallback(ByteFallback::new()),
