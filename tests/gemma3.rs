@@ -19,16 +19,23 @@ fn gemma() -> Option<Loaded> {
     Some(backbone::load_source(source, tch::Device::Cpu, tch::Kind::Float).unwrap())
 }
 
+/// Reference: transformers 5.24 loading the same GGUF (`AutoModelForCausalLM.from_pretrained(dir,
+/// gguf_file=...)`, f32, greedy): ids [2, 818, 5279, 529, 7001, 563] and the 12-token continuation
+/// " the capital of the country of France. It is the largest" (" Paris" is its third choice there).
 #[test]
-fn gemma3_continues_with_paris_and_its_vocabulary_round_trips() {
+fn gemma3_decodes_as_transformers_does_and_knows_paris() {
     let Some(loaded) = gemma() else { return };
     let tok = &loaded.tokenizer;
     assert_eq!(tok.vocab_size(), 262_144);
     let prompt = tok.encode("The capital of France is", tok.add_bos_default()).unwrap();
-    assert_eq!(prompt[0], 2, "Gemma prompts start with <bos>");
-    let out = generate(&loaded.model, tok, &[prompt], &GenerationConfig { max_new_tokens: 12, ..Default::default() }, None).unwrap();
-    eprintln!("continuation: {:?}; {:?}", out.texts[0], out.throughput);
-    assert!(out.texts[0].contains("Paris"), "{:?}", out.texts[0]);
+    assert_eq!(prompt, vec![2, 818, 5279, 529, 7001, 563]);
+    let config = GenerationConfig { max_new_tokens: 12, ..Default::default() };
+    let out = generate(&loaded.model, tok, &[prompt], &config, None).unwrap();
+    assert_eq!(out.texts[0], " the capital of the country of France. It is the largest");
+
+    let prompt = tok.encode("The capital of France is the city of", true).unwrap();
+    let out = generate(&loaded.model, tok, &[prompt], &GenerationConfig { max_new_tokens: 4, ..Default::default() }, None).unwrap();
+    assert!(out.texts[0].trim_start().starts_with("Paris"), "{:?}", out.texts[0]);
 
     for text in ["Type 2 diabetes mellitus without complications (E11.9).", "  two spaces\tand a tab\nnew line", "naïve café — 10 mg/dL ✓"] {
         let ids = tok.encode(text, false).unwrap();
