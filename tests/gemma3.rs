@@ -42,3 +42,61 @@ fn gemma3_decodes_as_transformers_does_and_knows_paris() {
         assert_eq!(tok.decode(&ids, false).unwrap(), text, "{ids:?}");
     }
 }
+
+fn reference() -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf/gemma3_reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the reference is committed")).unwrap()
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+}
+
+/// Against `gemma3_reference.json` (scripts/fixtures/make_gguf_fixture.py gemma3: transformers'
+/// own GGUF loader on the same file): token ids of strings that stress a SentencePiece
+/// vocabulary, the norms in Hugging Face form (the file stores 1 + w), an embedding row, and
+/// the prompt's top logits.
+#[test]
+fn gemma3_tokenizer_weights_and_logits_match_transformers() {
+    let source = match backbone::resolve("gemma3-270m", WeightFormat::Auto, std::path::Path::new(".")) {
+        Ok(Source::Gguf(p)) => p,
+        Ok(other) => panic!("{other:?}"),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("skipped: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let want = reference();
+    let mut ckpt = icdbench::model::gguf::load_gguf(&source, tch::Kind::Float, tch::Device::Cpu).unwrap();
+    for probe in want["encode"].as_array().unwrap() {
+        let text = probe["text"].as_str().unwrap();
+        let ids: Vec<u32> = probe["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect();
+        assert_eq!(ckpt.tokenizer.encode(text, false).unwrap(), ids, "{text:?}");
+        assert_eq!(ckpt.tokenizer.decode(&ids, false).unwrap(), text);
+    }
+    let close = |name: &str, got: &tch::Tensor, want: &[f32]| {
+        let got: Vec<f32> = Vec::try_from(got.flatten(0, -1).narrow(0, 0, want.len() as i64)).unwrap();
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{name}: {got:?} vs {want:?}");
+        }
+    };
+    for (name, values) in want["norms_layer0"].as_object().unwrap() {
+        let t = ckpt.weights.take(&format!("model.layers.0.{name}.weight")).unwrap();
+        close(name, &t, &floats(values));
+    }
+    close("model.norm", &ckpt.weights.take("model.norm.weight").unwrap(), &floats(&want["norm"]));
+    close("embed_tokens[2]", &ckpt.weights.take("model.embed_tokens.weight").unwrap().get(2), &floats(&want["embed_tokens_row2"]));
+
+    let Some(loaded) = gemma() else { return };
+    let ids: Vec<i64> = want["prompt_ids"].as_array().unwrap().iter().map(|i| i.as_i64().unwrap()).collect();
+    let n = ids.len() as i64;
+    let x = tch::Tensor::from_slice(&ids).view([1, n]);
+    let pos = tch::Tensor::arange(n, (tch::Kind::Int64, tch::Device::Cpu)).view([1, n]);
+    let last = tch::no_grad(|| loaded.model.forward_last(&x, &pos, None, None)).get(0);
+    for t in want["top_logits"].as_array().unwrap() {
+        let (id, logit) = (t["id"].as_i64().unwrap(), t["logit"].as_f64().unwrap());
+        let got = last.double_value(&[id]);
+        assert!((got - logit).abs() < 1e-3, "logit of {id}: {got} vs transformers' {logit}");
+    }
+}
