@@ -368,3 +368,34 @@ fn smollm2_truncated_copy_is_a_clear_error() {
         eprintln!("{msg}");
     }
 }
+
+/// A Llama 3.1 GGUF carries its RoPE scaling as `rope_freqs.weight` (divisors per frequency).
+/// tiny_llama31.gguf is the llama31 parity checkpoint converted as llama.cpp does it
+/// (make_gguf_fixture.py llama31): loaded through the GGUF path it gives transformers' logits.
+#[test]
+fn llama31_rope_freqs_give_the_parity_logits() {
+    let _no_grad = tch::no_grad_guard();
+    let path = fixture_dir().join("tiny_llama31.gguf");
+    let mut ckpt = icdbench::model::gguf::load_gguf(&path, Kind::Float, Device::Cpu).unwrap();
+    let factors = ckpt.config.rope_freq_factors.clone().expect("the factors are read from the tensor");
+    assert_eq!(factors.len(), 8);
+    assert!(factors[0] == 1.0 && factors[2] == 8.0 && factors[1] > 1.0 && factors[1] < 8.0, "{factors:?}");
+    // Metadata alone cannot describe this file: it says so rather than dropping the factors.
+    let meta = icdbench::model::gguf::read_metadata(&path).unwrap();
+    assert!(meta.model_config().unwrap_err().to_string().contains("rope_freqs.weight"));
+
+    let mut vs = tch::nn::VarStore::new(Device::Cpu);
+    let model = icdbench::model::llama::CausalLM::load(&mut vs, &ckpt.config, &mut ckpt.weights).unwrap();
+    let expected: std::collections::BTreeMap<String, Tensor> =
+        Tensor::read_safetensors(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity/llama31/expected.safetensors")).unwrap().into_iter().collect();
+    let ids = &expected["input_ids"];
+    let (b, t) = (ids.size()[0], ids.size()[1]);
+    let positions = Tensor::arange(t, (Kind::Int64, Device::Cpu)).unsqueeze(0).repeat([b, 1]);
+    let got = model.forward(ids, &positions, None, None, false);
+    let d = (&got - &expected["full_logits"]).abs().max().double_value(&[]);
+    assert!(d <= 1e-4, "max |logit diff| {d}");
+    // Without the factors the same weights give other logits: the test would see a dropped tensor.
+    let mut plain = ckpt.config.clone();
+    plain.rope_freq_factors = None;
+    assert!(icdbench::model::llama::rope_inv_freq(&plain, Device::Cpu).unwrap() != icdbench::model::llama::rope_inv_freq(&ckpt.config, Device::Cpu).unwrap());
+}
