@@ -345,8 +345,11 @@ fn corrupt_or_foreign_checkpoints_are_refused_by_name() {
     };
     attempt(&c).unwrap();
     let ckpt = dir.join("step-00000004");
-    let only: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(only, ["step-00000004"], "older checkpoints are removed, no partial left");
+    let mut only: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    only.sort();
+    assert_eq!(only, ["progress.json", "step-00000004"], "older checkpoints are removed, no partial left; progress is recorded beside");
+    let progress = icdbench::train::Progress::read(&dir).expect("progress.json parses");
+    assert_eq!((progress.step, progress.total, progress.checkpoint_step), (4, 4, Some(4)));
 
     // Another run's settings.
     let e = attempt(&cfg(4, 4, 1, 2e-3)).unwrap_err().to_string();
