@@ -193,7 +193,7 @@ fn submit_command(files: &[PathBuf], results: &Path, opts: &crate::cluster::Slur
         let record = cluster::Submission {
             batch,
             job_id: String::new(),
-            submitted: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            submitted: crate::store::unix_now(),
             experiment: absolute(file),
             results: absolute(results),
             threads: opts.cpus_per_task,

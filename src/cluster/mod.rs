@@ -146,8 +146,7 @@ pub fn decide(runs: &[PlannedRun], subs: &[(PathBuf, Submission)], queue: &Queue
 
 /// A new batch's folder name: UTC time to the second and this process's id.
 pub fn batch_name() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let stamp = store::utc(now).replace([':', '-'], "").replace(' ', "-").trim_end_matches("-UTC").to_string();
+    let stamp = store::utc(store::unix_now()).replace([':', '-'], "").replace(' ', "-").trim_end_matches("-UTC").to_string();
     format!("{stamp}-{}", std::process::id())
 }
 

@@ -46,9 +46,6 @@ fn resumes(step: Option<usize>) -> String {
     step.map(|s| format!(" · checkpoint at step {s}: a resubmission resumes there")).unwrap_or_default()
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
 
 /// One run's line (and, for a failed run, its log's last lines).
 #[derive(Debug, Clone)]
@@ -68,7 +65,7 @@ impl std::fmt::Display for StatusLine {
             RunState::Running { holder, progress, task } => {
                 write!(f, " · {holder}")?;
                 if let Some(p) = progress {
-                    write!(f, " · step {}/{}, loss {:.4} ({} s ago)", p.step, p.total, p.loss, now().saturating_sub(p.updated))?;
+                    write!(f, " · step {}/{}, loss {:.4} ({} s ago)", p.step, p.total, p.loss, crate::store::unix_now().saturating_sub(p.updated))?;
                 }
                 if let Some(t) = task {
                     write!(f, " · task {t}")?;
@@ -197,7 +194,7 @@ mod tests {
     #[test]
     fn lines_and_summary_read_as_documented() {
         let line = |state| StatusLine { fingerprint: "0123456789abcdef".repeat(4), label: "mixed [seed=2]".into(), state };
-        let p = Progress { step: 37, total: 80, loss: 1.25, checkpoint_step: Some(35), updated: now() };
+        let p = Progress { step: 37, total: 80, loss: 1.25, checkpoint_step: Some(35), updated: crate::store::unix_now() };
         let lines = vec![
             line(RunState::Done),
             line(RunState::Running { holder: "pid 7 on host n1 since x (2 min ago)".into(), progress: Some(p), task: Some("9_1".into()) }),

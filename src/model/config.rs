@@ -229,7 +229,7 @@ impl ModelConfig {
         }
         match &self.layer_types {
             Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
-            None => (i + 1) % self.sliding_window_pattern.unwrap_or(6).max(1) != 0,
+            None => !(i + 1).is_multiple_of(self.sliding_window_pattern.unwrap_or(6).max(1)),
         }
     }
 

@@ -19,7 +19,7 @@ pub struct Holder {
 
 impl Holder {
     fn me() -> Holder {
-        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let since = unix_now();
         Holder { pid: std::process::id(), host: crate::fingerprint::host_name(), since }
     }
 
@@ -37,6 +37,11 @@ fn human(secs: u64) -> String {
         s if s < 7200 => format!("{} min", s / 60),
         s => format!("{:.1} h", s as f64 / 3600.0),
     }
+}
+
+/// Seconds since the Unix epoch now (0 on a clock set before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` from Unix seconds (civil-from-days, proleptic Gregorian).

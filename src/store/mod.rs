@@ -23,7 +23,7 @@ mod atomic;
 mod lock;
 
 pub use atomic::{link_or_copy, write_atomic, write_json};
-pub use lock::{utc, Holder, Lock, TryLock};
+pub use lock::{unix_now, utc, Holder, Lock, TryLock};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};

@@ -475,8 +475,7 @@ pub fn train(
                 checkpoint_step = Some(state.step);
             }
             if stop.is_some() || state.step == total || last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT) {
-                let updated = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                checkpoint::Progress { step: state.step, total, loss: loss as f32, checkpoint_step, updated }.write(dir)?;
+                checkpoint::Progress { step: state.step, total, loss: loss as f32, checkpoint_step, updated: crate::store::unix_now() }.write(dir)?;
                 last_beat = Some(Instant::now());
             }
         }
