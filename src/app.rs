@@ -333,7 +333,7 @@ fn check_command(config: &Path, results: &Path, update: bool, format: CheckForma
                 eprintln!("wrote {} ({} runs)", path.display(), outcome.runs);
                 Ok(())
             }
-            None => Err(AppError::Failed(format!("a run failed; {} left as it was", outcome.reference.display()))),
+            None => Err(AppError::Failed(format!("a run failed; {} left as it was", outcome.reference))),
         };
     }
     if outcome.passed() {

@@ -11,9 +11,30 @@ use std::path::{Component, Path, PathBuf};
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     experiments: Vec<toml::Spanned<PathBuf>>,
-    reference: toml::Spanned<PathBuf>,
+    #[serde(default)]
+    reference: Option<toml::Spanned<PathBuf>>,
+    #[serde(default)]
+    backbone_gate: Option<toml::Spanned<BackboneGateFile>>,
     #[serde(default)]
     gate: Vec<GateFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackboneGateFile {
+    #[serde(default)]
+    key: Option<String>,
+    reference: String,
+}
+
+/// Compare each run with the run of the reference backbone that has the same other settings,
+/// in the same invocation: a new backbone passes when it is not worse beyond the gates' tolerances.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackboneGate {
+    /// The sweep key that names the backbone (`backbone.name`).
+    pub key: String,
+    /// Its value for the reference backbone (`smollm2-135m`).
+    pub reference: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -29,7 +50,9 @@ struct GateFile {
 pub struct CheckConfig {
     pub path: PathBuf,
     pub experiments: Vec<PathBuf>,
-    pub reference: PathBuf,
+    /// The checked-in reference file (none for a backbone gate).
+    pub reference: Option<PathBuf>,
+    pub backbone_gate: Option<BackboneGate>,
     pub gates: Vec<Gate>,
 }
 
@@ -118,7 +141,22 @@ impl CheckConfig {
             )));
         }
         let experiments = file.experiments.iter().map(|e| tidy(&base.join(e.get_ref()))).collect();
-        Ok(CheckConfig { path: path.to_path_buf(), experiments, reference: tidy(&base.join(file.reference.get_ref())), gates })
+        let backbone_gate = match (&file.reference, &file.backbone_gate) {
+            (Some(_), Some(g)) => return Err(at(g.span(), "backbone_gate", "give a `reference` file or a [backbone_gate], not both".into())),
+            (None, None) => {
+                return Err(CheckError::Input(format!(
+                    "{}: nothing to compare with: give `reference = \"...json\"` (a checked-in reference) or [backbone_gate] reference = \"<backbone>\"",
+                    path.display()
+                )))
+            }
+            (_, Some(g)) => {
+                let g = g.get_ref();
+                Some(BackboneGate { key: g.key.clone().unwrap_or_else(|| "backbone.name".into()), reference: g.reference.clone() })
+            }
+            (Some(_), None) => None,
+        };
+        let reference = file.reference.as_ref().map(|r| tidy(&base.join(r.get_ref())));
+        Ok(CheckConfig { path: path.to_path_buf(), experiments, reference, backbone_gate, gates })
     }
 }
 
@@ -143,7 +181,10 @@ mod tests {
         assert!(!err("").contains('\n'));
         let ok = CheckConfig::parse("experiments = [\"../b/e.toml\"]\nreference = \"../r/x.json\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\nrelative = 0.01\n", p).unwrap();
         assert_eq!(ok.experiments, vec![PathBuf::from("b/e.toml")]);
-        assert_eq!(ok.reference, PathBuf::from("r/x.json"));
+        assert_eq!(ok.reference, Some(PathBuf::from("r/x.json")));
+        let bb = CheckConfig::parse("experiments = [\"e.toml\"]\n[backbone_gate]\nreference = \"smollm2-135m\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 1\n", p).unwrap();
+        assert_eq!(bb.backbone_gate, Some(BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into() }));
+        assert!(err("experiments = [\"e.toml\"]\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 1\n").contains("nothing to compare with"));
         assert_eq!(ok.gates[0].tolerance, Tolerance::Relative(0.01));
     }
 }

@@ -152,7 +152,8 @@ pub fn compare(reference: &Reference, current: &[CurrentRun], gates: &[Gate]) ->
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub config: PathBuf,
-    pub reference: PathBuf,
+    /// What the runs were compared with, as shown: the reference file, or the reference backbone.
+    pub reference: String,
     pub rows: Vec<Row>,
     pub runs: usize,
 }
@@ -180,7 +181,7 @@ impl Outcome {
         if self.passed() {
             format!("ok: {} runs, nothing regressed beyond its tolerance ({counts})", self.runs)
         } else {
-            format!("check failed against {}: {counts}", self.reference.display())
+            format!("check failed against {}: {counts}", self.reference)
         }
     }
 
@@ -207,13 +208,14 @@ mod tests {
             label: name.into(),
             fingerprint: "f".into(),
             reused: true,
+            sweep: vec![],
             values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             failed: None,
         }
     }
 
     fn reference(runs: &[(&str, &[(&str, f64)])]) -> Reference {
-        let mut r = reference_from(&[], &CheckConfig { path: "c.toml".into(), experiments: vec![], reference: "r.json".into(), gates: vec![] });
+        let mut r = reference_from(&[], &CheckConfig { path: "c.toml".into(), experiments: vec![], reference: Some("r.json".into()), backbone_gate: None, gates: vec![] });
         for (name, values) in runs {
             r.runs.insert(name.to_string(), ReferenceRun { experiment: "e".into(), label: name.to_string(), fingerprint: "f".into(), metrics: current(name, values).values });
         }

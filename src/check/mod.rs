@@ -23,7 +23,7 @@ mod metric;
 mod reference;
 mod render;
 
-pub use config::CheckConfig;
+pub use config::{BackboneGate, CheckConfig};
 pub use gate::{compare, judge, Gate, Outcome, Row, Status, Tolerance};
 pub use metric::{Direction, Metric, Part, SetMeasure};
 pub use reference::{reference_from, Reference, ReferenceRun};
@@ -52,6 +52,8 @@ pub struct CurrentRun {
     pub label: String,
     pub fingerprint: String,
     pub reused: bool,
+    /// The run's sweep settings (`backbone.name` → `gemma3-270m`), for the backbone gate's pairing.
+    pub sweep: Vec<(String, String)>,
     pub values: BTreeMap<String, f64>,
     /// Why the run failed, if it did.
     pub failed: Option<String>,
@@ -88,6 +90,7 @@ pub fn run_all(config: &CheckConfig, results: &Path, progress: bool, mut on_done
             label: run.label(),
             fingerprint: run.fingerprint.to_string(),
             reused: false,
+            sweep: run.spec.sweep.clone(),
             values: BTreeMap::new(),
             failed: None,
         };
@@ -116,22 +119,28 @@ pub fn run_all(config: &CheckConfig, results: &Path, progress: bool, mut on_done
 /// compare; with `update`, write the current values as the new reference (atomically) instead of failing.
 pub fn check(config_path: &Path, results: &Path, update: bool, progress: bool) -> Result<(Outcome, Option<PathBuf>), CheckError> {
     let config = CheckConfig::load(config_path)?;
+    let reference_file = match (&config.reference, &config.backbone_gate) {
+        (Some(f), _) => f.clone(),
+        (None, Some(gate)) => {
+            if update {
+                return Err(CheckError::Input(format!(
+                    "{}: a backbone gate compares the runs of one invocation; it has no reference file to update",
+                    config.path.display()
+                )));
+            }
+            return check_backbones(&config, gate, results, progress).map(|o| (o, None));
+        }
+        (None, None) => return Err(CheckError::Input(format!("{}: no reference to compare with", config.path.display()))),
+    };
     let reference = if update {
         // An old reference, when readable, still shows what the update changes.
-        Reference::load(&config.reference).ok()
+        Reference::load(&reference_file).ok()
     } else {
-        Some(Reference::load(&config.reference)?)
+        Some(Reference::load(&reference_file)?)
     };
-    let current = run_all(&config, results, progress, |r| {
-        let how = match (&r.failed, r.reused) {
-            (Some(_), _) => "FAILED",
-            (None, true) => "reused",
-            (None, false) => "computed",
-        };
-        eprintln!("  {} {} {how}", r.fingerprint.get(..12).unwrap_or(&r.fingerprint), r.name);
-    })?;
+    let current = run_all(&config, results, progress, say_done)?;
     let rows = compare(&reference.unwrap_or_default(), &current, &config.gates);
-    let outcome = Outcome { config: config.path.clone(), reference: config.reference.clone(), rows, runs: current.len() };
+    let outcome = Outcome { config: config.path.clone(), reference: reference_file.display().to_string(), rows, runs: current.len() };
     if !update {
         return Ok((outcome, None));
     }
@@ -140,6 +149,86 @@ pub fn check(config_path: &Path, results: &Path, update: bool, progress: bool) -
         return Ok((outcome, None));
     }
     let new = reference_from(&current, &config);
-    runner::write_json(&config.reference, &new)?;
-    Ok((outcome, Some(config.reference.clone())))
+    runner::write_json(&reference_file, &new)?;
+    Ok((outcome, Some(reference_file)))
+}
+
+fn say_done(r: &CurrentRun) {
+    let how = match (&r.failed, r.reused) {
+        (Some(_), _) => "FAILED",
+        (None, true) => "reused",
+        (None, false) => "computed",
+    };
+    eprintln!("  {} {} {how}", r.fingerprint.get(..12).unwrap_or(&r.fingerprint), r.name);
+}
+
+/// The backbone gate: every run whose backbone (`gate.key`) is not the reference one is
+/// judged against the reference backbone's run with the same experiment and other settings.
+fn check_backbones(config: &CheckConfig, gate: &BackboneGate, results: &Path, progress: bool) -> Result<Outcome, CheckError> {
+    let current = run_all(config, results, progress, say_done)?;
+    let (reference, candidates) = backbone_reference(&current, gate)?;
+    let rows = compare(&reference, &candidates, &config.gates);
+    Ok(Outcome { config: config.path.clone(), reference: format!("the {} = {} runs", gate.key, gate.reference), rows, runs: current.len() })
+}
+
+/// Splits `runs` into the reference backbone's and the candidates', and writes the reference
+/// values each candidate is judged against under the candidate's own name. A candidate with
+/// no reference run of the same other settings gets none (its rows read "new").
+pub fn backbone_reference(runs: &[CurrentRun], gate: &BackboneGate) -> Result<(Reference, Vec<CurrentRun>), CheckError> {
+    let setting = |r: &CurrentRun| r.sweep.iter().find(|(k, _)| *k == gate.key).map(|(_, v)| v.trim_matches('"').to_string());
+    let others = |r: &CurrentRun| -> Vec<(String, String)> { r.sweep.iter().filter(|(k, _)| *k != gate.key).cloned().collect() };
+    if let Some(r) = runs.iter().find(|r| setting(r).is_none()) {
+        return Err(CheckError::Input(format!("run {:?} does not set {}: a backbone gate needs experiments that sweep it", r.name, gate.key)));
+    }
+    let (refs, candidates): (Vec<&CurrentRun>, Vec<&CurrentRun>) = runs.iter().partition(|r| setting(r).as_deref() == Some(gate.reference.as_str()));
+    if refs.is_empty() {
+        return Err(CheckError::Input(format!("no run has {} = {:?}: the reference backbone must be one of the swept values", gate.key, gate.reference)));
+    }
+    let mut reference = Reference { written_by: format!("the {} = {} runs of this invocation", gate.key, gate.reference), ..Reference::default() };
+    for c in &candidates {
+        let Some(r) = refs.iter().find(|r| r.experiment == c.experiment && others(r) == others(c)) else { continue };
+        if let Some(why) = &r.failed {
+            return Err(CheckError::Input(format!("the reference backbone's run {:?} failed ({why}); nothing to judge {:?} against", r.name, c.name)));
+        }
+        reference.runs.insert(c.name.clone(), ReferenceRun { experiment: r.experiment.clone(), label: r.label.clone(), fingerprint: r.fingerprint.clone(), metrics: r.values.clone() });
+    }
+    Ok((reference, candidates.into_iter().cloned().collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(backbone: &str, seed: &str, micro: f64) -> CurrentRun {
+        CurrentRun {
+            name: format!("e / {backbone} seed {seed}"),
+            experiment: "e".into(),
+            label: format!("{backbone} seed {seed}"),
+            fingerprint: "0".repeat(64),
+            reused: true,
+            sweep: vec![("backbone.name".into(), format!("\"{backbone}\"")), ("experiment.seed".into(), seed.into())],
+            values: BTreeMap::from([("test.overall.micro_f1".to_string(), micro)]),
+            failed: None,
+        }
+    }
+
+    /// A candidate is judged against the reference backbone's run of the same seed: within the
+    /// tolerance it passes, worse beyond it regresses; the reference runs are not rows.
+    #[test]
+    fn the_backbone_gate_pairs_runs_by_their_other_settings() {
+        let gate = BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into() };
+        let gates = vec![Gate { name: "test.overall.micro_f1".into(), metric: Metric::parse("test.overall.micro_f1").unwrap(), tolerance: Tolerance::Points(1.0) }];
+        let runs = vec![run("smollm2-135m", "1", 0.40), run("smollm2-135m", "2", 0.30), run("gemma3-270m", "1", 0.395), run("gemma3-270m", "2", 0.25)];
+        let (reference, candidates) = backbone_reference(&runs, &gate).unwrap();
+        assert_eq!(candidates.len(), 2);
+        let rows = compare(&reference, &candidates, &gates);
+        let status: Vec<(String, Status)> = rows.iter().map(|r| (r.run.clone(), r.status)).collect();
+        assert_eq!(status, vec![("e / gemma3-270m seed 1".to_string(), Status::Ok), ("e / gemma3-270m seed 2".to_string(), Status::Regressed)]);
+        assert_eq!(rows[1].reference, Some(0.30));
+
+        let unswept = vec![CurrentRun { sweep: vec![], ..run("tiny", "1", 0.1) }];
+        assert!(backbone_reference(&unswept, &gate).unwrap_err().to_string().contains("does not set backbone.name"));
+        let no_ref = vec![run("gemma3-270m", "1", 0.4)];
+        assert!(backbone_reference(&no_ref, &gate).unwrap_err().to_string().contains("must be one of the swept values"));
+    }
 }

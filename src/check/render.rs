@@ -7,7 +7,7 @@ use crate::report::markdown_table;
 impl Outcome {
     /// A plain-text report: the rows that moved, one sentence per failure, and the summary.
     pub fn text(&self) -> String {
-        let mut out = format!("icdbench check {} against {}\n\n", self.config.display(), self.reference.display());
+        let mut out = format!("icdbench check {} against {}\n\n", self.config.display(), self.reference);
         let moved = self.moved();
         if moved.is_empty() {
             out.push_str(&format!("All {} gated metrics equal the reference.\n", self.rows.len()));
@@ -29,7 +29,7 @@ impl Outcome {
     /// Markdown for a CI job summary ($GITHUB_STEP_SUMMARY): what moved, then every value folded away.
     pub fn markdown(&self) -> String {
         let verdict = if self.passed() { "passed" } else { "FAILED" };
-        let mut out = format!("## icdbench check {verdict}\n\n`{}` against `{}`\n\n", self.config.display(), self.reference.display());
+        let mut out = format!("## icdbench check {verdict}\n\n`{}` against `{}`\n\n", self.config.display(), self.reference);
         let moved = self.moved();
         if moved.is_empty() {
             out.push_str(&format!("All {} gated metrics equal the reference.\n\n", self.rows.len()));
