@@ -199,3 +199,34 @@ fn the_sample_ci_config_passes_against_its_checked_in_reference() {
     assert!(out.contains("against baselines/reference/quickstart-dictionary.json"), "{out}");
     assert!(out.contains("ok: 4 runs, nothing regressed"), "{out}");
 }
+
+/// The backbone gate: each run is judged against the reference backbone's run with the same
+/// other settings, in one invocation. A backbone made worse on purpose (`tiny_broken`, a
+/// learning rate of 1e-8) regresses against `tiny` and fails the check with exit 1, naming it.
+#[test]
+fn the_backbone_gate_fails_a_backbone_made_worse_on_purpose() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::copy(common::root().join("tests/fixtures/backbone-gate.toml"), dir.join("backbones.toml")).unwrap();
+    let config = dir.join("check.toml");
+    std::fs::write(
+        &config,
+        "experiments = [\"backbones.toml\"]\n\n[backbone_gate]\nkey = \"arm\"\nreference = \"tiny\"\n\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 5\n",
+    )
+    .unwrap();
+    let out = check(dir, &config, &[]).code(1);
+    let text = stdout(&out);
+    assert!(text.contains("against the arm = tiny runs"), "{text}");
+    assert!(text.contains("tiny_broken") && text.contains("REGRESSED"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("| backbone-gate") && l.contains("[arm=tiny] ")), "the reference backbone's own run is not judged:\n{text}");
+    assert!(stderr(&out).contains("regressed"), "{}", stderr(&out));
+    // The reference arm really learnt something, so the regression is a real one.
+    let m = std::fs::read_dir(dir.join("results/backbone-gate")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("DONE").is_file()).map(|p| {
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("metrics.json")).unwrap()).unwrap();
+        v["splits"]["test"]["sets"]["overall"]["micro"]["f1"].as_f64().unwrap()
+    }).fold(0.0f64, f64::max);
+    assert!(m > 0.2, "the reference arm scores {m}");
+    // Nothing to update for a gate that has no reference file.
+    let e = stderr(&check(dir, &config, &["--update"]).code(2));
+    assert!(e.contains("no reference file to update"), "{e}");
+}
