@@ -523,6 +523,42 @@ pub fn write_plots(runs: &[FinishedRun], dir: &Path) -> Result<Vec<(String, Vec<
         out.push(("Span ratio against macro-F1".to_string(), save(&fig, dir, "span-ratio", &fps(&swept))?));
     }
 
+    // 5b. Backbones side by side, when the runs sweep `backbone.name`: F1 overall (with CIs),
+    // seen and unseen, each backbone labelled with what its training cost.
+    let backbone = |r: &FinishedRun| r.record.run.spec.sweep.iter().find(|(k, _)| k == "backbone.name").map(|(_, v)| v.trim_matches('"').to_string());
+    let by_backbone: Vec<&FinishedRun> = shown.iter().copied().filter(|r| backbone(r).is_some()).collect();
+    let mut names: Vec<String> = by_backbone.iter().filter_map(|r| backbone(r)).collect();
+    names.dedup();
+    if names.len() >= 2 {
+        let cost_label = |r: &FinishedRun| {
+            let name = backbone(r).unwrap_or_default();
+            match &r.record.metrics.cost {
+                Some(c) => format!("{name} ({:.0} s, {} tokens trained)", c.train_seconds, millions(&(c.input_tokens as f64 / 1e6))),
+                None => name,
+            }
+        };
+        let value = |r: &FinishedRun, unseen: Option<bool>, macro_f1: bool| {
+            sets(r).and_then(|s| match unseen {
+                None => part(Some(&s.overall), macro_f1),
+                Some(true) => part(s.unseen.as_ref(), macro_f1).map(|(v, _)| (v, None)),
+                Some(false) => part(s.seen.as_ref(), macro_f1).map(|(v, _)| (v, None)),
+            })
+        };
+        let series = |name: &str, color, unseen: Option<bool>, macro_f1: bool| BarSeries { name: name.into(), color, values: by_backbone.iter().map(|r| value(r, unseen, macro_f1)).collect() };
+        let fig = HBars {
+            title: format!("Backbones on one benchmark ({split} split, 95% bootstrap CIs)"),
+            x_desc: "F1 (%) — each backbone with its training time and tokens".into(),
+            labels: by_backbone.iter().map(|r| cost_label(r)).collect(),
+            series: vec![
+                series("micro-F1", PALETTE[0], None, false),
+                series("macro-F1", PALETTE[1], None, true),
+                series("seen macro-F1", RGBColor(158, 202, 225), Some(false), true),
+                series("unseen macro-F1", RGBColor(253, 190, 133), Some(true), true),
+            ],
+        };
+        out.push(("Backbones on one benchmark".to_string(), save(&fig, dir, "backbones", &fps(&by_backbone))?));
+    }
+
     // 6. Training loss curves.
     let with_loss: Vec<&FinishedRun> = runs.iter().filter(|r| !r.loss_curve.is_empty()).collect();
     if !with_loss.is_empty() {
