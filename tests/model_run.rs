@@ -17,13 +17,8 @@ fn run(exp: &Path, results: &Path, extra: &[&str]) -> assert_cmd::assert::Assert
 
 fn metrics(results: &Path) -> serde_json::Value {
     let dir = std::fs::read_dir(results.join("resume")).unwrap().map(|e| e.unwrap().path()).find(|p| p.is_dir() && p.join("DONE").is_file()).unwrap();
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
     // Timings differ between runs; everything else must not.
-    m["seconds"] = serde_json::Value::Null;
-    for k in ["train_seconds", "tokens_per_second", "peak_rss_bytes"] {
-        m["cost"][k] = serde_json::Value::Null;
-    }
-    m
+    common::metrics_without_timings(&dir)
 }
 
 #[test]

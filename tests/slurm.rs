@@ -104,13 +104,7 @@ fn finished_dir(results: &Path, name: &str) -> PathBuf {
 
 /// metrics.json of the one finished run under `results/<name>/`, timings blanked.
 fn metrics(results: &Path, name: &str) -> serde_json::Value {
-    let dir = finished_dir(results, name);
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
-    m["seconds"] = serde_json::Value::Null;
-    for k in ["train_seconds", "tokens_per_second", "peak_rss_bytes"] {
-        m["cost"][k] = serde_json::Value::Null;
-    }
-    m
+    common::metrics_without_timings(&finished_dir(results, name))
 }
 
 fn run_log(results: &Path, name: &str) -> String {

@@ -25,16 +25,8 @@ fn run_dirs(results: &Path, experiment: &str) -> Vec<PathBuf> {
     dirs
 }
 
-/// metrics.json without what legitimately differs between two computations of one run: timings.
 fn metrics(dir: &Path) -> serde_json::Value {
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
-    m["seconds"] = serde_json::Value::Null;
-    if m["cost"].is_object() {
-        for k in ["train_seconds", "tokens_per_second", "peak_rss_bytes"] {
-            m["cost"][k] = serde_json::Value::Null;
-        }
-    }
-    m
+    common::metrics_without_timings(dir)
 }
 
 fn all_metrics(results: &Path, experiment: &str) -> Vec<(String, serde_json::Value)> {

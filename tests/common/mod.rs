@@ -8,6 +8,19 @@ pub fn icdbench() -> Command {
     Command::cargo_bin("icdbench").expect("binary builds")
 }
 
+/// A run folder's metrics.json without what legitimately differs between two computations
+/// of one run: its timings (and peak memory).
+pub fn metrics_without_timings(run_dir: &Path) -> serde_json::Value {
+    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("metrics.json")).unwrap()).unwrap();
+    m["seconds"] = serde_json::Value::Null;
+    if m["cost"].is_object() {
+        for k in ["train_seconds", "tokens_per_second", "peak_rss_bytes"] {
+            m["cost"][k] = serde_json::Value::Null;
+        }
+    }
+    m
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
