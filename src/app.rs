@@ -126,23 +126,24 @@ fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions, only: &[
 /// fingerprint no run has here is an error: fingerprints name the device and CPU threads,
 /// so a task planned on another kind of node finds none.
 fn select_only<'a>(planned: Vec<(&'a PathBuf, Vec<plan::PlannedRun>)>, only: &[String]) -> Result<Vec<(&'a PathBuf, Vec<plan::PlannedRun>)>, AppError> {
+    let mut prefixes = Vec::with_capacity(only.len());
     for o in only {
         if o.len() < 12 || !o.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(AppError::Input(format!("--only {o:?}: give a run's fingerprint (12 or more hex digits, as `icdbench plan` prints it)")));
         }
+        prefixes.push(o.to_lowercase());
     }
-    let wanted = |r: &plan::PlannedRun| only.iter().any(|o| r.fingerprint.as_str().starts_with(&o.to_lowercase()));
-    for o in only {
-        if !planned.iter().any(|(_, runs)| runs.iter().any(|r| r.fingerprint.as_str().starts_with(&o.to_lowercase()))) {
-            let names: Vec<String> = planned.iter().map(|(f, _)| f.display().to_string()).collect();
-            return Err(AppError::Input(format!(
-                "--only {o}: no run of {} has this fingerprint when planned here ({}, {} libtorch threads); fingerprints include the device and CPU threads, so submit from a node like the compute nodes and keep OMP_NUM_THREADS as submitted (`icdbench plan` lists this node's fingerprints)",
-                names.join(", "),
-                crate::device::describe(),
-                tch::get_num_threads()
-            )));
-        }
+    let matches = |r: &plan::PlannedRun, p: &str| r.fingerprint.as_str().starts_with(p);
+    if let Some(o) = prefixes.iter().find(|p| !planned.iter().any(|(_, runs)| runs.iter().any(|r| matches(r, p)))) {
+        let names: Vec<String> = planned.iter().map(|(f, _)| f.display().to_string()).collect();
+        return Err(AppError::Input(format!(
+            "--only {o}: no run of {} has this fingerprint when planned here ({}, {} libtorch threads); fingerprints include the device and CPU threads, so submit from a node like the compute nodes and keep OMP_NUM_THREADS as submitted (`icdbench plan` lists this node's fingerprints)",
+            names.join(", "),
+            crate::device::describe(),
+            tch::get_num_threads()
+        )));
     }
+    let wanted = |r: &plan::PlannedRun| prefixes.iter().any(|p| matches(r, p));
     Ok(planned.into_iter().map(|(f, runs)| (f, runs.into_iter().filter(|r| wanted(r)).collect::<Vec<_>>())).filter(|(_, runs)| !runs.is_empty()).collect())
 }
 

@@ -13,6 +13,11 @@ fn main() -> ExitCode {
     let cli = icdbench::cli::Cli::parse();
     match icdbench::app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // "Not yet" (`status`, exit 3) is an answer, not an error.
+        Err(icdbench::app::AppError::InFlight(why)) => {
+            eprintln!("{why}");
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

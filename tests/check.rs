@@ -230,3 +230,60 @@ fn the_backbone_gate_fails_a_backbone_made_worse_on_purpose() {
     let e = stderr(&check(dir, &config, &["--update"]).code(2));
     assert!(e.contains("no reference file to update"), "{e}");
 }
+
+/// What CI runs for backbones: `icdbench check ci/backbones.toml` trains and scores the tiny
+/// model, SmolLM2-135M and Gemma 3 270M on one small benchmark (~6 min on 2 cores) and judges
+/// Gemma against SmolLM2's run. Its verdict is checked against the runs' own metrics.json
+/// (the tolerances of ci/backbones.toml), then `report` draws the backbone comparison from
+/// those runs. Skipped without the packaged models, except in CI.
+#[test]
+fn the_backbone_gate_runs_on_the_packaged_backbones_and_report_draws_them() {
+    if common::packaged("smollm2-135m").is_none() || common::packaged("gemma3-270m").is_none() {
+        return;
+    }
+    let root = common::root();
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let a = icdbench().current_dir(&root).args(["check", "ci/backbones.toml", "--format", "markdown", "--results"]).arg(&results).assert();
+    let out = stdout(&a);
+    assert!(out.contains("against `the backbone.name = smollm2-135m runs`"), "{out}");
+    // Every gated value is listed in the summary's details: the 2 gates for Gemma, none for
+    // the reference backbone's own run or the tiny floor.
+    let details = &out[out.find("<details>").expect("the folded table of every gated value")..];
+    let rows = |name: &str| details.lines().filter(|l| l.starts_with("| backbones / ") && l.contains(&format!("[backbone.name=\"{name}\"]"))).count();
+    assert_eq!((rows("gemma3-270m"), rows("smollm2-135m"), rows("tiny")), (2, 0, 0), "{out}");
+
+    // The verdict follows from the runs' numbers: Gemma regresses when a gated metric is more
+    // than 10 points below SmolLM2's.
+    let run_of = |name: &str| -> serde_json::Value {
+        let dir = std::fs::read_dir(results.join("backbones")).unwrap().map(|e| e.unwrap().path()).find(|p| {
+            p.join("DONE").is_file() && std::fs::read_to_string(p.join("metrics.json")).unwrap().contains(&format!("\"system\": \"{name} "))
+        });
+        serde_json::from_str(&std::fs::read_to_string(dir.unwrap_or_else(|| panic!("{name} run")).join("metrics.json")).unwrap()).unwrap()
+    };
+    let (gemma, smollm2) = (run_of("gemma3-270m"), run_of("smollm2-135m"));
+    let f1 = |m: &serde_json::Value, kind: &str| 100.0 * m["splits"]["test"]["sets"]["overall"][kind]["f1"].as_f64().unwrap();
+    let regressed = ["micro", "macro_gold"].iter().any(|k| f1(&gemma, k) < f1(&smollm2, k) - 10.0 - 1e-9);
+    assert_eq!(a.get_output().status.code(), Some(if regressed { 1 } else { 0 }), "{out}\n{}", stderr(&a));
+    assert_eq!(out.contains("REGRESSED"), regressed, "{out}");
+    assert!(out.contains(if regressed { "check failed against" } else { "ok: 3 runs, nothing regressed" }), "{out}");
+
+    let report = tmp.path().join("report");
+    icdbench().arg("report").arg(results.join("backbones")).arg("--out").arg(&report).assert().success();
+    let svg = std::fs::read_to_string(report.join("backbones.svg")).unwrap();
+    assert!(report.join("backbones.png").is_file());
+    // Each backbone's bars are labelled with its name and what its training cost (metrics.json).
+    let runs = std::fs::read_dir(results.join("backbones")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.join("DONE").is_file());
+    let mut labelled = 0;
+    for run in runs {
+        let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+        let seconds = m["cost"]["train_seconds"].as_f64().unwrap();
+        let name = ["tiny", "smollm2-135m", "gemma3-270m"].into_iter().find(|n| m["system"].as_str().unwrap().starts_with(n)).unwrap();
+        assert!(svg.contains(&format!("{name} ({seconds:.0} s, ")), "{name} ({seconds:.0} s, …) in backbones.svg");
+        labelled += 1;
+    }
+    assert_eq!(labelled, 3);
+    for series in ["micro-F1", "macro-F1", "seen macro-F1", "unseen macro-F1"] {
+        assert!(svg.contains(series), "legend {series}");
+    }
+}

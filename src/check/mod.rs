@@ -162,8 +162,8 @@ fn say_done(r: &CurrentRun) {
     eprintln!("  {} {} {how}", r.fingerprint.get(..12).unwrap_or(&r.fingerprint), r.name);
 }
 
-/// The backbone gate: every run whose backbone (`gate.key`) is not the reference one is
-/// judged against the reference backbone's run with the same experiment and other settings.
+/// The backbone gate: every run whose backbone (`gate.key`) is not the reference one (and is
+/// among `gate.judge`, when given) is judged against the reference backbone's run with the same experiment and other settings.
 fn check_backbones(config: &CheckConfig, gate: &BackboneGate, results: &Path, progress: bool) -> Result<Outcome, CheckError> {
     let current = run_all(config, results, progress, say_done)?;
     let (reference, candidates) = backbone_reference(&current, gate)?;
@@ -180,10 +180,14 @@ pub fn backbone_reference(runs: &[CurrentRun], gate: &BackboneGate) -> Result<(R
     if let Some(r) = runs.iter().find(|r| setting(r).is_none()) {
         return Err(CheckError::Input(format!("run {:?} does not set {}: a backbone gate needs experiments that sweep it", r.name, gate.key)));
     }
-    let (refs, candidates): (Vec<&CurrentRun>, Vec<&CurrentRun>) = runs.iter().partition(|r| setting(r).as_deref() == Some(gate.reference.as_str()));
-    if refs.is_empty() {
-        return Err(CheckError::Input(format!("no run has {} = {:?}: the reference backbone must be one of the swept values", gate.key, gate.reference)));
+    for value in std::iter::once(&gate.reference).chain(gate.judge.iter().flatten()) {
+        if !runs.iter().any(|r| setting(r).as_deref() == Some(value.as_str())) {
+            return Err(CheckError::Input(format!("no run has {} = {value:?}: the reference backbone and those judged must be swept values", gate.key)));
+        }
     }
+    let judged = |r: &&CurrentRun| gate.judge.as_ref().is_none_or(|j| setting(r).is_some_and(|v| j.contains(&v)));
+    let (refs, candidates): (Vec<&CurrentRun>, Vec<&CurrentRun>) = runs.iter().partition(|r| setting(r).as_deref() == Some(gate.reference.as_str()));
+    let candidates: Vec<&CurrentRun> = candidates.into_iter().filter(judged).collect();
     let mut reference = Reference { written_by: format!("the {} = {} runs of this invocation", gate.key, gate.reference), ..Reference::default() };
     for c in &candidates {
         let Some(r) = refs.iter().find(|r| r.experiment == c.experiment && others(r) == others(c)) else { continue };
@@ -216,7 +220,7 @@ mod tests {
     /// tolerance it passes, worse beyond it regresses; the reference runs are not rows.
     #[test]
     fn the_backbone_gate_pairs_runs_by_their_other_settings() {
-        let gate = BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into() };
+        let gate = BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into(), judge: None };
         let gates = vec![Gate { name: "test.overall.micro_f1".into(), metric: Metric::parse("test.overall.micro_f1").unwrap(), tolerance: Tolerance::Points(1.0) }];
         let runs = vec![run("smollm2-135m", "1", 0.40), run("smollm2-135m", "2", 0.30), run("gemma3-270m", "1", 0.395), run("gemma3-270m", "2", 0.25)];
         let (reference, candidates) = backbone_reference(&runs, &gate).unwrap();
@@ -229,6 +233,15 @@ mod tests {
         let unswept = vec![CurrentRun { sweep: vec![], ..run("tiny", "1", 0.1) }];
         assert!(backbone_reference(&unswept, &gate).unwrap_err().to_string().contains("does not set backbone.name"));
         let no_ref = vec![run("gemma3-270m", "1", 0.4)];
-        assert!(backbone_reference(&no_ref, &gate).unwrap_err().to_string().contains("must be one of the swept values"));
+        assert!(backbone_reference(&no_ref, &gate).unwrap_err().to_string().contains("must be swept values"));
+
+        // `judge` narrows the candidates: a floor (tiny) runs beside them and is not judged.
+        let with_floor = [runs.clone(), vec![run("tiny", "1", 0.0)]].concat();
+        assert_eq!(backbone_reference(&with_floor, &gate).unwrap().1.len(), 3);
+        let judge_gemma = BackboneGate { judge: Some(vec!["gemma3-270m".into()]), ..gate.clone() };
+        let (_, candidates) = backbone_reference(&with_floor, &judge_gemma).unwrap();
+        assert!(candidates.iter().all(|c| c.label.starts_with("gemma3-270m")) && candidates.len() == 2);
+        let judge_missing = BackboneGate { judge: Some(vec!["qwen3-0.6b".into()]), ..gate };
+        assert!(backbone_reference(&with_floor, &judge_missing).unwrap_err().to_string().contains("no run has backbone.name = \"qwen3-0.6b\""));
     }
 }

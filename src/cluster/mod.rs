@@ -122,26 +122,44 @@ pub enum Decision {
     Submit,
 }
 
+/// What the results folder and the queue say about a run: the part `submit` and `status` share.
+pub(crate) enum Seen<'a> {
+    Finished,
+    /// A live process holds its lock (it says who).
+    Held(String),
+    /// Its newest submission's task is in the queue.
+    Queued { task: String, state: String },
+    /// None of those: its newest submission's task (folder, record, index), if it has one.
+    Elsewhere(Option<(&'a Path, &'a Submission, usize)>),
+}
+
+pub(crate) fn look<'a>(run: &PlannedRun, subs: &'a [(PathBuf, Submission)], queue: &Queue) -> Result<Seen<'a>, ClusterError> {
+    if store::read_finished::<serde_json::Value>(&run.dir, run.fingerprint.as_str())?.is_some() {
+        return Ok(Seen::Finished);
+    }
+    if let Some(holder) = Lock::held_by(&store::lock_path(&run.dir))? {
+        return Ok(Seen::Held(holder.describe()));
+    }
+    let task = latest_task(subs, run.fingerprint.as_str());
+    Ok(match task.and_then(|(_, s, i)| queue.get(&s.task_id(i)).map(|e| (s.task_id(i), e))) {
+        Some((task, e)) => Seen::Queued { task, state: e.describe() },
+        None => Seen::Elsewhere(task),
+    })
+}
+
 /// What to do with each run: only runs that are unfinished, not running and not queued are submitted,
 /// so submitting an experiment twice never queues a run twice.
 pub fn decide(runs: &[PlannedRun], subs: &[(PathBuf, Submission)], queue: &Queue) -> Result<Vec<Decision>, ClusterError> {
-    let mut out = Vec::with_capacity(runs.len());
-    for run in runs {
-        if store::read_finished::<serde_json::Value>(&run.dir, run.fingerprint.as_str())?.is_some() {
-            out.push(Decision::Finished);
-            continue;
-        }
-        if let Some(holder) = Lock::held_by(&store::lock_path(&run.dir))? {
-            out.push(Decision::Running(holder.describe()));
-            continue;
-        }
-        let queued = latest_task(subs, run.fingerprint.as_str()).and_then(|(_, s, i)| queue.get(&s.task_id(i)).map(|e| (s.task_id(i), e)));
-        match queued {
-            Some((task, e)) => out.push(Decision::Queued { task, state: e.describe() }),
-            None => out.push(Decision::Submit),
-        }
-    }
-    Ok(out)
+    runs.iter()
+        .map(|run| {
+            Ok(match look(run, subs, queue)? {
+                Seen::Finished => Decision::Finished,
+                Seen::Held(holder) => Decision::Running(holder),
+                Seen::Queued { task, state } => Decision::Queued { task, state },
+                Seen::Elsewhere(_) => Decision::Submit,
+            })
+        })
+        .collect()
 }
 
 /// A new batch's folder name: UTC time to the second and this process's id.

@@ -3,9 +3,9 @@
 //! beside them, and the Slurm queue.
 
 use super::queue::{self, Queue};
-use super::{latest_task, submissions, ClusterError};
+use super::{latest_task, look, submissions, ClusterError, Seen};
 use crate::plan::PlannedRun;
-use crate::store::{self, Lock, Stage};
+use crate::store::{self, Stage};
 use crate::train::Progress;
 use std::path::{Path, PathBuf};
 
@@ -157,18 +157,18 @@ pub fn status(runs: &[PlannedRun], queue: &Queue, log_lines: usize) -> Result<Ve
     let mut out = Vec::with_capacity(runs.len());
     for run in runs {
         let fp = run.fingerprint.as_str();
-        let task = latest_task(&subs, fp);
-        let task_id = task.map(|(_, s, i)| s.task_id(i));
-        let state = if store::read_finished::<serde_json::Value>(&run.dir, fp)?.is_some() {
-            RunState::Done
-        } else if let Some(holder) = Lock::held_by(&store::lock_path(&run.dir))? {
-            RunState::Running { holder: holder.describe(), progress: progress(run), task: task_id }
-        } else if let Some((dir, sub, index)) = task {
-            let id = sub.task_id(index);
-            match (&queue.tasks, queue.get(&id)) {
-                (_, Some(e)) => RunState::Queued { task: id, state: e.describe() },
-                (None, None) => RunState::Submitted { task: id, why: queue.unknown.clone().unwrap_or_default() },
-                (Some(_), None) => {
+        let state = match look(run, &subs, queue)? {
+            Seen::Finished => RunState::Done,
+            Seen::Held(holder) => {
+                RunState::Running { holder, progress: progress(run), task: latest_task(&subs, fp).map(|(_, s, i)| s.task_id(i)) }
+            }
+            Seen::Queued { task, state } => RunState::Queued { task, state },
+            Seen::Elsewhere(None) => RunState::NotSubmitted { checkpoint_step: progress(run).and_then(|p| p.checkpoint_step) },
+            Seen::Elsewhere(Some((dir, sub, index))) => {
+                let id = sub.task_id(index);
+                if queue.tasks.is_none() {
+                    RunState::Submitted { task: id, why: queue.unknown.clone().unwrap_or_default() }
+                } else {
                     let ended = sacct.get_or_insert_with(|| {
                         let mut ids: Vec<&str> = subs.iter().map(|(_, s)| s.job_id.as_str()).collect();
                         ids.dedup();
@@ -179,8 +179,6 @@ pub fn status(runs: &[PlannedRun], queue: &Queue, log_lines: usize) -> Result<Ve
                     RunState::Failed { task: id, state, checkpoint_step: progress(run).and_then(|p| p.checkpoint_step), tail: tail(&log, log_lines), log }
                 }
             }
-        } else {
-            RunState::NotSubmitted { checkpoint_step: progress(run).and_then(|p| p.checkpoint_step) }
         };
         out.push(StatusLine { fingerprint: fp.to_string(), label: run.label(), state });
     }

@@ -525,9 +525,16 @@ pub fn write_plots(runs: &[FinishedRun], dir: &Path) -> Result<Vec<(String, Vec<
 
     // 5b. Backbones side by side, when the runs sweep `backbone.name`: F1 overall (with CIs),
     // seen and unseen, each backbone labelled with what its training cost.
-    let backbone = |r: &FinishedRun| r.record.run.spec.sweep.iter().find(|(k, _)| k == "backbone.name").map(|(_, v)| v.trim_matches('"').to_string());
+    // A packaged or tiny backbone by its name, a path by its last component.
+    let backbone = |r: &FinishedRun| {
+        r.record.run.spec.sweep.iter().find(|(k, _)| k == "backbone.name").map(|(_, v)| {
+            let v = v.trim_matches('"');
+            Path::new(v).file_name().map_or(v.to_string(), |n| n.to_string_lossy().to_string())
+        })
+    };
     let by_backbone: Vec<&FinishedRun> = shown.iter().copied().filter(|r| backbone(r).is_some()).collect();
     let mut names: Vec<String> = by_backbone.iter().filter_map(|r| backbone(r)).collect();
+    names.sort();
     names.dedup();
     if names.len() >= 2 {
         let cost_label = |r: &FinishedRun| {

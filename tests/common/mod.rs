@@ -21,6 +21,20 @@ pub fn metrics_without_timings(run_dir: &Path) -> serde_json::Value {
     m
 }
 
+/// A packaged backbone's source (set-up installs them). Without it the test is skipped with a
+/// message, except in CI (`CI` or `ICDBENCH_REQUIRE_MODELS` set, as `.ci/run` does), where a
+/// missing model is a failure.
+pub fn packaged(name: &str) -> Option<icdbench::model::backbone::Source> {
+    match icdbench::model::backbone::resolve(name, icdbench::config::WeightFormat::Auto, Path::new(".")) {
+        Ok(s) => Some(s),
+        Err(e) if std::env::var_os("CI").is_none() && std::env::var_os("ICDBENCH_REQUIRE_MODELS").is_none() => {
+            eprintln!("skipped: {e}");
+            None
+        }
+        Err(e) => panic!("{e} (CI or ICDBENCH_REQUIRE_MODELS is set: set-up must have installed it)"),
+    }
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
