@@ -90,3 +90,28 @@ fn gemma3_tokenizer_weights_and_logits_match_transformers() {
         assert!((got - logit).abs() < 1e-3, "logit of {id}: {got} vs transformers' {logit}");
     }
 }
+
+/// Round trips over the packaged vocabulary: every 61st piece that stands for text (not a
+/// control, byte or empty piece) encodes and decodes back to itself alone, and so does the
+/// text of all of them joined, where neighbouring pieces merge into other tokens.
+#[test]
+fn gemma3_vocabulary_pieces_round_trip() {
+    let Some(loaded) = gemma() else { return };
+    let tok = &loaded.tokenizer;
+    let mut pieces = Vec::new();
+    for id in (0..tok.vocab_size() as u32).step_by(61) {
+        let Ok(text) = String::from_utf8(tok.piece_bytes(id)) else { continue };
+        let control = text.starts_with('<') && text.ends_with('>') && text.len() > 2;
+        if text.is_empty() || control {
+            continue;
+        }
+        let ids = tok.encode(&text, false).unwrap();
+        assert_eq!(tok.decode(&ids, false).unwrap(), text, "piece {id} {text:?} -> {ids:?}");
+        pieces.push(text);
+    }
+    assert!(pieces.len() > 4_000, "{} pieces sampled", pieces.len());
+    let joined = pieces.concat();
+    let ids = tok.encode(&joined, false).unwrap();
+    assert_eq!(tok.decode(&ids, false).unwrap(), joined);
+    assert!(ids.len() < joined.chars().count(), "the joined pieces are cut into fewer tokens than characters");
+}

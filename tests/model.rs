@@ -526,6 +526,22 @@ fn adapter_errors_name_the_file() {
     assert!(model.attach_lora(&lora_vs.root(), &bad).is_err());
 }
 
+/// The tiny config with Llama 3.1's RoPE: theta 5e5, llama3 scaling by 8 over an original
+/// 8,192-token context, frequency factors 1 and 4.
+fn llama3_config() -> ModelConfig {
+    let mut c = tiny_config(VOCAB);
+    c.rope_theta = Some(500_000.0);
+    c.rope_scaling = Some(RopeScaling {
+        rope_type: Some("llama3".into()),
+        rope_theta: None,
+        factor: Some(8.0),
+        low_freq_factor: Some(1.0),
+        high_freq_factor: Some(4.0),
+        original_max_position_embeddings: Some(8192),
+    });
+    c
+}
+
 /// Llama 3.1 scaling (factor 8, low 1, high 4, original context 8192, theta 5e5),
 /// derived here in f64 from the published rule:
 ///   inv_freq_i = theta^(-2i/d), wavelength λ_i = 2π / inv_freq_i;
@@ -536,16 +552,7 @@ fn adapter_errors_name_the_file() {
 /// (λ ≈ 4443, s ≈ 0.281), i = 5..7 are low (λ ≈ 2.3e4 and up): all three bands are exercised.
 #[test]
 fn llama3_rope_scaling_matches_formula() {
-    let mut c = tiny_config(VOCAB); // head_dim 64 / 4 = 16
-    c.rope_theta = Some(500_000.0);
-    c.rope_scaling = Some(RopeScaling {
-        rope_type: Some("llama3".into()),
-        rope_theta: None,
-        factor: Some(8.0),
-        low_freq_factor: Some(1.0),
-        high_freq_factor: Some(4.0),
-        original_max_position_embeddings: Some(8192),
-    });
+    let mut c = llama3_config(); // head_dim 64 / 4 = 16
     let got: Vec<f32> = Vec::try_from(rope_inv_freq(&c, Device::Cpu).unwrap()).unwrap();
     let d = 16.0;
     let mut bands = [0; 3];
@@ -586,16 +593,7 @@ fn llama3_rope_scaling_matches_formula() {
 /// the llama3 rule's frequencies; a wrong count of factors is refused.
 #[test]
 fn rope_freq_factors_reproduce_llama3_scaling() {
-    let mut llama3 = tiny_config(VOCAB);
-    llama3.rope_theta = Some(500_000.0);
-    llama3.rope_scaling = Some(RopeScaling {
-        rope_type: Some("llama3".into()),
-        rope_theta: None,
-        factor: Some(8.0),
-        low_freq_factor: Some(1.0),
-        high_freq_factor: Some(4.0),
-        original_max_position_embeddings: Some(8192),
-    });
+    let llama3 = llama3_config();
     let want: Vec<f32> = Vec::try_from(rope_inv_freq(&llama3, Device::Cpu).unwrap()).unwrap();
     let d = 16.0;
     let factors: Vec<f32> = (0..8)
