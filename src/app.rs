@@ -6,7 +6,7 @@ use crate::data::jsonl::{self, write_documents};
 use crate::data::{self, Document, Split};
 use crate::metrics;
 use crate::plan::{self, PlanError};
-use crate::report::{markdown_table, mention_table, results_table, seeds_table};
+use crate::report::{diagnostics_table, markdown_table, mention_table, results_table, seeds_table};
 use crate::runner::{self, write_atomic, RunError, RunOptions, RunRecord};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -111,6 +111,9 @@ fn run_experiments(files: &[PathBuf], results: &Path, opts: RunOptions, only: &[
         }
         if let Some(by_mention) = mention_table(&records) {
             table.push_str(&format!("\n{by_mention}"));
+        }
+        if let Some(diagnostics) = diagnostics_table(&records) {
+            table.push_str(&format!("\n{diagnostics}"));
         }
         if only.is_empty() {
             // The experiment's comparisons and summary describe all its runs, not the one a task computed.

@@ -325,7 +325,7 @@ mod tests {
     use super::*;
 
     fn mix(strategy: MixStrategy, ratio: f64, phases: &[&str]) -> Mix {
-        Mix { strategy, span_ratio: ratio, phases: phases.iter().map(|s| s.to_string()).collect() }
+        Mix { strategy, span_ratio: ratio, phases: phases.iter().map(|s| s.to_string()).collect(), ..Mix::default() }
     }
 
     fn by_epochs(epochs: f64) -> Train {

@@ -162,7 +162,7 @@ impl StageKeys {
         let decoding = match spec.system {
             SystemSpec::Model(_) => serde_json::json!({
                 "chunk_tokens": e.chunk_tokens, "chunk_overlap": e.chunk_overlap, "max_new_tokens": e.max_new_tokens,
-                "constrained": e.constrained, "batch_size": e.batch_size,
+                "constrained": e.constrained, "batch_size": e.batch_size, "probe_spans": e.probe_spans,
             }),
             SystemSpec::Baseline(_) => serde_json::Value::Null,
         };

@@ -18,7 +18,8 @@ use crate::model::generate::{generate, CodeConstraint, CodeTrie, GenerationConfi
 use crate::model::llama::CausalLM;
 use crate::model::tokenizer::TextTokenizer;
 use crate::model::ModelError;
-use crate::prompt::{parse_output, Formatter};
+use crate::metrics::probe::ProbeItem;
+use crate::prompt::{parse_output, parse_span_output, span_notes, Formatter, SpanExample};
 use crate::text::sentence_bounds;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
@@ -378,13 +379,6 @@ pub fn reparse(doc: &Document, raw: &str, codes: &CodeSet) -> Option<(Prediction
     Some(aggregate(doc, &windows, &outputs, codes))
 }
 
-/// One window to generate: which document, which of its windows, the prompt ids.
-struct Job {
-    doc: usize,
-    window: usize,
-    prompt: Vec<u32>,
-}
-
 /// Codes every document: windows, batched generation, parsing, aggregation.
 /// Predictions come back in the order of `docs`.
 pub fn predict_documents(
@@ -398,15 +392,38 @@ pub fn predict_documents(
 ) -> Result<PredictOutput, PredictError> {
     check(cfg)?;
     let doc_windows: Vec<Vec<Window>> = docs.iter().map(|d| windows(&d.text, tok, cfg.chunk_tokens, cfg.chunk_overlap)).collect();
-    let mut jobs = Vec::new();
-    for (d, (doc, ws)) in docs.iter().zip(&doc_windows).enumerate() {
-        for (w, window) in ws.iter().enumerate() {
+    let mut prompts = Vec::new();
+    for (doc, ws) in docs.iter().zip(&doc_windows) {
+        for window in ws {
             let text = window.text(&doc.text).unwrap_or("");
-            let prompt = tok.encode(&formatter.doc_prompt(text, Some(tok)), tok.add_bos_default())?;
-            jobs.push(Job { doc: d, window: w, prompt });
+            prompts.push(tok.encode(&formatter.doc_prompt(text, Some(tok)), tok.add_bos_default())?);
         }
     }
-    let longest = jobs.iter().map(|j| j.prompt.len()).max().unwrap_or(0);
+    let (texts, throughput) = generate_all(model, tok, formatter, codes, prompts, cfg, progress)?;
+    let mut texts = texts.into_iter();
+    let mut stats = PredictStats { constrained: cfg.constrained, ..PredictStats::default() };
+    let mut predictions = Vec::with_capacity(docs.len());
+    for (doc, ws) in docs.iter().zip(&doc_windows) {
+        let outs: Vec<String> = texts.by_ref().take(ws.len()).collect();
+        let (prediction, s) = aggregate(doc, ws, &outs, codes);
+        stats.add(&s);
+        predictions.push(prediction);
+    }
+    Ok(PredictOutput { predictions, throughput, stats })
+}
+
+/// Generates an answer to every prompt (token ids): longest first, so similar lengths share
+/// a batch (little padding) and memory trouble shows at once. Answers in the order of `prompts`.
+fn generate_all(
+    model: &CausalLM,
+    tok: &TextTokenizer,
+    formatter: &Formatter,
+    codes: &CodeSet,
+    prompts: Vec<Vec<u32>>,
+    cfg: &PredictConfig,
+    progress: bool,
+) -> Result<(Vec<String>, Throughput), PredictError> {
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let context = model.config.max_position_embeddings;
     if longest + cfg.max_new_tokens > context {
         return Err(PredictError::Config(format!(
@@ -414,16 +431,15 @@ pub fn predict_documents(
             cfg.max_new_tokens
         )));
     }
-    // Longest first: similar lengths share a batch (little padding), and memory trouble shows at once.
-    jobs.sort_by_key(|j| std::cmp::Reverse(j.prompt.len()));
-
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(prompts[i].len()));
     let constraint = cfg
         .constrained
         .then(|| CodeConstraint::new(CodeTrie::new(codes.billable().map(|e| e.code.as_str())), tok, formatter.code_scope()));
-    let bar = progress_bar(progress, jobs.len());
-    let mut outputs: Vec<Vec<String>> = doc_windows.iter().map(|ws| vec![String::new(); ws.len()]).collect();
+    let bar = progress_bar(progress, prompts.len());
+    let mut outputs = vec![String::new(); prompts.len()];
     let mut throughput = Throughput::default();
-    for (b, batch) in jobs.chunks(cfg.batch_size).enumerate() {
+    for (b, batch) in order.chunks(cfg.batch_size.max(1)).enumerate() {
         let gen_cfg = GenerationConfig {
             max_new_tokens: cfg.max_new_tokens,
             temperature: cfg.temperature,
@@ -432,26 +448,75 @@ pub fn predict_documents(
             stop_strings: formatter.stop_strings(Some(tok)),
             stop_tokens: Vec::new(),
         };
-        let prompts: Vec<Vec<u32>> = batch.iter().map(|j| j.prompt.clone()).collect();
-        let generation = generate(model, tok, &prompts, &gen_cfg, constraint.as_ref())?;
+        let batch_prompts: Vec<Vec<u32>> = batch.iter().map(|&i| prompts[i].clone()).collect();
+        let generation = generate(model, tok, &batch_prompts, &gen_cfg, constraint.as_ref())?;
         throughput.add(&generation.throughput);
-        for (job, text) in batch.iter().zip(generation.texts) {
-            if let Some(slot) = outputs.get_mut(job.doc).and_then(|o| o.get_mut(job.window)) {
-                *slot = text;
-            }
+        for (&i, text) in batch.iter().zip(generation.texts) {
+            outputs[i] = text;
         }
         bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
+    Ok((outputs, throughput))
+}
 
-    let mut stats = PredictStats { constrained: cfg.constrained, ..PredictStats::default() };
-    let mut predictions = Vec::with_capacity(docs.len());
-    for ((doc, ws), outs) in docs.iter().zip(&doc_windows).zip(&outputs) {
-        let (prediction, s) = aggregate(doc, ws, outs, codes);
-        stats.add(&s);
-        predictions.push(prediction);
+/// How the span probe puts a mention to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeFormat {
+    /// The span task's prompt, answered with codes.
+    Span,
+    /// A one-sentence note through the document task ([`crate::prompt::span_notes`], no negated mention).
+    Note,
+}
+
+impl ProbeFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProbeFormat::Span => "span",
+            ProbeFormat::Note => "note",
+        }
     }
-    Ok(PredictOutput { predictions, throughput, stats })
+}
+
+/// The codes the model writes for each mention, coded on its own (the span probe).
+pub fn probe_mentions(
+    model: &CausalLM,
+    tok: &TextTokenizer,
+    formatter: &Formatter,
+    codes: &CodeSet,
+    items: &[ProbeItem],
+    format: ProbeFormat,
+    cfg: &PredictConfig,
+) -> Result<(Vec<Vec<Code>>, Throughput), PredictError> {
+    let spans: Vec<SpanExample> = items.iter().map(|i| SpanExample { span: i.mention.clone(), context: None, codes: vec![i.code.clone()], source: "probe".into() }).collect();
+    let texts: Vec<String> = match format {
+        ProbeFormat::Span => spans.iter().map(|s| formatter.span_prompt(s, Some(tok))).collect(),
+        ProbeFormat::Note => span_notes(&spans, 0.0, cfg.seed).iter().map(|n| formatter.doc_prompt(&n.text, Some(tok))).collect(),
+    };
+    let prompts = texts.iter().map(|t| tok.encode(t, tok.add_bos_default())).collect::<Result<Vec<_>, _>>()?;
+    let (outputs, throughput) = generate_all(model, tok, formatter, codes, prompts, cfg, false)?;
+    Ok((outputs.iter().map(|o| parse_span_output(o, codes).codes).collect(), throughput))
+}
+
+/// The distinct (mention, code) pairs of the documents' gold evidence, as probe items, in a
+/// seeded order cut to `limit`; and how many there were.
+pub fn probe_items(docs: &[&Document], seen: &std::collections::HashSet<String>, limit: usize, seed: u64) -> (Vec<ProbeItem>, usize) {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut pairs: BTreeSet<(String, Code)> = BTreeSet::new();
+    for d in docs {
+        for e in d.evidence.iter().filter(|e| d.codes.contains(&e.code)) {
+            let mention = e.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if !mention.is_empty() {
+                pairs.insert((mention, e.code.clone()));
+            }
+        }
+    }
+    let available = pairs.len();
+    let mut items: Vec<ProbeItem> = pairs.into_iter().map(|(mention, code)| ProbeItem { seen: seen.contains(code.as_str()), mention, code }).collect();
+    items.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x7072_6f62_655f_7365));
+    items.truncate(limit);
+    (items, available)
 }
 
 fn check(cfg: &PredictConfig) -> Result<(), PredictError> {

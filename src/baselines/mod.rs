@@ -5,17 +5,20 @@
 //! probability, the fuzzy matcher the codes whose terms resemble a stretch of the
 //! note a cosine similarity. One global threshold, tuned on validation, turns
 //! scores into code sets, and the scores are written with the predictions so
-//! ranking metrics (P@k, AUC) apply.
+//! ranking metrics (P@k, AUC) apply. The frequency prior reads no note: it is the
+//! floor every trained system must clear.
 
 pub mod dictionary;
 pub mod fuzzy;
 pub mod laat;
 pub mod negation;
+pub mod prior;
 pub mod tfidf;
 
 pub use dictionary::DictionaryCoder;
 pub use fuzzy::FuzzyCoder;
 pub use laat::LaatCoder;
+pub use prior::PriorCoder;
 pub use tfidf::TfidfCoder;
 
 use crate::data::jsonl::Prediction;

@@ -433,6 +433,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     for (i, b) in exp.baselines.iter().enumerate() {
         match b {
             Baseline::Dictionary(p) => c.positive(&format!("baselines.{i}.min_words"), p.min_words),
+            Baseline::Prior(p) => c.positive(&format!("baselines.{i}.max_k"), p.max_k),
             Baseline::Fuzzy(p) => {
                 let key = |k: &str| format!("baselines.{i}.{k}");
                 let [lo, hi] = p.ngram_range;
@@ -499,7 +500,9 @@ fn validate_compare(c: &mut Checker, exp: &Experiment) {
                 c.fail(&key, format!("{text:?}: write a sweep setting as run labels show it, e.g. \"arm=mixed\" or \"mix.strategy=mixed\""));
                 continue;
             };
-            let known = if k == crate::config::ARM_KEY {
+            let known = if k == crate::config::BASELINE_KEY {
+                exp.baselines.iter().any(|b| b.name() == v)
+            } else if k == crate::config::ARM_KEY {
                 exp.arms.contains_key(v)
             } else {
                 exp.sweep.get(k).is_some_and(|values| values.iter().any(|x| x.to_string().trim_matches('"') == v))
@@ -507,9 +510,10 @@ fn validate_compare(c: &mut Checker, exp: &Experiment) {
             if !known {
                 let arms: Vec<String> = exp.arms.keys().map(|a| format!("arm={a}")).collect();
                 let axes: Vec<String> = exp.sweep.iter().flat_map(|(k, vs)| vs.iter().map(move |x| format!("{k}={}", x.to_string().trim_matches('"')))).collect();
-                let choices = [arms, axes].concat();
+                let baselines: Vec<String> = exp.baselines.iter().map(|b| format!("baseline={}", b.name())).collect();
+                let choices = [arms, axes, baselines].concat();
                 let hint = if choices.is_empty() { "the experiment has no [sweep] or [arms.<name>] to compare".to_string() } else { format!("use one of {}", choices.join(", ")) };
-                c.fail(&key, format!("{text:?} names no arm or sweep value: {hint}"));
+                c.fail(&key, format!("{text:?} names no arm, sweep value or baseline: {hint}"));
             }
         }
         if ComparePair::setting(&pair.a) == ComparePair::setting(&pair.b) {
@@ -520,6 +524,7 @@ fn validate_compare(c: &mut Checker, exp: &Experiment) {
 
 fn validate_mix(c: &mut Checker, key: &str, m: &Mix, no_spans: bool) {
     c.range_f(&format!("{key}.span_ratio"), m.span_ratio, 0.0, 1.0);
+    c.range_f(&format!("{key}.note_negated"), m.note_negated, 0.0, 1.0);
     if no_spans && m.uses_spans() {
         c.fail(&format!("{key}.strategy"), "this mix trains on span examples, but there is no [[expansion]] entry to make them (e.g. kind = \"description\")");
     }

@@ -51,7 +51,8 @@ pub struct Experiment {
 }
 
 /// One `[[compare]]`: two sides, each a sweep setting written as run labels show it
-/// (`arm=document_only`, `mix.strategy=mixed`; quotes around strings optional).
+/// (`arm=document_only`, `mix.strategy=mixed`; quotes around strings optional), or a
+/// baseline of the experiment by name (`baseline=prior`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComparePair {
@@ -60,11 +61,19 @@ pub struct ComparePair {
     pub b: String,
 }
 
+/// The compare side's key that names a baseline (`baseline=prior`).
+pub const BASELINE_KEY: &str = "baseline";
+
 impl ComparePair {
     /// The `(key, value)` a side names, quotes stripped; `None` without an `=`.
     pub fn setting(side: &str) -> Option<(&str, &str)> {
         let (k, v) = side.split_once('=')?;
         Some((k.trim(), v.trim().trim_matches('"')))
+    }
+
+    /// The baseline a side names (`baseline=prior`), if it names one.
+    pub fn baseline(side: &str) -> Option<&str> {
+        Self::setting(side).filter(|(k, _)| *k == BASELINE_KEY).map(|(_, v)| v)
     }
 
     /// Whether a run with these sweep settings is on `side`.
@@ -817,10 +826,34 @@ pub struct Mix {
     /// Ordered phases for `curriculum`, e.g. `["spans", "documents"]`.
     #[serde(default)]
     pub phases: Vec<String>,
+    /// How a span example is shown to the model: through the span task's own prompt
+    /// (`span`), or as a short note through the document task (`note`).
+    #[serde(default)]
+    pub span_format: SpanFormat,
+    /// `span_format = "note"`: the share of span notes that add a negated mention of
+    /// another code's span, left unanswered (0.0–1.0).
+    #[serde(default = "default_note_negated")]
+    pub note_negated: f64,
 }
 
 fn default_span_ratio() -> f64 {
     0.5
+}
+
+fn default_note_negated() -> f64 {
+    0.25
+}
+
+/// How span examples are rendered for training.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpanFormat {
+    /// The span task: `Span: …` under the span instruction, answered with the code.
+    #[default]
+    Span,
+    /// The document task: the span in a one- or two-sentence note under the document
+    /// instruction, answered in the document format (`prompt::span_notes`).
+    Note,
 }
 
 impl Mix {
@@ -849,13 +882,19 @@ impl Mix {
             MixStrategy::Curriculum if !self.phases.iter().any(|p| p == "mixed") => self.span_ratio = 0.0,
             MixStrategy::Curriculum => {}
         }
+        if !self.uses_spans() {
+            self.span_format = SpanFormat::default();
+        }
+        if self.span_format != SpanFormat::Note {
+            self.note_negated = default_note_negated();
+        }
         self
     }
 }
 
 impl Default for Mix {
     fn default() -> Self {
-        Mix { strategy: MixStrategy::default(), span_ratio: default_span_ratio(), phases: Vec::new() }
+        Mix { strategy: MixStrategy::default(), span_ratio: default_span_ratio(), phases: Vec::new(), span_format: SpanFormat::default(), note_negated: default_note_negated() }
     }
 }
 
@@ -992,6 +1031,9 @@ pub struct Eval {
     /// Restrict generated codes to the code set with a trie.
     pub constrained: bool,
     pub batch_size: usize,
+    /// Model runs: gold mentions of each evaluated split coded one at a time, outside their
+    /// note (the span probe); at most this many distinct (mention, code) pairs; 0 = off.
+    pub probe_spans: usize,
 }
 
 impl Default for Eval {
@@ -1004,6 +1046,7 @@ impl Default for Eval {
             max_new_tokens: 256,
             constrained: true,
             batch_size: 8,
+            probe_spans: 200,
         }
     }
 }
@@ -1020,6 +1063,8 @@ pub enum Baseline {
     Tfidf(TfidfParams),
     /// Label-wise attention over a text encoder (LAAT, Vu et al. 2020), trained with tch.
     Laat(LaatParams),
+    /// The frequency prior: the k most frequent training codes for every note, k tuned on validation.
+    Prior(PriorParams),
 }
 
 impl Baseline {
@@ -1030,6 +1075,7 @@ impl Baseline {
             Baseline::Fuzzy(p) => p.name.clone().unwrap_or_else(|| "fuzzy".into()),
             Baseline::Tfidf(p) => p.name.clone().unwrap_or_else(|| "tfidf".into()),
             Baseline::Laat(p) => p.name.clone().unwrap_or_else(|| "laat".into()),
+            Baseline::Prior(p) => p.name.clone().unwrap_or_else(|| "prior".into()),
         }
     }
 
@@ -1075,6 +1121,23 @@ pub enum FuzzyUnit {
     Window,
     /// Whole sentences.
     Sentence,
+}
+
+/// The frequency prior: what a system scores by writing the most frequent training codes
+/// for every note without reading it. A trained system below it has not learned the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriorParams {
+    /// A label for tables (default: the kind).
+    pub name: Option<String>,
+    /// Largest k tried on validation.
+    pub max_k: usize,
+}
+
+impl Default for PriorParams {
+    fn default() -> Self {
+        PriorParams { name: None, max_k: 20 }
+    }
 }
 
 /// Character n-gram TF-IDF (scikit-learn's `char_wb` analyzer, smooth idf fitted on the

@@ -49,6 +49,7 @@ mod evidence;
 mod intern;
 pub mod mention;
 pub mod paired;
+pub mod probe;
 mod ranking;
 mod sets;
 pub mod split;

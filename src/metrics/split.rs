@@ -35,6 +35,12 @@ pub struct SplitMetrics {
     /// overall and seen / unseen, where the documents record kinds (synthetic data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by_mention: Option<super::mention::MentionRecall>,
+    /// What was written for the mentions of codes no training document carries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_errors: Option<super::probe::UnseenErrors>,
+    /// A model's span probe on this split's gold mentions (set by the runner from the predict stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<super::probe::ProbeReport>,
 }
 
 /// Predicted codes that are not in the code set: well-formed codes missing from
@@ -88,6 +94,7 @@ pub fn score_split(
     let pred: Vec<Vec<String>> = preds.iter().map(|p| p.codes.iter().map(|c| c.to_string()).chain(p.invalid.iter().cloned()).collect()).collect();
     let sets = LabelSets::new(&gold, &pred)?;
     let by_mention = super::mention::mention_recall(docs, preds, seen.as_ref());
+    let unseen_errors = seen.as_ref().and_then(|s| super::probe::unseen_errors(docs, preds, s));
     let opts = ScoreOptions {
         seen_codes: seen,
         label_space,
@@ -110,7 +117,7 @@ pub fn score_split(
     } else {
         None
     };
-    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)), by_mention })
+    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)), by_mention, unseen_errors, probe: None })
 }
 
 #[cfg(test)]

@@ -37,9 +37,11 @@
 //! from one cut off by the token limit.
 
 mod locate;
+mod note;
 mod parse;
 
 pub use locate::{LocatedEvidence, MatchKind};
+pub use note::span_notes;
 pub use parse::{parse_output, parse_span_output, ParsedOutput, TERMINATORS};
 
 use crate::data::{slice_chars, Document};

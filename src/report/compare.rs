@@ -2,6 +2,7 @@
 //! choice of documents explains (paired bootstrap, [`crate::metrics::paired`]).
 
 use super::gather::{find_run, read_run, FinishedRun};
+use crate::plan::SystemSpec;
 use crate::runner::RunRecord;
 use super::{markdown_table, ReportError};
 use crate::config::ComparePair;
@@ -106,15 +107,28 @@ pub fn compare(a: &str, b: &str, results_root: &Path, split: &str, samples: usiz
 /// The runs an experiment's `[[compare]]` pairs: each run on side A with the run on
 /// side B that shares every other sweep setting (so seed 2 meets seed 2).
 pub fn experiment_pairs<'r>(pair: &ComparePair, records: &'r [RunRecord]) -> Vec<(&'r RunRecord, &'r RunRecord)> {
-    let on = |side: &str| -> Vec<&'r RunRecord> { records.iter().filter(|r| ComparePair::selects(side, &r.run.spec.sweep)).collect() };
+    let baseline = |r: &RunRecord| match &r.run.spec.system {
+        SystemSpec::Baseline(b) => Some(b.name()),
+        SystemSpec::Model(_) => None,
+    };
+    let on = |side: &str| -> Vec<&'r RunRecord> {
+        match ComparePair::baseline(side) {
+            Some(name) => records.iter().filter(|r| baseline(r).as_deref() == Some(name)).collect(),
+            None => records.iter().filter(|r| baseline(r).is_none() && ComparePair::selects(side, &r.run.spec.sweep)).collect(),
+        }
+    };
+    // A baseline's label names only the settings it depends on: it pairs with every run
+    // whose other settings include its own.
+    let agree = |a: &RunRecord, b: &RunRecord| {
+        let (ra, rb) = (pair.rest(&a.run.spec.sweep), pair.rest(&b.run.spec.sweep));
+        match (baseline(a).is_some(), baseline(b).is_some()) {
+            (true, false) => ra.iter().all(|s| rb.contains(s)),
+            (false, true) => rb.iter().all(|s| ra.contains(s)),
+            _ => ra == rb,
+        }
+    };
     let bs = on(&pair.b);
-    on(&pair.a)
-        .into_iter()
-        .filter_map(|a| {
-            let rest = pair.rest(&a.run.spec.sweep);
-            bs.iter().find(|b| pair.rest(&b.run.spec.sweep) == rest).map(|b| (a, *b))
-        })
-        .collect()
+    on(&pair.a).into_iter().flat_map(|a| bs.iter().filter(move |b| agree(a, b)).map(move |b| (a, *b))).collect::<Vec<_>>()
 }
 
 /// The comparison as a terminal/Markdown table with its conventions.

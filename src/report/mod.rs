@@ -82,6 +82,9 @@ pub fn write_report(inputs: &[std::path::PathBuf], results_root: &std::path::Pat
     if let Some(by_mention) = mention_table(&records) {
         md.push_str(&format!("\n## Where the hits come from\n\n{by_mention}"));
     }
+    if let Some(diagnostics) = diagnostics_table(&records) {
+        md.push_str(&format!("\n## Unseen codes and the span probe\n\n{diagnostics}"));
+    }
     md.push_str(&format!("\n## Paper says / we measured\n\n{}", published::section(&runs)));
     if !plots.is_empty() {
         md.push_str("\n## Plots\n\n");
@@ -290,6 +293,41 @@ pub fn mention_table(records: &[RunRecord]) -> Option<String> {
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     Some(format!("Recall by mention kind, % (found/gold (document, code) pairs):\n\n{}", markdown_table(&header, &rows)))
+}
+
+/// What each run wrote for unseen-code mentions, and the span probe of model runs: one row
+/// per run and split where the split has gold pairs of unseen codes.
+pub fn diagnostics_table(records: &[RunRecord]) -> Option<String> {
+    let header = [
+        "run", "split", "probe seen", "probe unseen", "unseen pairs found", "wrote a sibling", "wrote another code", "wrote nothing", "unseen share: predicted / gold",
+    ];
+    let share = |part: usize, all: usize| if all == 0 { "–".to_string() } else { format!("{:.1}% of {all}", 100.0 * part as f64 / all as f64) };
+    let mut rows = Vec::new();
+    for r in records {
+        for (split, m) in &r.metrics.splits {
+            let Some(u) = &m.unseen_errors else { continue };
+            let acc = |a: &crate::metrics::probe::Accuracy| if a.n == 0 { "–".into() } else { format!("{:.1} ({}/{})", 100.0 * a.accuracy, a.correct, a.n) };
+            let (seen, unseen) = m.probe.as_ref().map_or(("–".to_string(), "–".to_string()), |p| (format!("{} [{}]", acc(&p.seen), p.format), acc(&p.unseen)));
+            rows.push(vec![
+                r.run.label(),
+                split.clone(),
+                seen,
+                unseen,
+                format!("{}/{}", u.found, u.gold_pairs),
+                u.sibling.to_string(),
+                u.other_code.to_string(),
+                u.nothing.to_string(),
+                format!("{} / {}", share(u.predicted_unseen_pairs, u.predicted_pairs), share(u.gold_pairs, u.gold_all_pairs)),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Unseen codes and the span probe (probe: the split's gold mentions coded one at a time outside their note, % correct (correct/asked) [format]; unseen pairs: gold (document, unseen code) pairs and what was written for the missed ones):\n\n{}",
+        markdown_table(&header, &rows)
+    ))
 }
 
 /// [`over_seeds`] for runs just executed or reused: each dated by its DONE marker.

@@ -13,7 +13,7 @@ pub use model::ModelRecord;
 pub use pretrain::PretrainRecord;
 pub use crate::metrics::split::{score_split, SplitMetrics, RANKING_KS};
 
-use crate::baselines::{self, CodeScorer, DictionaryCoder, FuzzyCoder, LaatCoder, TfidfCoder};
+use crate::baselines::{self, CodeScorer, DictionaryCoder, FuzzyCoder, LaatCoder, PriorCoder, TfidfCoder};
 use crate::config::Baseline;
 use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
 use crate::data::{self, CodeTable, Dataset, Split};
@@ -266,6 +266,9 @@ struct PredictRecord {
     inference: crate::model::generate::Throughput,
     #[serde(default)]
     stats: crate::predict::PredictStats,
+    /// The span probe on this split (model runs with `eval.probe_spans` > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    probe: Option<crate::metrics::probe::ProbeReport>,
 }
 
 /// Stores one split's predictions in its stage (stats first, predictions last: their presence means complete).
@@ -390,7 +393,11 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         if preds.len() != docs.len() {
             return Err(RunError::CorruptCache { path: cached, reason: format!("{} predictions for {} documents", preds.len(), docs.len()) });
         }
-        let scored = score_split(&docs, &preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
+        let mut scored = score_split(&docs, &preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
+        let stats = predict_dir(run, name).join(PREDICT_STATS);
+        if stats.is_file() {
+            scored.probe = read_json_file::<PredictRecord>(&stats)?.probe;
+        }
         log.line(format!(
             "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
             docs.len(),
@@ -466,6 +473,20 @@ fn baseline_predictions(
             ));
             let cost = trained_cost(params.iterations, r.train_docs as u64, r.tokens, 0, r.estimated_flops, r.train_seconds);
             return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), Some(cost), run, dataset, log);
+        }
+        Baseline::Prior(params) => {
+            let train: Vec<&data::Document> = dataset.split(Split::Train).collect();
+            let val: Vec<&data::Document> = dataset.split(Split::Val).collect();
+            let prior = PriorCoder::fit(&train, &val, params);
+            let top: Vec<String> = prior.ranking.iter().take(prior.k.max(3)).map(|(c, s)| format!("{c} {:.1}%", 100.0 * s)).collect();
+            log.line(format!("prior: k = {} ({}); most frequent training codes: {}", prior.k, prior.chosen_by, top.join(", ")));
+            let mut out = Vec::new();
+            for split_name in &run.spec.eval.splits {
+                let Some(split) = Split::parse(split_name) else { continue };
+                out.push((split, dataset.split(split).map(|d| prior.predict(d)).collect()));
+            }
+            let record = serde_json::json!({ "baseline": run.spec.system_name(), "prior": prior });
+            return Ok(BaselineOutcome { predictions: out, fitted: Some(FittedBaseline { cost: None, record }) });
         }
         Baseline::Laat(params) => {
             let (train, space) = training_data(dataset);

@@ -3,7 +3,7 @@
 
 use super::pretrain::{self, PretrainRecord};
 use super::{PredictRecord, RunError, RunLog, RunOptions};
-use crate::config::{Backbone, LongDocuments, PromptChoice, TrainMode};
+use crate::config::{Backbone, Eval, LongDocuments, PromptChoice, SpanFormat, TrainMode};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
 use crate::config::ExpansionKind;
@@ -18,8 +18,9 @@ use crate::model::llama::{tiny_config, CausalLM};
 use crate::model::lora::LoraConfig;
 use crate::model::tokenizer::TextTokenizer;
 use crate::plan::{ModelSpec, PlannedRun};
-use crate::predict::{self, PredictConfig, PredictStats};
-use crate::prompt::{DocExample, Formatter, PromptStyle, SpanExample, TrainingPair};
+use crate::predict::{self, PredictConfig, PredictStats, ProbeFormat};
+use crate::metrics::probe::{score_probe, ProbeReport};
+use crate::prompt::{span_notes, DocExample, Formatter, PromptStyle, SpanExample, TrainingPair};
 use crate::train::{self, encode_pairs, ExampleKind, TrainOptions, TrainReport, Trainable};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -270,7 +271,11 @@ pub(super) fn run(
         }
         record.truncated_documents = truncated_docs;
         record.truncated_tokens = truncated_tokens;
-        let mut pairs: Vec<(TrainingPair, ExampleKind)> = spans.iter().map(|s| (formatter.span_pair(s, Some(&tok)), ExampleKind::Span)).collect();
+        // Span examples through the span task, or as short notes through the document task.
+        let mut pairs: Vec<(TrainingPair, ExampleKind)> = match spec.mix.span_format {
+            SpanFormat::Span => spans.iter().map(|s| (formatter.span_pair(s, Some(&tok)), ExampleKind::Span)).collect(),
+            SpanFormat::Note => span_notes(&spans, spec.mix.note_negated, seed).iter().map(|n| (formatter.doc_pair(n, Some(&tok)), ExampleKind::Span)).collect(),
+        };
         pairs.extend(docs.iter().map(|d| (formatter.doc_pair(d, Some(&tok)), ExampleKind::Document)));
         let (examples, enc) = encode_pairs(&pairs, &tok, spec.train.max_length).map_err(model_err)?;
         let n_spans = examples.iter().filter(|e| e.kind == ExampleKind::Span).count();
@@ -370,7 +375,52 @@ pub(super) fn run(
             out.throughput.decode_per_second(),
             out.stats.rejected_codes
         ));
-        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats }));
+        let probe = probe(&model, &tok, &formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, log)?;
+        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe }));
     }
     Ok(ModelOutcome { predictions, record })
+}
+
+/// The span probe on one split: its gold mentions coded one at a time, in the format the run
+/// trained spans in (a run without span training, or with `span_format = "note"`, answers
+/// one-sentence notes through the document task). `None` when off or the split has no evidence.
+#[allow(clippy::too_many_arguments)]
+fn probe(
+    model: &CausalLM,
+    tok: &TextTokenizer,
+    formatter: &Formatter,
+    codes: &CodeSet,
+    dataset: &Dataset,
+    docs: &[&Document],
+    spec: &ModelSpec,
+    pcfg: &PredictConfig,
+    eval: &Eval,
+    log: &mut RunLog,
+) -> Result<Option<ProbeReport>, RunError> {
+    if eval.probe_spans == 0 {
+        return Ok(None);
+    }
+    let seen: std::collections::HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
+    let (items, available) = predict::probe_items(docs, &seen, eval.probe_spans, pcfg.seed);
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let trains_span_task = spec.train.mode == TrainMode::Finetune && spec.mix.uses_spans() && spec.mix.span_format == SpanFormat::Span;
+    let format = if trains_span_task { ProbeFormat::Span } else { ProbeFormat::Note };
+    let (written, _) = predict::probe_mentions(model, tok, formatter, codes, &items, format, pcfg).map_err(model_err)?;
+    let report = score_probe(format.as_str(), available, &items, &written);
+    log.line(format!(
+        "span probe ({}): {} of {} gold mentions; seen {}/{} ({:.1}%), unseen {}/{} ({:.1}%), {} unseen misses wrote a sibling",
+        report.format,
+        report.probed,
+        report.available,
+        report.seen.correct,
+        report.seen.n,
+        100.0 * report.seen.accuracy,
+        report.unseen.correct,
+        report.unseen.n,
+        100.0 * report.unseen.accuracy,
+        report.unseen_sibling
+    ));
+    Ok(Some(report))
 }
