@@ -24,11 +24,11 @@ fn quickstart_plans_with_fingerprints() {
         .stdout
         .clone();
     let mut fps = fingerprints(&out);
-    // Two training arms (document_only, mixed) and two baselines (dictionary, fuzzy).
-    assert_eq!(fps.len(), 4, "{}", String::from_utf8_lossy(&out));
+    // Two training arms (document_only, mixed) and three baselines (prior, dictionary, fuzzy).
+    assert_eq!(fps.len(), 5, "{}", String::from_utf8_lossy(&out));
     fps.sort();
     fps.dedup();
-    assert_eq!(fps.len(), 4, "every run has its own fingerprint");
+    assert_eq!(fps.len(), 5, "every run has its own fingerprint");
 }
 
 #[test]

@@ -161,3 +161,70 @@ fn checkpointing_is_the_same_run_with_the_same_numbers() {
     run(&ckpt, &ckpt_results, &[]).success();
     assert_eq!(metrics(&plain_results), metrics(&ckpt_results));
 }
+
+/// Span examples as short notes, the prior baseline and the span probe, end to end: the mixed
+/// run trains on notes through the document task and probes in that format, every unseen gold
+/// pair lands in exactly one error class, and the prior writes its k codes for every note.
+#[test]
+fn span_notes_the_prior_and_the_probe_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = "\n[[baselines]]\nkind = \"prior\"\n\n[[compare]]\na = \"baseline=prior\"\nb = \"mix.strategy=mixed\"\n\n[sweep]\n\"mix.strategy\" = [\"document_only\", \"mixed\"]\n";
+    let exp = common::tiny_model_experiment(tmp.path(), "notes", extra);
+    let text = std::fs::read_to_string(&exp).unwrap().replace("span_ratio = 0.5\n", "span_ratio = 0.5\nspan_format = \"note\"\nnote_negated = 0.5\n");
+    std::fs::write(&exp, text).unwrap();
+    let results = tmp.path().join("results");
+    let out = icdbench().arg("run").arg(&exp).arg("--results").arg(&results).arg("--quiet").assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).to_string();
+
+    let mut runs = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(results.join("notes")).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("DONE").is_file() {
+            let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+            let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("spec.json")).unwrap()).unwrap();
+            let name = match spec.pointer("/system/mix/strategy").and_then(|s| s.as_str()) {
+                Some(s) => s.to_string(),
+                None => metrics["system"].as_str().unwrap().to_string(),
+            };
+            runs.insert(name, (dir, metrics, spec));
+        }
+    }
+    assert_eq!(runs.keys().map(String::as_str).collect::<Vec<_>>(), ["document_only", "mixed", "prior"]);
+
+    // The prior: the same k most frequent training codes for every test note, k from validation.
+    let (prior_dir, prior_metrics, _) = &runs["prior"];
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(prior_dir.join("baseline.json")).unwrap()).unwrap();
+    let k = record.pointer("/prior/k").and_then(|v| v.as_u64()).unwrap_or_else(|| panic!("no prior.k in {record}")) as usize;
+    let curve = record.pointer("/prior/curve").and_then(|v| v.as_array()).unwrap();
+    assert_eq!(curve.len(), 21, "k = 0..=20 tried on validation");
+    let preds: Vec<serde_json::Value> = std::fs::read_to_string(prior_dir.join("predictions-test.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(preds.len(), 8);
+    assert!(preds.iter().all(|p| p["codes"] == preds[0]["codes"] && p["codes"].as_array().unwrap().len() == k), "{preds:?}");
+    assert_eq!(prior_metrics.pointer("/splits/test/unseen_errors/found").and_then(|v| v.as_u64()), Some(0), "the prior never writes an unseen code");
+
+    // The mixed run trained on span notes and probes in the note format; document_only probes
+    // through the document task too (it trained on no span task).
+    let (mixed_dir, mixed, _) = &runs["mixed"];
+    let log = std::fs::read_to_string(mixed_dir.join("run.log")).unwrap();
+    assert!(log.contains("span probe (note)"), "{log}");
+    for arm in ["document_only", "mixed"] {
+        let m = &runs[arm].1;
+        let probe = m.pointer("/splits/test/probe").unwrap_or_else(|| panic!("{arm}: no probe in metrics.json"));
+        assert_eq!(probe["format"], "note");
+        let asked = probe["seen"]["n"].as_u64().unwrap() + probe["unseen"]["n"].as_u64().unwrap();
+        assert_eq!(asked, probe["probed"].as_u64().unwrap());
+        assert!(asked > 0 && asked <= probe["available"].as_u64().unwrap());
+        assert!(probe["unseen"]["n"].as_u64().unwrap() > 0, "unseen codes' mentions are probed: {probe}");
+        let u = m.pointer("/splits/test/unseen_errors").unwrap();
+        let n = |k: &str| u[k].as_u64().unwrap();
+        assert_eq!(n("found") + n("sibling") + n("other_code") + n("nothing"), n("gold_pairs"), "{arm}: {u}");
+        assert!(n("gold_pairs") >= 5, "every unseen code is in a test note: {u}");
+    }
+    let training: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(mixed_dir.join("training.json")).unwrap()).unwrap();
+    assert!(training["span_examples"].as_u64().unwrap() > 0);
+    // The tables show the prior row, the diagnostics and the prior-vs-mixed comparison.
+    assert!(stdout.contains("| prior "), "{stdout}");
+    assert!(stdout.contains("Unseen codes and the span probe"), "{stdout}");
+    assert!(stdout.contains("Is mix.strategy=mixed better than baseline=prior?"), "{stdout}");
+    assert!(mixed.pointer("/splits/test/sets").is_some());
+}

@@ -1301,7 +1301,9 @@ mod tests {
         let text = toml::to_string(&exp).unwrap();
         let again = parse_experiment(&text, path).unwrap();
         assert_eq!(exp, again);
-        assert_eq!(exp.baselines[0].name(), "dictionary");
+        let names: Vec<String> = exp.baselines.iter().map(Baseline::name).collect();
+        assert_eq!(names, ["prior", "dictionary", "fuzzy"]);
+        assert_eq!((exp.mix.span_format, exp.mix.note_negated), (SpanFormat::Note, 0.25));
         assert!(matches!(&exp.data.source, DataSource::Synthetic(p) if p.version == crate::data::synthetic::GENERATOR_VERSION));
     }
 

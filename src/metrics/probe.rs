@@ -62,12 +62,19 @@ pub struct ProbeReport {
     pub unseen: Accuracy,
     /// For unseen codes: a code of the same category written instead (`I26.99` for `I26.09`).
     pub unseen_sibling: usize,
+    /// Probed mentions whose text (case aside) is also a span example the run trained on, for
+    /// the same code: those test recall of a trained string, the rest generalisation.
+    #[serde(default)]
+    pub seen_in_training_spans: usize,
+    #[serde(default)]
+    pub unseen_in_training_spans: usize,
     /// The most frequent misses, unseen codes first.
     pub confusions: Vec<Confusion>,
 }
 
 /// Scores the probe: `written[i]` holds the codes the model wrote for `items[i]`.
-pub fn score_probe(format: &str, available: usize, items: &[ProbeItem], written: &[Vec<Code>]) -> ProbeReport {
+pub fn score_probe(format: &str, available: usize, items: &[ProbeItem], written: &[Vec<Code>], trained: &HashSet<(String, Code)>) -> ProbeReport {
+    let in_training = |seen: bool| items.iter().filter(|i| i.seen == seen && trained.contains(&(i.mention.to_lowercase(), i.code.clone()))).count();
     let (mut seen, mut unseen, mut sibling) = (Accuracy::default(), Accuracy::default(), 0);
     let mut misses: BTreeMap<(bool, String, String), usize> = BTreeMap::new();
     for (item, codes) in items.iter().zip(written) {
@@ -85,7 +92,17 @@ pub fn score_probe(format: &str, available: usize, items: &[ProbeItem], written:
         misses.into_iter().map(|((s, gold, written), count)| (s, Confusion { gold, written, count })).collect();
     confusions.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.count.cmp(&a.1.count)).then(a.1.gold.cmp(&b.1.gold)));
     let confusions = confusions.into_iter().take(12).map(|(_, c)| c).collect();
-    ProbeReport { format: format.to_string(), available, probed: items.len(), seen, unseen, unseen_sibling: sibling, confusions }
+    ProbeReport {
+        format: format.to_string(),
+        available,
+        probed: items.len(),
+        seen,
+        unseen,
+        unseen_sibling: sibling,
+        seen_in_training_spans: in_training(true),
+        unseen_in_training_spans: in_training(false),
+        confusions,
+    }
 }
 
 /// What a system wrote for the mentions of codes no training document carries.
@@ -173,7 +190,10 @@ mod tests {
             ProbeItem { mention: "reflux".into(), code: code("K21.9"), seen: true },
         ];
         let written = vec![vec![code("I10")], vec![code("I26.99")], vec![code("I26.09")], vec![]];
-        let r = score_probe("note", 9, &items, &written);
+        let trained: HashSet<(String, Code)> = [("lung clot".to_string(), code("I26.09")), ("clot in lung".to_string(), code("I26.99"))].into_iter().collect();
+        let r = score_probe("note", 9, &items, &written, &trained);
+        // Only the same text for the same code counts as trained.
+        assert_eq!((r.seen_in_training_spans, r.unseen_in_training_spans), (0, 1));
         assert_eq!((r.available, r.probed), (9, 4));
         assert_eq!((r.seen.n, r.seen.correct), (2, 1));
         assert_eq!((r.unseen.n, r.unseen.correct, r.unseen.accuracy), (2, 1, 0.5));

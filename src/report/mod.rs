@@ -307,7 +307,9 @@ pub fn diagnostics_table(records: &[RunRecord]) -> Option<String> {
         for (split, m) in &r.metrics.splits {
             let Some(u) = &m.unseen_errors else { continue };
             let acc = |a: &crate::metrics::probe::Accuracy| if a.n == 0 { "–".into() } else { format!("{:.1} ({}/{})", 100.0 * a.accuracy, a.correct, a.n) };
-            let (seen, unseen) = m.probe.as_ref().map_or(("–".to_string(), "–".to_string()), |p| (format!("{} [{}]", acc(&p.seen), p.format), acc(&p.unseen)));
+            let (seen, unseen) = m.probe.as_ref().map_or(("–".to_string(), "–".to_string()), |p| {
+                (format!("{} [{}; {} trained strings]", acc(&p.seen), p.format, p.seen_in_training_spans), format!("{} [{} trained strings]", acc(&p.unseen), p.unseen_in_training_spans))
+            });
             rows.push(vec![
                 r.run.label(),
                 split.clone(),
@@ -325,7 +327,7 @@ pub fn diagnostics_table(records: &[RunRecord]) -> Option<String> {
         return None;
     }
     Some(format!(
-        "Unseen codes and the span probe (probe: the split's gold mentions coded one at a time outside their note, % correct (correct/asked) [format]; unseen pairs: gold (document, unseen code) pairs and what was written for the missed ones):\n\n{}",
+        "Unseen codes and the span probe (probe: the split's gold mentions coded one at a time outside their note, % correct (correct/asked) [format; how many of the mentions asked are, letter for letter, span texts the run trained on for that code]; unseen pairs: gold (document, unseen code) pairs and what was written for the missed ones):\n\n{}",
         markdown_table(&header, &rows)
     ))
 }

@@ -23,6 +23,7 @@ use crate::metrics::probe::{score_probe, ProbeReport};
 use crate::prompt::{span_notes, DocExample, Formatter, PromptStyle, SpanExample, TrainingPair};
 use crate::train::{self, encode_pairs, ExampleKind, TrainOptions, TrainReport, Trainable};
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::path::Path;
 
 /// What a model run records beside its scores: the cost of training and what it was fed.
@@ -203,6 +204,8 @@ pub(super) fn run(
     log.line(format!("backbone {} on {}: {parameters} parameters, vocabulary {}", spec.backbone.name, crate::device::name(device), tok.vocab_size()));
     let formatter = Formatter::new(style).with_order(spec.backbone.answer);
 
+    // Span texts the run trains on, by code: the probe tells recall of a trained string from generalisation.
+    let mut trained_spans: HashSet<(String, Code)> = HashSet::new();
     let mut record = ModelRecord {
         device: crate::device::name(device),
         backbone: spec.backbone.name.clone(),
@@ -244,6 +247,9 @@ pub(super) fn run(
             .iter()
             .map(|e| SpanExample { span: e.span.clone(), context: e.context.clone(), codes: vec![e.code.clone()], source: format!("{:?}", e.strategy) })
             .collect();
+        if spec.mix.uses_spans() {
+            trained_spans.extend(spans.iter().flat_map(|s| s.codes.iter().map(move |c| (one_line_lower(&s.span), c.clone()))));
+        }
         // Documents that fit the training length whole, or in windows, or truncated.
         let budget = spec.train.max_length.saturating_sub(160).max(64);
         let mut docs: Vec<DocExample> = Vec::new();
@@ -271,10 +277,12 @@ pub(super) fn run(
         }
         record.truncated_documents = truncated_docs;
         record.truncated_tokens = truncated_tokens;
-        // Span examples through the span task, or as short notes through the document task.
-        let mut pairs: Vec<(TrainingPair, ExampleKind)> = match spec.mix.span_format {
+        // Span examples through the span task, or as short notes through the document task, as
+        // this run's mix says (a token-matched run's: the mix whose tokens it matches).
+        let span_mix = if spec.mix.uses_spans() { &spec.mix } else { spec.train.match_tokens_of.as_ref().unwrap_or(&spec.mix) };
+        let mut pairs: Vec<(TrainingPair, ExampleKind)> = match span_mix.span_format {
             SpanFormat::Span => spans.iter().map(|s| (formatter.span_pair(s, Some(&tok)), ExampleKind::Span)).collect(),
-            SpanFormat::Note => span_notes(&spans, spec.mix.note_negated, seed).iter().map(|n| (formatter.doc_pair(n, Some(&tok)), ExampleKind::Span)).collect(),
+            SpanFormat::Note => span_notes(&spans, span_mix.note_negated, seed).iter().map(|n| (formatter.doc_pair(n, Some(&tok)), ExampleKind::Span)).collect(),
         };
         pairs.extend(docs.iter().map(|d| (formatter.doc_pair(d, Some(&tok)), ExampleKind::Document)));
         let (examples, enc) = encode_pairs(&pairs, &tok, spec.train.max_length).map_err(model_err)?;
@@ -375,7 +383,7 @@ pub(super) fn run(
             out.throughput.decode_per_second(),
             out.stats.rejected_codes
         ));
-        let probe = probe(&model, &tok, &formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, log)?;
+        let probe = probe(&model, &tok, &formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, &trained_spans, log)?;
         predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe }));
     }
     Ok(ModelOutcome { predictions, record })
@@ -395,6 +403,7 @@ fn probe(
     spec: &ModelSpec,
     pcfg: &PredictConfig,
     eval: &Eval,
+    trained_spans: &HashSet<(String, Code)>,
     log: &mut RunLog,
 ) -> Result<Option<ProbeReport>, RunError> {
     if eval.probe_spans == 0 {
@@ -408,9 +417,9 @@ fn probe(
     let trains_span_task = spec.train.mode == TrainMode::Finetune && spec.mix.uses_spans() && spec.mix.span_format == SpanFormat::Span;
     let format = if trains_span_task { ProbeFormat::Span } else { ProbeFormat::Note };
     let (written, _) = predict::probe_mentions(model, tok, formatter, codes, &items, format, pcfg).map_err(model_err)?;
-    let report = score_probe(format.as_str(), available, &items, &written);
+    let report = score_probe(format.as_str(), available, &items, &written, trained_spans);
     log.line(format!(
-        "span probe ({}): {} of {} gold mentions; seen {}/{} ({:.1}%), unseen {}/{} ({:.1}%), {} unseen misses wrote a sibling",
+        "span probe ({}): {} of {} gold mentions; seen {}/{} ({:.1}%), unseen {}/{} ({:.1}%), {} unseen misses wrote a sibling; {} seen and {} unseen mentions are trained span texts of their code",
         report.format,
         report.probed,
         report.available,
@@ -420,7 +429,14 @@ fn probe(
         report.unseen.correct,
         report.unseen.n,
         100.0 * report.unseen.accuracy,
-        report.unseen_sibling
+        report.unseen_sibling,
+        report.seen_in_training_spans,
+        report.unseen_in_training_spans
     ));
     Ok(Some(report))
+}
+
+/// A span's text as the probe compares it: whitespace runs folded, lower case.
+fn one_line_lower(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
