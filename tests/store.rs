@@ -41,7 +41,7 @@ fn one_fingerprint_whatever_the_path_to_the_experiment_or_the_checkout() {
     let from_root = plan(&repo, Path::new("experiments/quickstart.toml"), &results);
     let from_experiments = plan(&repo.join("experiments"), Path::new("quickstart.toml"), &results);
     let absolute = plan(tmp.path(), &repo.join("experiments/quickstart.toml"), &results);
-    assert_eq!(from_root.len(), 4);
+    assert_eq!(from_root.len(), 5, "two training arms and three baselines");
     assert_eq!(from_root, from_experiments);
     assert_eq!(from_root, absolute);
 
