@@ -95,10 +95,23 @@ fn tiny_reading_pretraining_is_done_once_and_shared_across_seeds_and_mixes() {
 /// reads as many tokens as it, to within one example; and the log says so.
 #[test]
 fn equal_exposure_arms_feed_what_they_promise() {
+    equal_exposure_arms("span");
+}
+
+/// With spans written as notes, the token-matched run counts the notes' tokens, not the span task's.
+#[test]
+fn equal_exposure_arms_feed_what_they_promise_with_span_notes() {
+    equal_exposure_arms("note");
+}
+
+fn equal_exposure_arms(span_format: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let arms = "\n[arms.document_only]\n\"mix.strategy\" = \"document_only\"\n\n[arms.mixed]\n\"mix.strategy\" = \"mixed\"\n\n[arms.tokens]\n\"mix.strategy\" = \"document_only\"\n\"train.match_tokens_of\" = { strategy = \"mixed\", span_ratio = 0.5 }\n";
-    let exp = common::tiny_model_experiment(tmp.path(), "exposure", arms);
-    let text = std::fs::read_to_string(&exp).unwrap().replace("steps = 12\n", "steps = 0\nepochs = 1.0\n");
+    let arms = format!("\n[arms.document_only]\n\"mix.strategy\" = \"document_only\"\n\n[arms.mixed]\n\"mix.strategy\" = \"mixed\"\n\n[arms.tokens]\n\"mix.strategy\" = \"document_only\"\n\"train.match_tokens_of\" = {{ strategy = \"mixed\", span_ratio = 0.5, span_format = \"{span_format}\" }}\n");
+    let exp = common::tiny_model_experiment(tmp.path(), "exposure", &arms);
+    let text = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("steps = 12\n", "steps = 0\nepochs = 1.0\n")
+        .replace("span_ratio = 0.5\n", &format!("span_ratio = 0.5\nspan_format = \"{span_format}\"\n"));
     std::fs::write(&exp, text).unwrap();
     let results = tmp.path().join("results");
     icdbench().arg("run").arg(&exp).arg("--results").arg(&results).arg("--quiet").assert().success();
