@@ -18,7 +18,7 @@ source "$root/scripts/bench/cases.sh"
 
 bin="${1:?usage: gpu-bench.sh BINARY[.xz] [OUT.json]}"
 if [[ -n "${2:-}" ]]; then json="$2"; elif [[ -n "${OUT:-}" ]]; then json="$OUT/gpu-bench.json"; else json="$PWD/gpu-bench.json"; fi
-budget_s=480  # the whole run, both frameworks
+budget_s="${ICDBENCH_BENCH_BUDGET_S:-480}"  # the whole run, both frameworks (ICDBENCH_BENCH_BUDGET_S overrides)
 
 # Most important first: when the budget runs out, what is left is the least needed.
 # "case timeout_s repeats"; the large shapes get 2 repeats after the one warm-up both sides run.
