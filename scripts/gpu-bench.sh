@@ -37,12 +37,7 @@ plan=(
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if [[ "$bin" == *.xz ]]; then
-  xz -dc "$bin" > "$work/icdbench"
-  chmod +x "$work/icdbench"
-  bin="$work/icdbench"
-fi
-[[ -x "$bin" ]] || { echo "$bin is not an executable" >&2; exit 2; }
+bin="$(executable_binary "$bin" "$work")" || exit 2
 python=/opt/torch/.venv/bin/python
 [[ -x "$python" ]] || python="$(command -v python3)" || { echo "no python with torch found" >&2; exit 2; }
 torch_lib="$(torch_lib_dir)" || { echo "no torch lib folder found (is torch installed in /opt/torch/.venv?)" >&2; exit 2; }

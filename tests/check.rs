@@ -229,6 +229,39 @@ fn the_backbone_gate_fails_a_backbone_made_worse_on_purpose() {
     // Nothing to update for a gate that has no reference file.
     let e = stderr(&check(dir, &config, &["--update"]).code(2));
     assert!(e.contains("no reference file to update"), "{e}");
+
+    // A floor: with `floor = "prior"` every gated backbone must beat the prior of its
+    // experiment; without a prior run beside them the gate refuses the input.
+    let floored = dir.join("floored.toml");
+    std::fs::write(&floored, "experiments = [\"backbones.toml\"]\n\n[backbone_gate]\nkey = \"arm\"\nreference = \"tiny\"\nfloor = \"prior\"\n\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 5\n").unwrap();
+    let e = stderr(&check(dir, &floored, &[]).code(2));
+    assert!(e.contains("add [[baselines]] kind = \"prior\""), "{e}");
+    let mut experiment = std::fs::read_to_string(dir.join("backbones.toml")).unwrap();
+    experiment.push_str("\n[[baselines]]\nkind = \"prior\"\n");
+    std::fs::write(dir.join("backbones.toml"), experiment).unwrap();
+    let out = check(dir, &floored, &[]).code(1);
+    let text = stdout(&out);
+    // Each run's micro-F1, by the arm it was swept with (the prior sets none).
+    let micro = |arm: Option<&str>| -> f64 {
+        let dir = std::fs::read_dir(dir.join("results/backbone-gate")).unwrap().map(|e| e.unwrap().path()).find(|p| {
+            let spec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.join("spec.json")).unwrap_or_else(|_| "{}".into())).unwrap();
+            let swept = spec["sweep"].as_array().and_then(|s| s.iter().find(|kv| kv[0] == "arm")).map(|kv| kv[1].as_str().unwrap().trim_matches('"').to_string());
+            p.join("DONE").is_file() && swept.as_deref() == arm
+        });
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.unwrap_or_else(|| panic!("{arm:?} run")).join("metrics.json")).unwrap()).unwrap();
+        v["splits"]["test"]["sets"]["overall"]["micro"]["f1"].as_f64().unwrap()
+    };
+    let prior = micro(None);
+    // The reference backbone is held to the floor too; each floor row follows the numbers.
+    let floor_line = |arm: &str| text.lines().find(|l| l.contains(&format!("[arm={arm}]")) && l.contains("(floor: prior)")).map(str::to_string);
+    for arm in ["tiny", "tiny_broken"] {
+        let line = floor_line(arm).unwrap_or_else(|| panic!("a floor row for {arm}:\n{text}"));
+        assert_eq!(line.contains("BELOW FLOOR"), micro(Some(arm)) <= prior + 1e-9, "{arm} ({}) against the prior ({prior}): {line}", micro(Some(arm)));
+    }
+    // The broken arm learns nothing: it is below the prior.
+    assert!(micro(Some("tiny_broken")) < prior, "{text}");
+    let below = ["tiny", "tiny_broken"].iter().filter(|a| micro(Some(a)) <= prior + 1e-9).count();
+    assert!(text.contains(&format!("{below} below the floor")), "{text}");
 }
 
 /// What CI runs for backbones: `icdbench check ci/backbones.toml` trains and scores the tiny
@@ -266,7 +299,7 @@ fn the_backbone_gate_runs_on_the_packaged_backbones_and_report_draws_them() {
     let regressed = ["micro", "macro_gold"].iter().any(|k| f1(&gemma, k) < f1(&smollm2, k) - 10.0 - 1e-9);
     assert_eq!(a.get_output().status.code(), Some(if regressed { 1 } else { 0 }), "{out}\n{}", stderr(&a));
     assert_eq!(out.contains("REGRESSED"), regressed, "{out}");
-    assert!(out.contains(if regressed { "check failed against" } else { "ok: 3 runs, nothing regressed" }), "{out}");
+    assert!(out.contains(if regressed { "check failed against" } else { "ok: 4 runs, nothing regressed" }), "{out}");
 
     let report = tmp.path().join("report");
     icdbench().arg("report").arg(results.join("backbones")).arg("--out").arg(&report).assert().success();
@@ -277,6 +310,9 @@ fn the_backbone_gate_runs_on_the_packaged_backbones_and_report_draws_them() {
     let mut labelled = 0;
     for run in runs {
         let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+        if m["system"] == "prior" {
+            continue; // the floor, shown beside the backbones
+        }
         let seconds = m["cost"]["train_seconds"].as_f64().unwrap();
         let name = ["tiny", "smollm2-135m", "gemma3-270m"].into_iter().find(|n| m["system"].as_str().unwrap().starts_with(n)).unwrap();
         assert!(svg.contains(&format!("{name} ({seconds:.0} s, ")), "{name} ({seconds:.0} s, …) in backbones.svg");

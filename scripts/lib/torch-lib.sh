@@ -1,7 +1,9 @@
 # shellcheck shell=bash
-# Finds the lib folder of an installed torch 2.11 (sourced, not run), for running an icdbench
-# binary built elsewhere: the GPU machines' /opt/torch/.venv first, then python3 on PATH.
-# Prints the folder; fails when neither python imports torch.
+# Helpers for running an icdbench binary built elsewhere (sourced, not run).
+#
+# torch_lib_dir: the lib folder of an installed torch 2.11: the GPU machines'
+# /opt/torch/.venv first, then python3 on PATH. Prints the folder; fails when neither python
+# imports torch.
 torch_lib_dir() {
     local py dir
     for py in /opt/torch/.venv/bin/python python3; do
@@ -9,4 +11,22 @@ torch_lib_dir() {
             && [[ -d "$dir" ]] && { echo "$dir"; return 0; }
     done
     return 1
+}
+
+# Prints the path of a runnable icdbench binary from BINARY or BINARY.xz, unpacking an .xz
+# into the folder WORK (with xz, or Python's lzma where xz is not installed); fails with a
+# message when the result is not executable.
+executable_binary() {
+    local bin="$1" work="$2"
+    if [[ "$bin" == *.xz ]]; then
+        if command -v xz > /dev/null; then
+            xz -dc "$bin" > "$work/icdbench" || return 2
+        else
+            python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$bin" "$work/icdbench" || return 2
+        fi
+        chmod +x "$work/icdbench"
+        bin="$work/icdbench"
+    fi
+    [[ -x "$bin" ]] || { echo "$bin is not an executable" >&2; return 2; }
+    echo "$bin"
 }

@@ -27,6 +27,8 @@ struct BackboneGateFile {
     reference: String,
     #[serde(default)]
     judge: Option<Vec<String>>,
+    #[serde(default)]
+    floor: Option<String>,
 }
 
 /// Compare each run with the run of the reference backbone that has the same other settings,
@@ -40,6 +42,9 @@ pub struct BackboneGate {
     /// The values judged against it; `None`: every other value. Runs of values not judged
     /// (a floor such as the tiny model) run and are reported, but cannot fail the check.
     pub judge: Option<Vec<String>>,
+    /// A baseline of the same experiments (its name, e.g. `prior`) that the reference backbone
+    /// and every judged one must beat on each gated score, whatever the tolerances.
+    pub floor: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,7 +161,7 @@ impl CheckConfig {
             }
             (_, Some(g)) => {
                 let g = g.get_ref();
-                Some(BackboneGate { key: g.key.clone().unwrap_or_else(|| "backbone.name".into()), reference: g.reference.clone(), judge: g.judge.clone() })
+                Some(BackboneGate { key: g.key.clone().unwrap_or_else(|| "backbone.name".into()), reference: g.reference.clone(), judge: g.judge.clone(), floor: g.floor.clone() })
             }
             (Some(_), None) => None,
         };
@@ -188,7 +193,9 @@ mod tests {
         assert_eq!(ok.experiments, vec![PathBuf::from("b/e.toml")]);
         assert_eq!(ok.reference, Some(PathBuf::from("r/x.json")));
         let bb = CheckConfig::parse("experiments = [\"e.toml\"]\n[backbone_gate]\nreference = \"smollm2-135m\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 1\n", p).unwrap();
-        assert_eq!(bb.backbone_gate, Some(BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into(), judge: None }));
+        assert_eq!(bb.backbone_gate, Some(BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into(), judge: None, floor: None }));
+        let floored = CheckConfig::parse("experiments = [\"e.toml\"]\n[backbone_gate]\nreference = \"smollm2-135m\"\nfloor = \"prior\"\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 1\n", p).unwrap();
+        assert_eq!(floored.backbone_gate.unwrap().floor.as_deref(), Some("prior"));
         assert!(err("experiments = [\"e.toml\"]\n[[gate]]\nmetric = \"test.overall.micro_f1\"\npoints = 1\n").contains("nothing to compare with"));
         assert_eq!(ok.gates[0].tolerance, Tolerance::Relative(0.01));
     }

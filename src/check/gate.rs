@@ -43,6 +43,8 @@ pub enum Status {
     New,
     /// The run failed.
     Failed,
+    /// Not above the backbone gate's floor (a baseline such as the prior).
+    BelowFloor,
 }
 
 impl Status {
@@ -54,11 +56,12 @@ impl Status {
             Status::Missing => "MISSING",
             Status::New => "new",
             Status::Failed => "FAILED",
+            Status::BelowFloor => "BELOW FLOOR",
         }
     }
 
     pub fn fails(self) -> bool {
-        matches!(self, Status::Regressed | Status::Missing | Status::Failed)
+        matches!(self, Status::Regressed | Status::Missing | Status::Failed | Status::BelowFloor)
     }
 }
 
@@ -170,13 +173,14 @@ impl Outcome {
     /// One line: passed or failed, and the counts.
     pub fn summary(&self) -> String {
         let counts = format!(
-            "{} ok, {} improved, {} regressed, {} missing, {} failed, {} new",
+            "{} ok, {} improved, {} regressed, {} missing, {} failed, {} new, {} below the floor",
             self.count(Status::Ok),
             self.count(Status::Improved),
             self.count(Status::Regressed),
             self.count(Status::Missing),
             self.count(Status::Failed),
-            self.count(Status::New)
+            self.count(Status::New),
+            self.count(Status::BelowFloor)
         );
         if self.passed() {
             format!("ok: {} runs, nothing regressed beyond its tolerance ({counts})", self.runs)
@@ -209,6 +213,7 @@ mod tests {
             fingerprint: "f".into(),
             reused: true,
             sweep: vec![],
+            baseline: None,
             values: values.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             failed: None,
         }

@@ -54,6 +54,8 @@ pub struct CurrentRun {
     pub reused: bool,
     /// The run's sweep settings (`backbone.name` → `gemma3-270m`), for the backbone gate's pairing.
     pub sweep: Vec<(String, String)>,
+    /// The baseline's name (`prior`) when the run is a baseline's, not a model's.
+    pub baseline: Option<String>,
     pub values: BTreeMap<String, f64>,
     /// Why the run failed, if it did.
     pub failed: Option<String>,
@@ -91,6 +93,10 @@ pub fn run_all(config: &CheckConfig, results: &Path, progress: bool, mut on_done
             fingerprint: run.fingerprint.to_string(),
             reused: false,
             sweep: run.spec.sweep.clone(),
+            baseline: match &run.spec.system {
+                plan::SystemSpec::Baseline(b) => Some(b.name()),
+                plan::SystemSpec::Model(_) => None,
+            },
             values: BTreeMap::new(),
             failed: None,
         };
@@ -167,16 +173,30 @@ fn say_done(r: &CurrentRun) {
 fn check_backbones(config: &CheckConfig, gate: &BackboneGate, results: &Path, progress: bool) -> Result<Outcome, CheckError> {
     let current = run_all(config, results, progress, say_done)?;
     let (reference, candidates) = backbone_reference(&current, gate)?;
-    let rows = compare(&reference, &candidates, &config.gates);
+    let mut rows = compare(&reference, &candidates, &config.gates);
+    rows.extend(floor_rows(&current, gate, &config.gates)?);
     Ok(Outcome { config: config.path.clone(), reference: format!("the {} = {} runs", gate.key, gate.reference), rows, runs: current.len() })
+}
+
+/// The backbone a run was swept with (`gate.key`'s value), unquoted.
+fn backbone_of(r: &CurrentRun, gate: &BackboneGate) -> Option<String> {
+    r.sweep.iter().find(|(k, _)| *k == gate.key).map(|(_, v)| v.trim_matches('"').to_string())
+}
+
+/// A run's sweep settings other than the backbone: what pairs runs across backbones (and a
+/// backbone's run with the baselines, which the backbone does not change).
+fn other_settings(r: &CurrentRun, gate: &BackboneGate) -> Vec<(String, String)> {
+    r.sweep.iter().filter(|(k, _)| *k != gate.key).cloned().collect()
 }
 
 /// Splits `runs` into the reference backbone's and the candidates', and writes the reference
 /// values each candidate is judged against under the candidate's own name. A candidate with
-/// no reference run of the same other settings gets none (its rows read "new").
+/// no reference run of the same other settings gets none (its rows read "new"). Baseline runs
+/// set no backbone and are neither: they are shown, and the floor is one of them.
 pub fn backbone_reference(runs: &[CurrentRun], gate: &BackboneGate) -> Result<(Reference, Vec<CurrentRun>), CheckError> {
-    let setting = |r: &CurrentRun| r.sweep.iter().find(|(k, _)| *k == gate.key).map(|(_, v)| v.trim_matches('"').to_string());
-    let others = |r: &CurrentRun| -> Vec<(String, String)> { r.sweep.iter().filter(|(k, _)| *k != gate.key).cloned().collect() };
+    let setting = |r: &CurrentRun| backbone_of(r, gate);
+    let others = |r: &CurrentRun| other_settings(r, gate);
+    let runs: Vec<&CurrentRun> = runs.iter().filter(|r| r.baseline.is_none()).collect();
     if let Some(r) = runs.iter().find(|r| setting(r).is_none()) {
         return Err(CheckError::Input(format!("run {:?} does not set {}: a backbone gate needs experiments that sweep it", r.name, gate.key)));
     }
@@ -199,6 +219,44 @@ pub fn backbone_reference(runs: &[CurrentRun], gate: &BackboneGate) -> Result<(R
     Ok((reference, candidates.into_iter().cloned().collect()))
 }
 
+/// The floor: the reference backbone's runs and every judged one must score above the floor
+/// baseline's run of the same experiment and other settings, on each gated score (higher is
+/// better), whatever the tolerances. One row per run and gate; a gated backbone run with no
+/// floor run beside it is bad input (the experiment lacks the baseline).
+pub fn floor_rows(runs: &[CurrentRun], gate: &BackboneGate, gates: &[Gate]) -> Result<Vec<Row>, CheckError> {
+    let Some(floor) = &gate.floor else { return Ok(Vec::new()) };
+    let gated = |r: &CurrentRun| {
+        backbone_of(r, gate).is_some_and(|b| b == gate.reference || gate.judge.as_ref().is_none_or(|j| j.contains(&b)))
+    };
+    let mut rows = Vec::new();
+    for run in runs.iter().filter(|r| r.baseline.is_none() && r.failed.is_none() && gated(r)) {
+        let Some(base) = runs.iter().find(|b| b.baseline.as_ref() == Some(floor) && b.experiment == run.experiment && other_settings(b, gate) == other_settings(run, gate)) else {
+            return Err(CheckError::Input(format!(
+                "the backbone gate's floor is the baseline {floor:?}, but experiment {:?} has no such run beside {:?}: add [[baselines]] kind = \"{floor}\" to it",
+                run.experiment, run.name
+            )));
+        };
+        if let Some(why) = &base.failed {
+            return Err(CheckError::Input(format!("the floor's run {:?} failed ({why}); nothing to hold {:?} to", base.name, run.name)));
+        }
+        for g in gates.iter().filter(|g| g.metric.is_score() && g.metric.direction() == Direction::Higher) {
+            let (Some(floor_value), Some(now)) = (base.values.get(&g.name).copied(), run.values.get(&g.name).copied()) else { continue };
+            let status = if now > floor_value + 1e-9 { Status::Ok } else { Status::BelowFloor };
+            rows.push(Row {
+                run: run.name.clone(),
+                metric: format!("{} (floor: {floor})", g.name),
+                reference: Some(floor_value),
+                now: Some(now),
+                tolerance: None,
+                is_score: true,
+                status,
+                note: (status == Status::BelowFloor).then(|| format!("not above {}: a backbone must beat the {floor} baseline", base.name)),
+            });
+        }
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +269,7 @@ mod tests {
             fingerprint: "0".repeat(64),
             reused: true,
             sweep: vec![("backbone.name".into(), format!("\"{backbone}\"")), ("experiment.seed".into(), seed.into())],
+            baseline: None,
             values: BTreeMap::from([("test.overall.micro_f1".to_string(), micro)]),
             failed: None,
         }
@@ -220,7 +279,7 @@ mod tests {
     /// tolerance it passes, worse beyond it regresses; the reference runs are not rows.
     #[test]
     fn the_backbone_gate_pairs_runs_by_their_other_settings() {
-        let gate = BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into(), judge: None };
+        let gate = BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into(), judge: None, floor: None };
         let gates = vec![Gate { name: "test.overall.micro_f1".into(), metric: Metric::parse("test.overall.micro_f1").unwrap(), tolerance: Tolerance::Points(1.0) }];
         let runs = vec![run("smollm2-135m", "1", 0.40), run("smollm2-135m", "2", 0.30), run("gemma3-270m", "1", 0.395), run("gemma3-270m", "2", 0.25)];
         let (reference, candidates) = backbone_reference(&runs, &gate).unwrap();
@@ -243,5 +302,53 @@ mod tests {
         assert!(candidates.iter().all(|c| c.label.starts_with("gemma3-270m")) && candidates.len() == 2);
         let judge_missing = BackboneGate { judge: Some(vec!["qwen3-0.6b".into()]), ..gate };
         assert!(backbone_reference(&with_floor, &judge_missing).unwrap_err().to_string().contains("no run has backbone.name = \"qwen3-0.6b\""));
+    }
+
+    fn prior(seed: &str, micro: f64) -> CurrentRun {
+        CurrentRun { name: format!("e / prior seed {seed}"), label: "prior".into(), sweep: vec![("experiment.seed".into(), seed.into())], baseline: Some("prior".into()), ..run("", seed, micro) }
+    }
+
+    /// With a floor, the reference backbone and the judged ones must beat the named baseline of
+    /// the same seed on every gated score, whatever the tolerance; unjudged backbones are not held to it.
+    #[test]
+    fn the_floor_holds_every_gated_backbone_to_the_baseline_of_its_seed() {
+        let gate = BackboneGate { key: "backbone.name".into(), reference: "smollm2-135m".into(), judge: Some(vec!["gemma3-270m".into()]), floor: Some("prior".into()) };
+        let gates = vec![Gate { name: "test.overall.micro_f1".into(), metric: Metric::parse("test.overall.micro_f1").unwrap(), tolerance: Tolerance::Points(50.0) }];
+        let runs = vec![
+            run("smollm2-135m", "1", 0.40),
+            run("gemma3-270m", "1", 0.279),
+            run("tiny", "1", 0.05),
+            prior("1", 0.279),
+            run("smollm2-135m", "2", 0.50),
+            run("gemma3-270m", "2", 0.45),
+            prior("2", 0.30),
+        ];
+        // Baselines set no backbone and are not an error for the pairing.
+        let (reference, candidates) = backbone_reference(&runs, &gate).unwrap();
+        assert_eq!(candidates.len(), 2);
+        // Within the (wide) tolerance of SmolLM2, Gemma's seed 1 passes the pairing ...
+        assert!(compare(&reference, &candidates, &gates).iter().all(|r| r.status == Status::Ok));
+        // ... but a tie with the prior of its seed is not above it.
+        let rows = floor_rows(&runs, &gate, &gates).unwrap();
+        let status: Vec<(&str, Status, Option<f64>)> = rows.iter().map(|r| (r.run.as_str(), r.status, r.reference)).collect();
+        assert_eq!(
+            status,
+            vec![
+                ("e / smollm2-135m seed 1", Status::Ok, Some(0.279)),
+                ("e / gemma3-270m seed 1", Status::BelowFloor, Some(0.279)),
+                ("e / smollm2-135m seed 2", Status::Ok, Some(0.30)),
+                ("e / gemma3-270m seed 2", Status::Ok, Some(0.30)),
+            ]
+        );
+        assert_eq!(rows[1].metric, "test.overall.micro_f1 (floor: prior)");
+        assert!(Status::BelowFloor.fails());
+        let outcome = Outcome { config: "c.toml".into(), reference: "r".into(), rows, runs: runs.len() };
+        assert!(!outcome.passed());
+        assert!(outcome.text().contains("BELOW FLOOR e / gemma3-270m seed 1 test.overall.micro_f1 (floor: prior): 27.90 -> 27.90"), "{}", outcome.text());
+        // No floor run beside a gated backbone's: bad input naming the baseline to add.
+        let no_prior: Vec<CurrentRun> = runs.iter().filter(|r| r.baseline.is_none()).cloned().collect();
+        assert!(floor_rows(&no_prior, &gate, &gates).unwrap_err().to_string().contains("add [[baselines]] kind = \"prior\""));
+        // Without a floor, no rows.
+        assert!(floor_rows(&runs, &BackboneGate { floor: None, ..gate }, &gates).unwrap().is_empty());
     }
 }

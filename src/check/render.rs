@@ -59,6 +59,7 @@ impl Outcome {
                 Status::Regressed => "icdbench check regression",
                 Status::Missing => "icdbench check missing result",
                 Status::Failed => "icdbench check run failed",
+                Status::BelowFloor => "icdbench check below the floor",
                 Status::Improved => "icdbench check improvement",
                 _ => "icdbench check new result",
             };
