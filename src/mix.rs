@@ -14,12 +14,20 @@
 //! the documents, and a mixed run's spans come on top of them; and
 //! `match_tokens_of` feeds this run's one kind of example until it has read as
 //! many tokens as another mix's schedule (same data, seed and length) would.
+//!
+//! With `document_sampling = "code_balanced"` the document stream draws with
+//! replacement, each example weighted by its rarest code ([`document_weights`]),
+//! so the codes a skewed corpus rarely shows are read more often; the number of
+//! documents fed is the same as a shuffled run's.
 
-use crate::config::{Mix, MixStrategy, Train};
+use crate::config::{DocumentSampling, Mix, MixStrategy, Train};
+use rand::distr::weighted::WeightedIndex;
+use rand::distr::Distribution;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MixError {
@@ -29,6 +37,8 @@ pub enum MixError {
     Phase(String),
     #[error("train.match_tokens_of: a {0} run mixes two kinds of example; token matching feeds one kind until the budget is read: use mix.strategy = \"document_only\" or \"span_only\"")]
     TokenMatch(String),
+    #[error("mix.document_sampling = \"code_balanced\" weighs {docs} document examples by their codes, but codes came for {codes}")]
+    Codes { docs: usize, codes: usize },
 }
 
 /// What the mix will feed the model.
@@ -36,6 +46,9 @@ pub enum MixError {
 pub struct MixReport {
     pub strategy: MixStrategy,
     pub span_ratio: f64,
+    /// How the documents were drawn (`mix.document_sampling`).
+    #[serde(default)]
+    pub document_sampling: DocumentSampling,
     pub total: usize,
     pub spans_fed: usize,
     pub documents_fed: usize,
@@ -135,27 +148,41 @@ pub fn length(mix: &Mix, train: &Train, n_spans: usize, n_docs: usize) -> Length
     }
 }
 
-/// One kind's stream: reshuffled by its own generator each time it is used up.
+/// One kind's stream: reshuffled by its own generator each time it is used up, or, with
+/// weights, drawn with replacement from them.
 struct Stream {
     offset: usize,
     items: Vec<usize>,
     at: usize,
     fed: Vec<bool>,
     rng: StdRng,
+    weighted: Option<WeightedIndex<f64>>,
 }
 
 impl Stream {
     fn new(offset: usize, n: usize, seed: u64) -> Stream {
-        Stream { offset, items: (0..n).collect(), at: n, fed: vec![false; n], rng: StdRng::seed_from_u64(seed) }
+        Stream { offset, items: (0..n).collect(), at: n, fed: vec![false; n], rng: StdRng::seed_from_u64(seed), weighted: None }
+    }
+
+    /// A stream drawing item `i` with probability `weights[i] / Σ weights` (uniform when
+    /// the weights are unusable: empty, all zero or not finite).
+    fn weighted(offset: usize, weights: &[f64], seed: u64) -> Stream {
+        let mut s = Stream::new(offset, weights.len(), seed);
+        s.weighted = WeightedIndex::new(weights.iter().copied()).ok();
+        s
     }
 
     fn next(&mut self) -> usize {
-        if self.at == self.items.len() {
-            self.items.shuffle(&mut self.rng);
-            self.at = 0;
-        }
-        let i = self.items[self.at];
-        self.at += 1;
+        let i = if let Some(w) = &self.weighted {
+            w.sample(&mut self.rng)
+        } else {
+            if self.at == self.items.len() {
+                self.items.shuffle(&mut self.rng);
+                self.at = 0;
+            }
+            self.at += 1;
+            self.items[self.at - 1]
+        };
         self.fed[i] = true;
         self.offset + i
     }
@@ -163,6 +190,39 @@ impl Stream {
     fn distinct(&self) -> usize {
         self.fed.iter().filter(|f| **f).count()
     }
+}
+
+/// Draw weights of the document examples under `mix.document_sampling`, from each
+/// example's codes (`codes[i]`: document example `i`'s), or `None` for shuffled passes.
+/// `code_balanced`: `(N / n_c) ^ sampling_power` for the example's rarest code `c`, where
+/// `n_c` of the `N` examples carry `c`; examples without a code form one class of their own.
+pub fn document_weights<S: AsRef<str>>(mix: &Mix, codes: &[Vec<S>]) -> Option<Vec<f64>> {
+    if mix.document_sampling != DocumentSampling::CodeBalanced {
+        return None;
+    }
+    // An example's classes: its codes, or `None` for an example without one.
+    fn classes<S: AsRef<str>>(c: &[S]) -> Vec<Option<&str>> {
+        if c.is_empty() {
+            vec![None]
+        } else {
+            c.iter().map(|x| Some(x.as_ref())).collect()
+        }
+    }
+    let mut carriers: HashMap<Option<&str>, usize> = HashMap::new();
+    for c in codes {
+        let mut own = classes(c);
+        own.sort_unstable();
+        own.dedup();
+        for k in own {
+            *carriers.entry(k).or_default() += 1;
+        }
+    }
+    let n = codes.len() as f64;
+    let weights = codes
+        .iter()
+        .map(|c| classes(c).iter().map(|k| (n / carriers[k] as f64).powf(mix.sampling_power)).fold(0.0, f64::max))
+        .collect();
+    Some(weights)
 }
 
 /// Seeds of the document stream, the span stream and the span positions. The document
@@ -184,8 +244,22 @@ fn strategy_name(strategy: MixStrategy) -> String {
     serde_json::to_value(strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
-/// Builds the schedule of `length` example indices.
+/// Builds the schedule of `length` example indices, documents in shuffled passes.
 pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64) -> Result<MixPlan, MixError> {
+    plan_weighted(mix, n_spans, n_docs, length, seed, None)
+}
+
+/// The document stream of a schedule: shuffled passes, or draws by `weights` (one per
+/// document example) where given.
+fn document_stream(offset: usize, n_docs: usize, seed: u64, weights: Option<&[f64]>) -> Stream {
+    match weights {
+        Some(w) => Stream::weighted(offset, w, seed),
+        None => Stream::new(offset, n_docs, seed),
+    }
+}
+
+/// [`plan`], with documents drawn by `doc_weights` where given.
+fn plan_weighted(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64, doc_weights: Option<&[f64]>) -> Result<MixPlan, MixError> {
     let phases: Vec<Phase> = match (length, mix.strategy) {
         (Length::Counts { .. }, _) => vec![Phase::Mixed],
         (_, MixStrategy::DocumentOnly) => vec![Phase::Documents],
@@ -218,7 +292,7 @@ pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64)
         return Err(MixError::Empty { strategy, what: "document", hint: "the data has no training documents" });
     }
     let (doc_seed, span_seed, position_seed) = stream_seeds(seed);
-    let mut docs = Stream::new(n_spans, n_docs, doc_seed);
+    let mut docs = document_stream(n_spans, n_docs, doc_seed, doc_weights);
     let mut spans = Stream::new(0, n_spans, span_seed);
     let mut positions = StdRng::seed_from_u64(position_seed);
     let total = length.total();
@@ -249,6 +323,7 @@ pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64)
     let report = MixReport {
         strategy: mix.strategy,
         span_ratio: mix.span_ratio,
+        document_sampling: if doc_weights.is_some() { DocumentSampling::CodeBalanced } else { DocumentSampling::Shuffled },
         total: schedule.len(),
         spans_fed,
         documents_fed,
@@ -285,15 +360,25 @@ fn count_tokens(plan: &mut MixPlan, tokens: &[usize], n_spans: usize) {
 /// examples, seed and `steps`/`epochs`), and this run — `document_only` or `span_only` —
 /// then feeds its kind from its own stream until it has read at least as many tokens:
 /// it ends within one example of the budget.
-pub fn schedule(mix: &Mix, train: &Train, tokens: &[usize], n_spans: usize, seed: u64) -> Result<MixPlan, MixError> {
+///
+/// `doc_codes[i]` are document example `i`'s codes, which `code_balanced` sampling
+/// weighs (each mix by its own `document_sampling`).
+pub fn schedule(mix: &Mix, train: &Train, tokens: &[usize], n_spans: usize, doc_codes: &[Vec<String>], seed: u64) -> Result<MixPlan, MixError> {
     let n_spans = n_spans.min(tokens.len());
     let n_docs = tokens.len() - n_spans;
+    let needs_codes = [Some(mix), train.match_tokens_of.as_ref()].into_iter().flatten().any(|m| m.document_sampling == DocumentSampling::CodeBalanced);
+    if needs_codes && doc_codes.len() != n_docs {
+        return Err(MixError::Codes { docs: n_docs, codes: doc_codes.len() });
+    }
+    let doc_weights = document_weights(mix, doc_codes);
+    let doc_weights = doc_weights.as_deref();
     let Some(reference) = &train.match_tokens_of else {
-        let mut p = plan(mix, n_spans, n_docs, length(mix, train, n_spans, n_docs), seed)?;
+        let mut p = plan_weighted(mix, n_spans, n_docs, length(mix, train, n_spans, n_docs), seed, doc_weights)?;
         count_tokens(&mut p, tokens, n_spans);
         return Ok(p);
     };
-    let mut target = plan(reference, n_spans, n_docs, length(reference, train, n_spans, n_docs), seed)?;
+    let reference_weights = document_weights(reference, doc_codes);
+    let mut target = plan_weighted(reference, n_spans, n_docs, length(reference, train, n_spans, n_docs), seed, reference_weights.as_deref())?;
     count_tokens(&mut target, tokens, n_spans);
     let budget = target.report.tokens();
     let (spans, range, stream_seed) = match mix.strategy {
@@ -306,14 +391,14 @@ pub fn schedule(mix: &Mix, train: &Train, tokens: &[usize], n_spans: usize, seed
         return Err(MixError::Empty { strategy: strategy_name(mix.strategy), what, hint });
     }
     // The stream `plan` draws from, drawn until the budget is read.
-    let mut stream = Stream::new(range.start, range.len(), stream_seed);
+    let mut stream = if spans { Stream::new(range.start, range.len(), stream_seed) } else { document_stream(range.start, range.len(), stream_seed, doc_weights) };
     let (mut n, mut read) = (0usize, 0u64);
     while read < budget {
         read += tokens[stream.next()] as u64;
         n += 1;
     }
     let counts = if spans { Length::Counts { spans: n, documents: 0 } } else { Length::Counts { spans: 0, documents: n } };
-    let mut p = plan(mix, n_spans, n_docs, counts, seed)?;
+    let mut p = plan_weighted(mix, n_spans, n_docs, counts, seed, doc_weights)?;
     count_tokens(&mut p, tokens, n_spans);
     let r = &target.report;
     p.report.matched_to = Some(TokenMatch { strategy: r.strategy, span_ratio: r.span_ratio, spans_fed: r.spans_fed, documents_fed: r.documents_fed, tokens: budget });
@@ -412,8 +497,8 @@ mod tests {
             for (ratio, spans_on_top) in [(0.5, 58), (0.25, 19)] {
                 let train = by_epochs(2.5);
                 let tokens = vec![1; n_spans + n_docs];
-                let only = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, n_spans, seed).unwrap();
-                let mixed = schedule(&mix(MixStrategy::Mixed, ratio, &[]), &train, &tokens, n_spans, seed).unwrap();
+                let only = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, n_spans, &[], seed).unwrap();
+                let mixed = schedule(&mix(MixStrategy::Mixed, ratio, &[]), &train, &tokens, n_spans, &[], seed).unwrap();
                 // ceil(2.5 × 23) = 58 documents in both; the mixed run's spans come on top.
                 assert_eq!((only.report.documents_fed, only.report.spans_fed), (58, 0));
                 assert_eq!((mixed.report.documents_fed, mixed.report.spans_fed), (58, spans_on_top));
@@ -437,9 +522,9 @@ mod tests {
         let doc_only = mix(MixStrategy::DocumentOnly, 0.0, &[]);
         for seed in [3, 4] {
             let train = by_epochs(3.0);
-            let mixed = schedule(&mixed_mix, &train, &tokens, n_spans, seed).unwrap();
-            let by_epochs_only = schedule(&doc_only, &train, &tokens, n_spans, seed).unwrap();
-            let matched = schedule(&doc_only, &Train { match_tokens_of: Some(mixed_mix.clone()), ..train }, &tokens, n_spans, seed).unwrap();
+            let mixed = schedule(&mixed_mix, &train, &tokens, n_spans, &[], seed).unwrap();
+            let by_epochs_only = schedule(&doc_only, &train, &tokens, n_spans, &[], seed).unwrap();
+            let matched = schedule(&doc_only, &Train { match_tokens_of: Some(mixed_mix.clone()), ..train }, &tokens, n_spans, &[], seed).unwrap();
 
             let budget = mixed.report.tokens();
             let m = matched.report.matched_to.as_ref().expect("the reference is recorded");
@@ -452,7 +537,49 @@ mod tests {
             assert!(matched.report.documents_fed > by_epochs_only.report.documents_fed);
             assert_eq!(matched.schedule[..by_epochs_only.schedule.len()], by_epochs_only.schedule[..]);
         }
-        let err = schedule(&mixed_mix, &Train { match_tokens_of: Some(doc_only), ..by_epochs(1.0) }, &tokens, n_spans, 1).unwrap_err();
+        let err = schedule(&mixed_mix, &Train { match_tokens_of: Some(doc_only), ..by_epochs(1.0) }, &tokens, n_spans, &[], 1).unwrap_err();
         assert!(matches!(err, MixError::TokenMatch(ref s) if s == "mixed"), "{err}");
+    }
+
+    fn balanced(power: f64) -> Mix {
+        Mix { document_sampling: DocumentSampling::CodeBalanced, sampling_power: power, ..mix(MixStrategy::DocumentOnly, 0.0, &[]) }
+    }
+
+    fn codes(lists: &[&[&str]]) -> Vec<Vec<String>> {
+        lists.iter().map(|l| l.iter().map(|c| c.to_string()).collect()).collect()
+    }
+
+    #[test]
+    fn code_balanced_weights_follow_the_rarest_code() {
+        // A on 3 of 4 examples, B on 1 (with A), none on 1.
+        let c = codes(&[&["A"], &["A"], &["A", "B"], &[]]);
+        let w = document_weights(&balanced(1.0), &c).unwrap();
+        assert_eq!(w, vec![4.0 / 3.0, 4.0 / 3.0, 4.0, 4.0]);
+        let w = document_weights(&balanced(0.5), &c).unwrap();
+        assert!((w[0] - (4.0f64 / 3.0).sqrt()).abs() < 1e-12 && (w[2] - 2.0).abs() < 1e-12, "{w:?}");
+        assert_eq!(document_weights(&balanced(0.0), &c).unwrap(), vec![1.0; 4]);
+        assert_eq!(document_weights(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &c), None, "shuffled passes weigh nothing");
+    }
+
+    #[test]
+    fn code_balanced_sampling_reads_rare_codes_more_often_at_the_same_exposure() {
+        // 90 examples of a frequent code, 10 of rare ones; 5 passes.
+        let c: Vec<Vec<String>> = (0..100).map(|i| vec![if i < 90 { "K85.00".to_string() } else { format!("R{i}") }]).collect();
+        let tokens = vec![10; 100];
+        let train = by_epochs(5.0);
+        let rare = |p: &MixPlan| p.schedule.iter().filter(|&&i| i >= 90).count();
+        let shuffled = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, 0, &c, 9).unwrap();
+        let b = schedule(&balanced(1.0), &train, &tokens, 0, &c, 9).unwrap();
+        assert_eq!(shuffled.report.documents_fed, 500);
+        assert_eq!(b.report.documents_fed, 500, "the same document exposure");
+        assert_eq!(rare(&shuffled), 50);
+        // Power 1: each rare example weighs 100 against 100/90 for a frequent one, so the
+        // ten rare ones take 1000 / (1000 + 100) of the draws: about 455 of 500.
+        assert!((420..=490).contains(&rare(&b)), "{} rare draws", rare(&b));
+        assert_eq!(b, schedule(&balanced(1.0), &train, &tokens, 0, &c, 9).unwrap(), "seeded");
+        let err = schedule(&balanced(1.0), &train, &tokens, 0, &c[..99], 9).unwrap_err();
+        assert_eq!(err, MixError::Codes { docs: 100, codes: 99 });
+        // The codes do not touch a shuffled schedule.
+        assert_eq!(shuffled, schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, 0, &[], 9).unwrap());
     }
 }

@@ -506,7 +506,7 @@ pub fn probe_items(docs: &[&Document], seen: &std::collections::HashSet<String>,
     let mut pairs: BTreeSet<(String, Code)> = BTreeSet::new();
     for d in docs {
         for e in d.evidence.iter().filter(|e| d.codes.contains(&e.code)) {
-            let mention = e.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            let mention = crate::prompt::one_line(&e.text);
             if !mention.is_empty() {
                 pairs.insert((mention, e.code.clone()));
             }

@@ -55,7 +55,7 @@ fn copy_task(n: usize, offset: usize) -> Vec<TrainExample> {
             let l = |k: usize| 4 + ((i * 7 + k * (i / 8 + 3)) % 8) as u32;
             let (a, b, c) = (l(0), l(1), l(2));
             let kind = if i % 4 == 0 { ExampleKind::Span } else { ExampleKind::Document };
-            TrainExample { prompt_ids: vec![BOS, a, b, c, SEP], target_ids: vec![a, b, c, EOS], kind }
+            TrainExample { prompt_ids: vec![BOS, a, b, c, SEP], target_ids: vec![a, b, c, EOS], kind, pair: 0 }
         })
         .collect()
 }
@@ -172,8 +172,8 @@ fn loss_is_the_mean_over_answer_tokens_only() {
     let _g = lock();
     let (_vs, m) = model(2);
     // Different prompt and target lengths, so padding is exercised too.
-    let a = TrainExample { prompt_ids: vec![BOS, 5, 6, 7, 8, SEP], target_ids: vec![9, EOS], kind: ExampleKind::Span };
-    let b = TrainExample { prompt_ids: vec![BOS, 10], target_ids: vec![11, 12, 13, EOS], kind: ExampleKind::Document };
+    let a = TrainExample { prompt_ids: vec![BOS, 5, 6, 7, 8, SEP], target_ids: vec![9, EOS], kind: ExampleKind::Span, pair: 0 };
+    let b = TrainExample { prompt_ids: vec![BOS, 10], target_ids: vec![11, 12, 13, EOS], kind: ExampleKind::Document, pair: 1 };
     // By hand: log-softmax of the unpadded row, scored at the target positions only.
     let by_hand = |e: &TrainExample| -> (f64, u64) {
         let ids: Vec<i64> = e.prompt_ids.iter().chain(&e.target_ids).map(|&t| t as i64).collect();
@@ -399,7 +399,7 @@ fn length_grouping_cuts_padding_and_feeds_the_same_tokens() {
     let examples: Vec<TrainExample> = (0..160)
         .map(|i| {
             let p = 2 + (i * 37) % 40;
-            TrainExample { prompt_ids: vec![5; p], target_ids: vec![6, EOS], kind: if i % 2 == 0 { ExampleKind::Span } else { ExampleKind::Document } }
+            TrainExample { prompt_ids: vec![5; p], target_ids: vec![6, EOS], kind: if i % 2 == 0 { ExampleKind::Span } else { ExampleKind::Document }, pair: i }
         })
         .collect();
     let schedule: Vec<usize> = (0..160).map(|i| (i * 61) % 160).collect();

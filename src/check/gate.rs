@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// Differences this small are float noise, not a change.
-const EPS: f64 = 1e-9;
+pub(crate) const EPS: f64 = 1e-9;
 
 /// How far a metric may move the wrong way before the gate fails.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -183,6 +183,11 @@ fn backbone_of(r: &CurrentRun, gate: &BackboneGate) -> Option<String> {
     r.sweep.iter().find(|(k, _)| *k == gate.key).map(|(_, v)| v.trim_matches('"').to_string())
 }
 
+/// Whether the gate judges `backbone` against the reference (every one, without `judge`).
+fn is_judged(backbone: &str, gate: &BackboneGate) -> bool {
+    gate.judge.as_ref().is_none_or(|j| j.iter().any(|v| v == backbone))
+}
+
 /// A run's sweep settings other than the backbone: what pairs runs across backbones (and a
 /// backbone's run with the baselines, which the backbone does not change).
 fn other_settings(r: &CurrentRun, gate: &BackboneGate) -> Vec<(String, String)> {
@@ -205,7 +210,7 @@ pub fn backbone_reference(runs: &[CurrentRun], gate: &BackboneGate) -> Result<(R
             return Err(CheckError::Input(format!("no run has {} = {value:?}: the reference backbone and those judged must be swept values", gate.key)));
         }
     }
-    let judged = |r: &&CurrentRun| gate.judge.as_ref().is_none_or(|j| setting(r).is_some_and(|v| j.contains(&v)));
+    let judged = |r: &&CurrentRun| setting(r).is_some_and(|v| is_judged(&v, gate));
     let (refs, candidates): (Vec<&CurrentRun>, Vec<&CurrentRun>) = runs.iter().partition(|r| setting(r).as_deref() == Some(gate.reference.as_str()));
     let candidates: Vec<&CurrentRun> = candidates.into_iter().filter(judged).collect();
     let mut reference = Reference { written_by: format!("the {} = {} runs of this invocation", gate.key, gate.reference), ..Reference::default() };
@@ -225,9 +230,7 @@ pub fn backbone_reference(runs: &[CurrentRun], gate: &BackboneGate) -> Result<(R
 /// floor run beside it is bad input (the experiment lacks the baseline).
 pub fn floor_rows(runs: &[CurrentRun], gate: &BackboneGate, gates: &[Gate]) -> Result<Vec<Row>, CheckError> {
     let Some(floor) = &gate.floor else { return Ok(Vec::new()) };
-    let gated = |r: &CurrentRun| {
-        backbone_of(r, gate).is_some_and(|b| b == gate.reference || gate.judge.as_ref().is_none_or(|j| j.contains(&b)))
-    };
+    let gated = |r: &CurrentRun| backbone_of(r, gate).is_some_and(|b| b == gate.reference || is_judged(&b, gate));
     let mut rows = Vec::new();
     for run in runs.iter().filter(|r| r.baseline.is_none() && r.failed.is_none() && gated(r)) {
         let Some(base) = runs.iter().find(|b| b.baseline.as_ref() == Some(floor) && b.experiment == run.experiment && other_settings(b, gate) == other_settings(run, gate)) else {
@@ -241,7 +244,7 @@ pub fn floor_rows(runs: &[CurrentRun], gate: &BackboneGate, gates: &[Gate]) -> R
         }
         for g in gates.iter().filter(|g| g.metric.is_score() && g.metric.direction() == Direction::Higher) {
             let (Some(floor_value), Some(now)) = (base.values.get(&g.name).copied(), run.values.get(&g.name).copied()) else { continue };
-            let status = if now > floor_value + 1e-9 { Status::Ok } else { Status::BelowFloor };
+            let status = if now > floor_value + gate::EPS { Status::Ok } else { Status::BelowFloor };
             rows.push(Row {
                 run: run.name.clone(),
                 metric: format!("{} (floor: {floor})", g.name),

@@ -525,6 +525,7 @@ fn validate_compare(c: &mut Checker, exp: &Experiment) {
 fn validate_mix(c: &mut Checker, key: &str, m: &Mix, no_spans: bool) {
     c.range_f(&format!("{key}.span_ratio"), m.span_ratio, 0.0, 1.0);
     c.range_f(&format!("{key}.note_negated"), m.note_negated, 0.0, 1.0);
+    c.range_f(&format!("{key}.sampling_power"), m.sampling_power, 0.0, 2.0);
     if no_spans && m.uses_spans() {
         c.fail(&format!("{key}.strategy"), "this mix trains on span examples, but there is no [[expansion]] entry to make them (e.g. kind = \"description\")");
     }
@@ -836,5 +837,13 @@ mod tests {
         assert_eq!(key, "train.weight_decay");
         let (_, _, key, _) = only(&tiny("[eval]\nbatch_size = 0\n"));
         assert_eq!(key, "eval.batch_size");
+    }
+
+    #[test]
+    fn document_sampling_reads_its_kind_and_power_is_bounded() {
+        assert!(problems(&tiny("[mix]\ndocument_sampling = \"code_balanced\"\nsampling_power = 1.0\n")).is_empty());
+        let (line, _, key, message) = only(&tiny("[mix]\ndocument_sampling = \"code_balanced\"\nsampling_power = 3.0\n"));
+        assert_eq!((line, key.as_str()), (Some(10), "mix.sampling_power"));
+        assert!(message.contains("between 0 and 2"), "{message}");
     }
 }

@@ -834,6 +834,33 @@ pub struct Mix {
     /// another code's span, left unanswered (0.0–1.0).
     #[serde(default = "default_note_negated")]
     pub note_negated: f64,
+    /// How document examples are drawn: passes in a fresh shuffled order (`shuffled`), or
+    /// with weights that favour rare codes (`code_balanced`), against the label skew of
+    /// clinical data (one code on half the notes).
+    #[serde(default)]
+    pub document_sampling: DocumentSampling,
+    /// `document_sampling = "code_balanced"`: a document example's weight is
+    /// `(N / n_c) ^ sampling_power` for its rarest code `c` (`n_c` of the `N` training
+    /// document examples carry it; examples without a code count as one class). 0 draws
+    /// uniformly; 0.5 (the default) is the square-root rule of repeat-factor sampling;
+    /// 1 gives every code about the same weight.
+    #[serde(default = "default_sampling_power")]
+    pub sampling_power: f64,
+}
+
+fn default_sampling_power() -> f64 {
+    0.5
+}
+
+/// How a run draws its document examples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentSampling {
+    /// Every document once per pass, each pass in a fresh seeded order.
+    #[default]
+    Shuffled,
+    /// Drawn with replacement, weighted towards examples that carry rare codes.
+    CodeBalanced,
 }
 
 fn default_span_ratio() -> f64 {
@@ -888,13 +915,27 @@ impl Mix {
         if self.span_format != SpanFormat::Note {
             self.note_negated = default_note_negated();
         }
+        if self.strategy == MixStrategy::SpanOnly {
+            self.document_sampling = DocumentSampling::default();
+        }
+        if self.document_sampling != DocumentSampling::CodeBalanced {
+            self.sampling_power = default_sampling_power();
+        }
         self
     }
 }
 
 impl Default for Mix {
     fn default() -> Self {
-        Mix { strategy: MixStrategy::default(), span_ratio: default_span_ratio(), phases: Vec::new(), span_format: SpanFormat::default(), note_negated: default_note_negated() }
+        Mix {
+            strategy: MixStrategy::default(),
+            span_ratio: default_span_ratio(),
+            phases: Vec::new(),
+            span_format: SpanFormat::default(),
+            note_negated: default_note_negated(),
+            document_sampling: DocumentSampling::default(),
+            sampling_power: default_sampling_power(),
+        }
     }
 }
 

@@ -383,7 +383,7 @@ impl Formatter {
 }
 
 /// Collapses every whitespace run (line breaks included) to one space.
-fn one_line(s: &str) -> String {
+pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

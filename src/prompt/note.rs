@@ -69,7 +69,7 @@ pub fn span_notes(spans: &[SpanExample], negated: f64, seed: u64) -> Vec<DocExam
 /// The sentence with the span on one line, and the span as it stands there (capitalised
 /// when the sentence starts with it).
 fn fill(template: &str, span: &str) -> (String, String) {
-    let span = span.split_whitespace().collect::<Vec<_>>().join(" ");
+    let span = super::one_line(span);
     let shown = if template.starts_with("{}") {
         let mut cs = span.chars();
         cs.next().map(|c| c.to_uppercase().chain(cs).collect()).unwrap_or_default()
@@ -100,13 +100,13 @@ mod tests {
             assert_eq!(code, &ex.codes[0]);
             // The quote stands in the note as written (case aside), on one line.
             assert!(note.text.contains(quotes[0].as_str()), "{:?} in {:?}", quotes[0], note.text);
-            assert_eq!(quotes[0].to_lowercase(), ex.span.split_whitespace().collect::<Vec<_>>().join(" "));
+            assert_eq!(quotes[0].to_lowercase(), crate::prompt::one_line(&ex.span));
             // A heading line, then the sentences.
             let (heading, body) = note.text.split_once(":\n").expect("heading");
             assert!(HEADINGS.contains(&heading));
             // negated = 1: a second sentence mentions another span under a cue, unanswered.
             let others: Vec<&SpanExample> = spans.iter().filter(|o| o.codes != ex.codes).collect();
-            assert!(others.iter().any(|o| body.to_lowercase().contains(&o.span.split_whitespace().collect::<Vec<_>>().join(" "))), "{body}");
+            assert!(others.iter().any(|o| body.to_lowercase().contains(&crate::prompt::one_line(&o.span))), "{body}");
         }
         // The document task's answer, evidence first: the quote, then the code.
         let f = Formatter::new(PromptStyle::Plain).with_order(AnswerOrder::EvidenceFirst);

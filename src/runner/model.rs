@@ -3,7 +3,7 @@
 
 use super::pretrain::{self, PretrainRecord};
 use super::{PredictRecord, RunError, RunLog, RunOptions};
-use crate::config::{Backbone, Eval, LongDocuments, PromptChoice, SpanFormat, TrainMode};
+use crate::config::{Backbone, DocumentSampling, Eval, LongDocuments, PromptChoice, SpanFormat, TrainMode};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
 use crate::config::ExpansionKind;
@@ -66,6 +66,9 @@ fn mix_line(r: &MixReport) -> String {
         r.document_tokens,
         r.tokens()
     );
+    if r.document_sampling == DocumentSampling::CodeBalanced {
+        line.push_str(&format!("; documents drawn towards rare codes, {} distinct", r.distinct_documents));
+    }
     if let Some(m) = &r.matched_to {
         let name = serde_json::to_value(m.strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         line.push_str(&format!(
@@ -295,7 +298,14 @@ pub(super) fn run(
 
         // The mix decides the order and the length; the trainer then makes exactly one pass over it.
         let lengths: Vec<usize> = examples.iter().map(|e| e.len()).collect();
-        let plan = mix::schedule(&spec.mix, &spec.train, &lengths, n_spans, seed).map_err(model_err)?;
+        // Each document window's codes, for sampling that weighs them.
+        let first_doc_pair = pairs.len() - docs.len();
+        let doc_codes: Vec<Vec<String>> = examples
+            .iter()
+            .filter(|e| e.kind == ExampleKind::Document)
+            .map(|e| docs[e.pair - first_doc_pair].targets.iter().map(|(c, _)| c.to_string()).collect())
+            .collect();
+        let plan = mix::schedule(&spec.mix, &spec.train, &lengths, n_spans, &doc_codes, seed).map_err(model_err)?;
         log.line(mix_line(&plan.report));
         let per_step = spec.train.batch_size.max(1) * spec.train.grad_accum.max(1);
         let steps = plan.schedule.len().div_ceil(per_step);
@@ -438,5 +448,5 @@ fn probe(
 
 /// A span's text as the probe compares it: whitespace runs folded, lower case.
 fn one_line_lower(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    crate::prompt::one_line(s).to_lowercase()
 }

@@ -155,7 +155,7 @@ mod tests {
     use super::*;
 
     fn ex(p: usize, t: usize) -> TrainExample {
-        TrainExample { prompt_ids: (1..=p as u32).collect(), target_ids: (100..100 + t as u32).collect(), kind: ExampleKind::Span }
+        TrainExample { prompt_ids: (1..=p as u32).collect(), target_ids: (100..100 + t as u32).collect(), kind: ExampleKind::Span, pair: 0 }
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct TrainExample {
     pub prompt_ids: Vec<u32>,
     pub target_ids: Vec<u32>,
     pub kind: ExampleKind,
+    /// Index of the pair it encodes in `encode_pairs`' input (pairs too long are dropped).
+    pub pair: usize,
 }
 
 impl TrainExample {
@@ -80,7 +82,7 @@ pub fn encode_pairs(pairs: &[(TrainingPair, ExampleKind)], tok: &TextTokenizer, 
         .collect::<Result<_, TrainError>>()?;
     let mut stats = EncodeStats::default();
     let mut out = Vec::with_capacity(encoded.len());
-    for (mut prompt_ids, target_ids, kind) in encoded {
+    for (pair, (mut prompt_ids, target_ids, kind)) in encoded.into_iter().enumerate() {
         match fit(prompt_ids.len(), target_ids.len(), max_length) {
             Fit::Drop => {
                 stats.dropped += 1;
@@ -94,7 +96,7 @@ pub fn encode_pairs(pairs: &[(TrainingPair, ExampleKind)], tok: &TextTokenizer, 
             }
         }
         stats.kept += 1;
-        out.push(TrainExample { prompt_ids, target_ids, kind });
+        out.push(TrainExample { prompt_ids, target_ids, kind, pair });
     }
     Ok((out, stats))
 }

@@ -540,7 +540,7 @@ mod tests {
 
     #[test]
     fn fingerprint_sees_ids_kinds_and_order() {
-        let ex = |k| TrainExample { prompt_ids: vec![1, 2], target_ids: vec![3], kind: k };
+        let ex = |k| TrainExample { prompt_ids: vec![1, 2], target_ids: vec![3], kind: k, pair: 0 };
         let a = data_fingerprint(&[ex(ExampleKind::Span), ex(ExampleKind::Document)], &[0, 1]);
         assert_eq!(a, data_fingerprint(&[ex(ExampleKind::Span), ex(ExampleKind::Document)], &[0, 1]));
         assert_ne!(a, data_fingerprint(&[ex(ExampleKind::Span), ex(ExampleKind::Document)], &[1, 0]));
