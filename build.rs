@@ -4,13 +4,14 @@
 //! find libtorch without LD_LIBRARY_PATH; LD_LIBRARY_PATH still wins, which is
 //! how a GPU machine points the same binary at its CUDA-enabled libtorch.
 //!
-//! The code identity (see src/code_identity.rs) follows edits to the sources
-//! that can change a result, committed or not; the git revision is recorded
+//! The code identities (see src/code_identity.rs: the whole tree's, and one per
+//! stage) follow edits to the sources that can change a result, committed or not; the git revision is recorded
 //! too, for provenance only.
 use std::path::PathBuf;
 use std::process::Command;
 
 #[path = "src/code_identity.rs"]
+#[allow(dead_code)]
 mod code_identity;
 
 fn main() {
@@ -43,6 +44,9 @@ fn main() {
         println!("cargo:rerun-if-changed={p}");
     }
     println!("cargo:rustc-env=ICDBENCH_CODE_IDENTITY={}", code_identity::code_identity_of(&root));
+    // One identity per cached stage, over the modules that stage reaches: `stage=hex,stage=hex`.
+    let stages: Vec<String> = code_identity::stage_identities_of(&root).into_iter().map(|(stage, id)| format!("{stage}={id}")).collect();
+    println!("cargo:rustc-env=ICDBENCH_STAGE_IDENTITIES={}", stages.join(","));
 
     let git = |args: &[&str]| {
         Command::new("git").args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())

@@ -1,4 +1,4 @@
-//! The model layer at the two sizes the project runs (see `icdbench::model::speed`):
+//! The model layer at the two sizes the project runs (see `icdbench::train::speed`):
 //! a LoRA training step (r=16 on all seven projections, batch 8 x 128, AdamW), plain
 //! and with activation checkpointing, and greedy decoding of 32 tokens after a
 //! 256-token prompt, for a tiny 2-layer Llama and a random SmolLM2-135M-shaped Llama.
@@ -9,7 +9,7 @@
 //! For a side-by-side with PyTorch + transformers + PEFT: scripts/bench/compare.sh.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
-use icdbench::model::speed::{Decode, LoraStep, Shape, Workload};
+use icdbench::train::speed::{Decode, LoraStep, Shape, Workload};
 use std::hint::black_box;
 use tch::{Device, Kind};
 

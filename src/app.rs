@@ -79,6 +79,8 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Info { device } => {
             let dirty = if env!("ICDBENCH_GIT_DIRTY") == "true" { ", uncommitted changes" } else { "" };
             println!("icdbench {} (git {}{dirty}; code identity {})", env!("CARGO_PKG_VERSION"), env!("ICDBENCH_GIT_REVISION"), crate::fingerprint::code_identity());
+            let stages: Vec<String> = crate::fingerprint::Stage::ALL.iter().map(|&s| format!("{} {}", s.name(), crate::fingerprint::stage_identity(s).get(..8).unwrap_or("none"))).collect();
+            println!("stage code identities: {}", stages.join(" · "));
             println!("{}", crate::device::describe());
             if let Some(spec) = device {
                 let device = crate::device::resolve(&spec).map_err(|e| AppError::Input(e.to_string()))?;
@@ -581,14 +583,14 @@ fn load_data(experiment: &Path) -> Result<(crate::config::Experiment, data::Data
 
 fn data_stats(experiment: &Path, plot: Option<&Path>, json: bool) -> Result<(), AppError> {
     let (exp, dataset) = load_data(experiment)?;
-    let stats = data::stats::compute(&dataset);
+    let stats = crate::report::data_stats::compute(&dataset);
     if json {
         println!("{}", serde_json::to_string_pretty(&stats).unwrap_or_default());
     } else {
         print!("{}", stats.table());
     }
     let path = plot.map(Path::to_path_buf).unwrap_or_else(|| Path::new("results").join(&exp.experiment.name).join("data-stats.png"));
-    data::stats::plot(&stats, &dataset, &path).map_err(|e| AppError::Failed(e.to_string()))?;
+    crate::report::data_stats::plot(&stats, &dataset, &path).map_err(|e| AppError::Failed(e.to_string()))?;
     eprintln!("plot: {}", path.display());
     Ok(())
 }
@@ -672,7 +674,7 @@ struct SpeedArgs {
 }
 
 fn speed_command(shapes: &str, cases: &str, device: &str, dtype: &str, threads: i32, args: &SpeedArgs) -> Result<(), AppError> {
-    use crate::model::speed::{measure_generate, measure_lora_step, Options, Shape, Workload, SHAPE_NAMES};
+    use crate::train::speed::{measure_generate, measure_lora_step, Options, Shape, Workload, SHAPE_NAMES};
     let device = crate::device::resolve(device).map_err(|e| AppError::Input(e.to_string()))?;
     let kind = match dtype {
         "f32" | "float32" => tch::Kind::Float,

@@ -33,10 +33,15 @@ impl Fingerprint {
         Fingerprint(hex.to_string())
     }
 
-    /// The fingerprint of any serialisable key: sha256 of its canonical JSON.
-    pub fn of(key: &impl Serialize) -> Fingerprint {
-        let value = serde_json::to_value(key).unwrap_or(serde_json::Value::Null);
-        Fingerprint(sha256_hex(canonical_json(&value).as_bytes()))
+    /// The fingerprint of any serialisable key: sha256 of its canonical JSON. A key that
+    /// does not serialise is an error, never hashed as something else.
+    pub fn of(key: &impl Serialize) -> Result<Fingerprint, serde_json::Error> {
+        Ok(Fingerprint::of_value(&serde_json::to_value(key)?))
+    }
+
+    /// The fingerprint of a JSON value: sha256 of its canonical form.
+    pub fn of_value(value: &serde_json::Value) -> Fingerprint {
+        Fingerprint(sha256_hex(canonical_json(value).as_bytes()))
     }
 }
 
@@ -69,7 +74,8 @@ pub struct InputOrigin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
     pub icdbench: String,
-    /// sha256 over `src/`, `build.rs` and `Cargo.lock` as built.
+    /// The code a run's record depends on: the `run` stage's identity (every source the
+    /// runner reaches, with `build.rs` and `Cargo.lock`; not the report, the CLI or the gate).
     pub code: String,
     /// The libtorch loaded at run time.
     pub libtorch: String,
@@ -84,13 +90,46 @@ impl Versions {
     }
 
     pub fn with_device(device: String) -> Versions {
-        Versions { icdbench: env!("CARGO_PKG_VERSION").to_string(), code: code_identity().to_string(), libtorch: crate::device::libtorch_version(), device }
+        Versions { icdbench: env!("CARGO_PKG_VERSION").to_string(), code: stage_identity(Stage::Run).to_string(), libtorch: crate::device::libtorch_version(), device }
     }
 }
 
-/// The code identity this binary was built with.
+/// The identity of the whole source tree this binary was built with (`icdbench info`).
 pub fn code_identity() -> &'static str {
     env!("ICDBENCH_CODE_IDENTITY")
+}
+
+/// The cached stages whose keys cover their own code (see [`crate::code_identity::STAGES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Data,
+    Train,
+    Fit,
+    Predict,
+    Run,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [Stage::Data, Stage::Train, Stage::Fit, Stage::Predict, Stage::Run];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Data => "data",
+            Stage::Train => "train",
+            Stage::Fit => "fit",
+            Stage::Predict => "predict",
+            Stage::Run => "run",
+        }
+    }
+}
+
+/// The identity of the code `stage` runs, as this binary was built
+/// (empty if the build recorded none, which a test rules out).
+pub fn stage_identity(stage: Stage) -> &'static str {
+    env!("ICDBENCH_STAGE_IDENTITIES")
+        .split(',')
+        .find_map(|pair| pair.strip_prefix(stage.name()).and_then(|rest| rest.strip_prefix('=')))
+        .unwrap_or("")
 }
 
 /// What a fingerprint hashes.
@@ -156,7 +195,12 @@ impl Manifest {
     }
 
     pub fn fingerprint(&self) -> Fingerprint {
-        Fingerprint::of(&self.key)
+        let k = &self.key;
+        // The same object `Key` serialises to, built from parts that cannot fail to serialise.
+        let inputs: Vec<serde_json::Value> = k.inputs.iter().map(|i| serde_json::json!({"role": i.role, "sha256": i.sha256, "bytes": i.bytes})).collect();
+        let v = &k.versions;
+        let versions = serde_json::json!({"icdbench": v.icdbench, "code": v.code, "libtorch": v.libtorch, "device": v.device});
+        Fingerprint::of_value(&serde_json::json!({"spec": k.spec, "inputs": inputs, "versions": versions}))
     }
 
     /// Reads a manifest of this or an older format. An older one (spec, inputs and versions
@@ -350,8 +394,21 @@ mod tests {
     }
 
     #[test]
-    fn the_code_identity_is_a_sha256() {
-        assert_eq!(code_identity().len(), 64);
-        assert!(code_identity().bytes().all(|b| b.is_ascii_hexdigit()));
+    fn the_code_identity_and_every_stage_identity_are_sha256s() {
+        let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(hex(code_identity()));
+        for stage in Stage::ALL {
+            assert!(hex(stage_identity(stage)), "{}: {:?}", stage.name(), stage_identity(stage));
+        }
+        // The stage list the build read is this one.
+        let built: Vec<&str> = crate::code_identity::STAGES.iter().map(|(s, _)| *s).collect();
+        assert_eq!(built, Stage::ALL.map(Stage::name));
+        assert_eq!(Versions::with_device("cpu".into()).code, stage_identity(Stage::Run));
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_sha256_of_the_serialised_key() {
+        let m = Manifest::new(&serde_json::json!({"lr": 0.001, "b": [1, 2]}), vec![hash_bytes("data", "x", b"one")], Versions::with_device("cpu".into())).unwrap();
+        assert_eq!(m.fingerprint(), Fingerprint::of(&m.key).unwrap());
     }
 }

@@ -3,7 +3,7 @@
 //! fingerprint that names its results folder. Nothing is computed here.
 
 use crate::config::{self, Backbone, Baseline, Data, DataSource, Eval, Expansion, Experiment, Mix, Train, TrainMode};
-use crate::fingerprint::{hash_bytes, hash_file, Fingerprint, InputHash, Manifest, Versions};
+use crate::fingerprint::{hash_bytes, hash_file, stage_identity, Fingerprint, InputHash, Manifest, Stage, Versions};
 use std::collections::BTreeMap;
 use crate::icd::CodeSet;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,8 @@ pub enum PlanError {
     Config(#[from] config::ConfigError),
     #[error("{path}: cannot hash input file: {source}")]
     Input { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot serialise a run's key ({source}); report this as a bug")]
+    Key { path: PathBuf, source: serde_json::Error },
     #[error("{path}: [backbone] {message}")]
     Backbone { path: PathBuf, message: String },
 }
@@ -136,7 +138,8 @@ pub struct PlannedRun {
 
 /// Keys of the stages a run reuses from `results/.cache/`, each covering only what that stage
 /// depends on: the trained weights do not depend on evaluation settings, a split's predictions
-/// do not depend on bootstrap samples, and neither depends on the experiment's name.
+/// do not depend on bootstrap samples, neither depends on the experiment's name, and each
+/// covers only the code of its stage ([`crate::code_identity::STAGES`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageKeys {
     /// The documents: data config, data inputs, code identity.
@@ -150,11 +153,16 @@ pub struct StageKeys {
 impl StageKeys {
     fn derive(spec: &RunSpec, key: &crate::fingerprint::Key, data_inputs: &[InputHash]) -> StageKeys {
         let v = &key.versions;
-        let data = Fingerprint::of(&serde_json::json!({
-            "stage": "data", "code": v.code, "data": key.spec["data"], "inputs": data_inputs,
+        // Each stage's key covers the code that stage runs, not the whole tree's.
+        let data = Fingerprint::of_value(&serde_json::json!({
+            "stage": "data", "code": stage_identity(Stage::Data), "data": key.spec["data"], "inputs": data_inputs,
         }));
-        let train = Fingerprint::of(&serde_json::json!({
-            "stage": "train", "code": v.code, "libtorch": v.libtorch, "device": v.device,
+        let fitting = match spec.system {
+            SystemSpec::Model(_) => Stage::Train,
+            SystemSpec::Baseline(_) => Stage::Fit,
+        };
+        let train = Fingerprint::of_value(&serde_json::json!({
+            "stage": "train", "code": stage_identity(fitting), "libtorch": v.libtorch, "device": v.device,
             "data": data, "system": key.spec["system"], "seed": spec.seed, "inputs": key.inputs,
         }));
         let e = &spec.eval;
@@ -169,7 +177,7 @@ impl StageKeys {
         let predict = e
             .splits
             .iter()
-            .map(|split| (split.clone(), Fingerprint::of(&serde_json::json!({"stage": "predict", "train": train, "decoding": decoding, "split": split}))))
+            .map(|split| (split.clone(), Fingerprint::of_value(&serde_json::json!({"stage": "predict", "code": stage_identity(Stage::Predict), "train": train, "decoding": decoding, "split": split}))))
             .collect();
         StageKeys { data, train, predict }
     }
@@ -241,6 +249,10 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
         if let Some(backbone) = &exp.backbone {
             let device = crate::device::resolve(&backbone.device)
                 .map_err(|e| PlanError::Backbone { path: path.to_path_buf(), message: e.to_string() })?;
+            // One key for one computation: `auto` is planned as the device it resolves to.
+            let mut backbone = backbone.clone();
+            backbone.device = crate::device::name(device);
+            let backbone = &backbone;
             let mut model_inputs = inputs.clone();
             if !backbone.is_tiny() {
                 match crate::model::backbone::resolve(&backbone.name, backbone.format, &base_dir) {
@@ -321,8 +333,8 @@ fn push_run(
 ) -> Result<(), PlanError> {
     let mut keyed = spec.clone();
     keyed.sweep.clear();
-    let mut manifest = Manifest::new(&keyed_spec(&keyed), inputs, Versions::current(device))
-        .map_err(|e| PlanError::Input { path: path.to_path_buf(), source: std::io::Error::other(e) })?;
+    let key_error = |source| PlanError::Key { path: path.to_path_buf(), source };
+    let mut manifest = Manifest::new(&keyed_spec(&keyed).map_err(key_error)?, inputs, Versions::current(device)).map_err(key_error)?;
     let fingerprint = manifest.fingerprint();
     if runs.iter().any(|r| r.fingerprint == fingerprint) {
         return Ok(());
@@ -339,9 +351,9 @@ const PATH_FIELDS: &[&str] = &["train", "val", "test", "table", "splits", "annot
 
 /// The spec as the fingerprint sees it: every path whose content is hashed as an input is
 /// replaced by `<input>`, so the same files reached by another path are the same run.
-fn keyed_spec(spec: &RunSpec) -> serde_json::Value {
+fn keyed_spec(spec: &RunSpec) -> Result<serde_json::Value, serde_json::Error> {
     use serde_json::Value;
-    let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
+    let mut v = serde_json::to_value(spec)?;
     fn blank(obj: &mut Value) {
         if let Value::Object(map) = obj {
             for (k, val) in map.iter_mut() {
@@ -381,7 +393,7 @@ fn keyed_spec(spec: &RunSpec) -> serde_json::Value {
             }
         }
     }
-    v
+    Ok(v)
 }
 
 /// The sha256 of every file the runs of `exp` read. With `missing`, an input that is not there

@@ -493,7 +493,7 @@ fn data_stats_counts_the_mimic_fixture_and_draws_a_png() {
     mimic_fixture(dir.path(), "feather");
     let exp = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"");
     let (d, _) = load(&exp).unwrap();
-    let s = data::stats::compute(&d);
+    let s = icdbench::report::data_stats::compute(&d);
     let docs: Vec<(Split, usize)> = s.splits.iter().map(|x| (x.split, x.documents)).collect();
     assert_eq!(docs, vec![(Split::Train, 3), (Split::Val, 1), (Split::Test, 2)]);
     let test = &s.splits[2];
@@ -519,7 +519,7 @@ fn data_stats_counts_evidence_spans_per_code() {
     let dir = tempfile::tempdir().unwrap();
     codiesp_fixture(dir.path());
     let (d, _) = load(&experiment(dir.path(), "kind = \"codiesp\"\nroot = \"final_dataset_v4_to_publish\"")).unwrap();
-    let s = data::stats::compute(&d);
+    let s = icdbench::report::data_stats::compute(&d);
     // N44.8 1, E11.9 2 (two ranges), I10 2 (train, dev), K21.9 1.
     assert_eq!(s.codes_with_evidence, 4);
     assert_eq!((s.spans_per_code.min, s.spans_per_code.max, s.spans_per_code.median), (1, 2, 1));
@@ -595,7 +595,7 @@ fn edin_fixture_loads_with_no_gold_code_dropped() {
     assert_eq!(row0.codes, codes(&["0BH17EZ", "E78.5", "I10", "J18.9", "J96.01", "N17.9"]));
     assert!(row0.text.starts_with("name unit no admission date discharge date date of birth sex f service medicine"));
     // The data card: documents and code occurrences per split add up to the file's.
-    let s = data::stats::compute(&d);
+    let s = icdbench::report::data_stats::compute(&d);
     assert_eq!(s.splits.iter().map(|x| x.documents).sum::<usize>(), 67);
     assert_eq!(s.splits.iter().map(|x| x.occurrences).sum::<usize>(), 385);
     // The label space holds no code that only test documents carry.

@@ -104,6 +104,63 @@ fn the_code_identity_covers_sources_not_docs_tests_or_experiments() {
     assert_ne!(code_identity_of(&copy), before, "an edit in src/metrics changes the identity");
 }
 
+/// A copy of this tree's code (sources, build script, lock file) in a fresh folder.
+fn copy_of_the_code(into: &Path) -> PathBuf {
+    let repo = root();
+    let copy = into.join("checkout");
+    for f in icdbench::code_identity::identity_files(&repo) {
+        let to = copy.join(&f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(repo.join(&f), &to).unwrap();
+    }
+    copy
+}
+
+fn append(file: &Path, line: &str) {
+    let mut text = std::fs::read_to_string(file).unwrap();
+    text.push_str(line);
+    std::fs::write(file, text).unwrap();
+}
+
+#[test]
+fn each_stage_key_covers_the_code_that_stage_runs() {
+    use icdbench::code_identity::stage_identities_of;
+    use icdbench::fingerprint::{stage_identity, Stage};
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = copy_of_the_code(tmp.path());
+    let before = stage_identities_of(&copy);
+    // The build baked in the same identities this tree gives.
+    for stage in Stage::ALL {
+        assert_eq!(before[stage.name()], stage_identity(stage), "{}", stage.name());
+    }
+    let changed = |now: &std::collections::BTreeMap<String, String>| -> Vec<String> {
+        before.iter().filter(|(s, id)| now[s.as_str()] != **id).map(|(s, _)| s.clone()).collect()
+    };
+
+    // A plot, a table and a help text: nothing recomputes.
+    for f in ["src/report/plot.rs", "src/report/table.rs", "src/cli.rs", "src/app.rs", "src/check/render.rs"] {
+        append(&copy.join(f), "// edited\n");
+    }
+    assert_eq!(changed(&stage_identities_of(&copy)), Vec::<String>::new());
+
+    // A metric: runs rescore (and baselines, which tune thresholds on it, refit); no training, no predictions.
+    append(&copy.join("src/metrics/sets.rs"), "// edited\n");
+    let after_metrics = stage_identities_of(&copy);
+    assert_eq!(changed(&after_metrics), ["fit", "run"]);
+
+    // The trainer: models retrain (and so predict again), the documents and the baselines stay.
+    let before_train = after_metrics;
+    append(&copy.join("src/train/adamw.rs"), "// edited\n");
+    let now = stage_identities_of(&copy);
+    let moved: Vec<&str> = before_train.iter().filter(|(s, id)| now[s.as_str()] != **id).map(|(s, _)| s.as_str()).collect();
+    assert_eq!(moved, ["predict", "run", "train"]);
+
+    // The data sources: everything downstream.
+    append(&copy.join("src/data/synthetic.rs"), "// edited\n");
+    let after_data = stage_identities_of(&copy);
+    assert!(now.iter().all(|(s, id)| after_data[s.as_str()] != *id), "{now:?} -> {after_data:?}");
+}
+
 #[test]
 fn the_thread_count_is_in_the_fingerprint_and_the_manifest() {
     let tmp = tempfile::tempdir().unwrap();

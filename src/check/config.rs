@@ -1,11 +1,37 @@
 //! The CI config file (`ci/check.toml`): which experiments, which reference, which gates.
 
-use super::gate::{Gate, Tolerance};
 use super::metric::Metric;
 use super::CheckError;
 use crate::config::line_col;
 use serde::Deserialize;
 use std::path::{Component, Path, PathBuf};
+
+/// How far a metric may move the wrong way before the gate fails.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Tolerance {
+    /// Absolute, in F1 points (percent): 0.5 allows 80.0 -> 79.5.
+    Points(f64),
+    /// A fraction of the reference value: 0.1 allows 10% worse.
+    Relative(f64),
+}
+
+impl Tolerance {
+    /// The largest allowed move, in the metric's own units (fractions for scores).
+    pub fn allowed(self, reference: f64) -> f64 {
+        match self {
+            Tolerance::Points(p) => p / 100.0,
+            Tolerance::Relative(r) => r * reference.abs(),
+        }
+    }
+}
+
+/// One gated metric and how far it may move.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub name: String,
+    pub metric: Metric,
+    pub tolerance: Tolerance,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

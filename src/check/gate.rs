@@ -1,7 +1,8 @@
 //! The gate's judgement: tolerances, the status of each gated value, and the comparison of
 //! current runs with the reference. Pure: no files, no runs.
 
-use super::metric::{Direction, Metric};
+use super::config::{Gate, Tolerance};
+use super::metric::Direction;
 use super::reference::Reference;
 use super::CurrentRun;
 use std::collections::HashSet;
@@ -9,25 +10,6 @@ use std::path::PathBuf;
 
 /// Differences this small are float noise, not a change.
 pub(crate) const EPS: f64 = 1e-9;
-
-/// How far a metric may move the wrong way before the gate fails.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Tolerance {
-    /// Absolute, in F1 points (percent): 0.5 allows 80.0 -> 79.5.
-    Points(f64),
-    /// A fraction of the reference value: 0.1 allows 10% worse.
-    Relative(f64),
-}
-
-impl Tolerance {
-    /// The largest allowed move, in the metric's own units (fractions for scores).
-    pub fn allowed(self, reference: f64) -> f64 {
-        match self {
-            Tolerance::Points(p) => p / 100.0,
-            Tolerance::Relative(r) => r * reference.abs(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -80,14 +62,6 @@ pub fn judge(reference: f64, now: f64, direction: Direction, tolerance: Toleranc
     } else {
         Status::Ok
     }
-}
-
-/// One gated metric and how far it may move.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Gate {
-    pub name: String,
-    pub metric: Metric,
-    pub tolerance: Tolerance,
 }
 
 /// One line of the comparison.
@@ -198,6 +172,7 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::metric::Metric;
     use crate::check::reference::{reference_from, ReferenceRun};
     use crate::check::CheckConfig;
 

@@ -23,8 +23,8 @@ mod metric;
 mod reference;
 mod render;
 
-pub use config::{BackboneGate, CheckConfig};
-pub use gate::{compare, judge, Gate, Outcome, Row, Status, Tolerance};
+pub use config::{BackboneGate, CheckConfig, Gate, Tolerance};
+pub use gate::{compare, judge, Outcome, Row, Status};
 pub use metric::{Direction, Metric, Part, SetMeasure};
 pub use reference::{reference_from, Reference, ReferenceRun};
 

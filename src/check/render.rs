@@ -1,7 +1,8 @@
 //! What `icdbench check` prints: plain text, Markdown for a CI job summary, and GitHub
 //! Actions workflow commands.
 
-use super::gate::{Outcome, Row, Status, Tolerance};
+use super::config::Tolerance;
+use super::gate::{Outcome, Row, Status};
 use crate::report::markdown_table;
 
 impl Outcome {

@@ -321,7 +321,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
             c.range_pair("data.source.distractors_per_doc", p.distractors_per_doc);
             c.range_pair("data.source.filler_sentences", p.filler_sentences);
             c.range_f("data.source.zipf_exponent", p.zipf_exponent, 0.0, 5.0);
-            let newest = crate::data::synthetic::GENERATOR_VERSION;
+            let newest = super::GENERATOR_VERSION;
             if !(1..=newest).contains(&p.version) {
                 c.fail("data.source.version", format!("the synthetic generator has versions 1 to {newest}"));
             }

@@ -10,7 +10,6 @@ mod sweep;
 pub use load::{line_col, load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
 pub use sweep::{expand_sweep, expand_sweep_with, SweepPoint, ARM_KEY};
 
-pub use crate::prompt::AnswerOrder;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -104,6 +103,17 @@ pub struct Meta {
 
 fn default_seed() -> u64 {
     17
+}
+
+/// The order of an answer line (see [`crate::prompt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnswerOrder {
+    /// `quote ; quote => CODE`; span answers `span => CODE`.
+    EvidenceFirst,
+    /// `CODE | quote ; quote`; span answers `CODE`.
+    #[default]
+    CodeFirst,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -441,6 +451,10 @@ impl Default for DataSource {
     }
 }
 
+/// Bumped whenever the synthetic generator's output for the same parameters changes.
+/// Versions before it stay reproducible through `data.source.version`.
+pub const GENERATOR_VERSION: u32 = 2;
+
 /// Parameters of the synthetic benchmark; the same values give byte-identical data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -467,7 +481,7 @@ pub struct SyntheticParams {
     pub filler_sentences: [usize; 2],
     /// Exponent of the Zipf-like long tail of code frequencies.
     pub zipf_exponent: f64,
-    /// The generator version (`data::synthetic::GENERATOR_VERSION` is the newest);
+    /// The generator version ([`GENERATOR_VERSION`] is the newest);
     /// an older version reproduces its documents byte for byte.
     pub version: u32,
     /// Version 1 only: fraction of test mentions rewritten by its held-out tables
@@ -509,7 +523,7 @@ impl Default for SyntheticParams {
             distractors_per_doc: [0, 2],
             filler_sentences: [1, 3],
             zipf_exponent: 1.0,
-            version: crate::data::synthetic::GENERATOR_VERSION,
+            version: GENERATOR_VERSION,
             reworded_fraction: None,
             train_verbatim_fraction: 0.5,
             test_verbatim_fraction: 0.0,
@@ -1345,7 +1359,7 @@ mod tests {
         let names: Vec<String> = exp.baselines.iter().map(Baseline::name).collect();
         assert_eq!(names, ["prior", "dictionary", "fuzzy"]);
         assert_eq!((exp.mix.span_format, exp.mix.note_negated), (SpanFormat::Note, 0.25));
-        assert!(matches!(&exp.data.source, DataSource::Synthetic(p) if p.version == crate::data::synthetic::GENERATOR_VERSION));
+        assert!(matches!(&exp.data.source, DataSource::Synthetic(p) if p.version == GENERATOR_VERSION));
     }
 
     #[test]

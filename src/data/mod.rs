@@ -10,7 +10,6 @@ pub mod mdace;
 pub mod mimic;
 pub mod paraphrase;
 pub mod preprocess;
-pub mod stats;
 pub mod synthetic;
 mod table;
 

@@ -27,9 +27,8 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeSet, HashMap};
 
-/// Bumped whenever the generator's output for the same parameters changes.
-/// Versions before it stay reproducible through `data.source.version`.
-pub const GENERATOR_VERSION: u32 = 2;
+/// The generator's version, kept beside its parameters in the experiment schema.
+pub use crate::config::GENERATOR_VERSION;
 
 /// Tries at a paraphrase that hides every table form of its code.
 const PARAPHRASE_ATTEMPTS: usize = 12;

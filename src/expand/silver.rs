@@ -4,7 +4,7 @@
 //! For data without evidence annotations this is the evidence there is.
 
 use super::{sentence_around, Env, ExpandError, ExpandedSpan, Source, Strategy};
-use crate::baselines::DictionaryCoder;
+use crate::baselines::dictionary::DictionaryCoder;
 use crate::config::{DictionaryParams, Expansion, ExpansionKind};
 use crate::data::{Dataset, Split};
 use crate::icd::{Code, CodeEntry, CodeSet};

@@ -3,35 +3,15 @@
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::f1_counts;
-use super::sets::{code_prf, Bootstrap, LabelSets, Part};
+use super::sets::{code_prf, Bootstrap, Interval, Intervals, LabelSets, Part};
 
 /// How the intervals are made, recorded beside them.
 pub const METHOD: &str =
     "percentile bootstrap over documents: resample documents with replacement, \
      recompute the metric (macro F1 over the codes in the resample's gold labels), \
      take the linearly interpolated (1-c)/2 and (1+c)/2 quantiles of the replicates";
-
-/// A two-sided interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub lower: f64,
-    pub upper: f64,
-}
-
-/// Confidence intervals of one [`super::SetMetrics`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Intervals {
-    pub method: String,
-    pub confidence: f64,
-    pub samples: usize,
-    pub seed: u64,
-    pub micro_f1: Interval,
-    /// Macro F1 under the gold convention ([`super::MACRO_GOLD`]).
-    pub macro_f1_gold: Interval,
-}
 
 /// Replicate `r`'s RNG seed: depends only on (`seed`, `r`), never on scheduling.
 fn replicate_seed(seed: u64, r: u64) -> u64 {

@@ -51,11 +51,13 @@ pub mod mention;
 pub mod paired;
 pub mod probe;
 mod ranking;
+mod score;
 mod sets;
 pub mod split;
 mod threshold;
 
-pub use bootstrap::{Interval, Intervals, METHOD as BOOTSTRAP_METHOD};
+pub use bootstrap::METHOD as BOOTSTRAP_METHOD;
+pub use score::score;
 pub use evidence::{
     evidence_scores, EvidenceReport, ExactSpanMetrics, OverlapMetrics, EXACT_SPANS, OVERLAP_CHARS,
 };
@@ -65,8 +67,8 @@ pub use ranking::{
     MEAN_AVERAGE_PRECISION, PRECISION_AT_K, RANKING_TIES, RECALL_AT_K, R_PRECISION,
 };
 pub use sets::{
-    per_code, score, Bootstrap, CodeRow, ExactMatch, LabelSets, MacroMetrics, MicroMetrics, Report,
-    ScoreOptions, SetMetrics,
+    per_code, Bootstrap, CodeRow, ExactMatch, Interval, Intervals, LabelSets, MacroMetrics, MicroMetrics,
+    Report, ScoreOptions, SetMetrics,
 };
 pub use split::{score_split, InvalidPredictions, SplitMetrics, RANKING_KS};
 pub use threshold::{

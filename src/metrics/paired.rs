@@ -8,8 +8,8 @@ use rand::{RngExt, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::bootstrap::{quantile, splitmix64, weighted_scores, Interval};
-use super::sets::{Bootstrap, LabelSets};
+use super::bootstrap::{quantile, splitmix64, weighted_scores};
+use super::sets::{Bootstrap, Interval, LabelSets};
 use super::MetricsError;
 
 /// How the test is made, recorded beside its results.

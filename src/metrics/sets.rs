@@ -4,7 +4,6 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::bootstrap::{self, Intervals};
 use super::intern::{find, Interner};
 use super::{f1_counts, ratio, MetricsError, MACRO_GOLD, MACRO_LABEL_SPACE, MACRO_NONZERO, MICRO};
 
@@ -180,6 +179,25 @@ pub struct ScoreOptions {
     pub bootstrap: Option<Bootstrap>,
 }
 
+/// A two-sided interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// Confidence intervals of one [`SetMetrics`] ([`super::bootstrap`] makes them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intervals {
+    pub method: String,
+    pub confidence: f64,
+    pub samples: usize,
+    pub seed: u64,
+    pub micro_f1: Interval,
+    /// Macro F1 under the gold convention ([`super::MACRO_GOLD`]).
+    pub macro_f1_gold: Interval,
+}
+
 /// Micro-averaged precision, recall and F1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MicroMetrics {
@@ -273,7 +291,7 @@ impl Part {
 }
 
 /// The label space resolved against the interned codes.
-struct LabelSpace {
+pub(super) struct LabelSpace {
     /// Interned ids of label-space codes that occur in gold or predictions.
     ids: Vec<u32>,
     in_space: Vec<bool>,
@@ -283,7 +301,7 @@ struct LabelSpace {
 }
 
 impl LabelSpace {
-    fn new(space: &[String], sets: &LabelSets, seen: Option<&HashSet<String>>) -> Self {
+    pub(super) fn new(space: &[String], sets: &LabelSets, seen: Option<&HashSet<String>>) -> Self {
         let mut distinct: Vec<&str> = space.iter().map(String::as_str).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -354,7 +372,7 @@ impl MacroAcc {
     }
 }
 
-fn set_metrics(
+pub(super) fn set_metrics(
     sets: &LabelSets,
     part: Part,
     seen: Option<&[bool]>,
@@ -443,55 +461,6 @@ fn set_metrics(
     }
 }
 
-/// Scores predicted code sets against gold: overall, and per seen/unseen
-/// partition and with bootstrap intervals when `opts` asks for them.
-///
-/// Never fails: an invalid [`Bootstrap`] leaves `ci` empty and says why in
-/// [`Report::notes`] (use [`Bootstrap::validate`] to reject it up front).
-pub fn score(sets: &LabelSets, opts: &ScoreOptions) -> Report {
-    let seen_mask: Option<Vec<bool>> = opts
-        .seen_codes
-        .as_ref()
-        .map(|s| sets.codes.iter().map(|c| s.contains(c.as_str())).collect());
-    let seen = seen_mask.as_deref();
-    let space = opts
-        .label_space
-        .as_deref()
-        .map(|ls| LabelSpace::new(ls, sets, opts.seen_codes.as_ref()));
-
-    let mut overall = set_metrics(sets, Part::All, seen, space.as_ref());
-    let mut parts = seen.map(|_| {
-        (
-            set_metrics(sets, Part::Seen, seen, space.as_ref()),
-            set_metrics(sets, Part::Unseen, seen, space.as_ref()),
-        )
-    });
-
-    let mut notes = Vec::new();
-    if let Some(b) = &opts.bootstrap {
-        match b.validate() {
-            Ok(()) => {
-                let [all, s, u] = bootstrap::intervals(sets, seen, b);
-                overall.ci = Some(all);
-                if let Some((seen_m, unseen_m)) = parts.as_mut() {
-                    seen_m.ci = Some(s);
-                    unseen_m.ci = Some(u);
-                }
-            }
-            Err(e) => notes.push(format!("no confidence intervals: {e}")),
-        }
-    }
-
-    let (seen_m, unseen_m) = parts.unzip();
-    Report {
-        overall,
-        unseen_definition: seen_m.as_ref().map(|_| UNSEEN_DEFINITION.to_owned()),
-        seen: seen_m,
-        unseen: unseen_m,
-        notes,
-    }
-}
-
 /// One code's counts and scores, as behind every macro average.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CodeRow {
@@ -534,6 +503,7 @@ pub fn per_code(sets: &LabelSets) -> Vec<CodeRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::score;
 
     fn v(x: &[&[&str]]) -> Vec<Vec<String>> {
         x.iter()

@@ -11,12 +11,12 @@
 //!   says) global, with the config's RoPE (and its scaling);
 //! - tied output embeddings (the lm_head is the raw embedding matrix).
 //!
-//! The projections, attention and MLP are the Llama family's ([`super::llama`]); this
+//! The projections, attention and MLP are the shared blocks ([`super::layers`]); this
 //! file holds what Gemma adds. Weight names are the checkpoint's
 //! (`model.layers.0.pre_feedforward_layernorm.weight`).
 
 use super::config::{Family, ModelConfig};
-use super::llama::{Attention, CacheSlot, Context, Mask, Mlp, ParamInit, RmsNorm};
+use super::layers::{Attention, CacheSlot, Context, Mask, Mlp, ParamInit, RmsNorm};
 use super::ModelError;
 use tch::nn;
 use tch::{Device, Kind, Tensor};

@@ -14,11 +14,9 @@
 //! `adapter_config.json`.
 
 use super::config::ConfigError;
-use super::llama::{sub_path, CausalLM};
-use super::weights::{load_safetensors, save_safetensors};
+use super::weights::sub_path;
 use super::ModelError;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use tch::nn;
 use tch::Tensor;
 
@@ -30,7 +28,7 @@ pub const ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
 
 /// Prefix PEFT gives every adapter weight name.
-const PEFT_PREFIX: &str = "base_model.model.";
+pub(crate) const PEFT_PREFIX: &str = "base_model.model.";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,20 +154,20 @@ impl LoraConfig {
 }
 
 /// One adapter: A [r, in], B [out, r].
-struct Adapter {
-    a: Tensor,
-    b: Tensor,
-    scale: f64,
-    dropout: f64,
+pub(crate) struct Adapter {
+    pub(crate) a: Tensor,
+    pub(crate) b: Tensor,
+    pub(crate) scale: f64,
+    pub(crate) dropout: f64,
 }
 
 /// A linear projection (weight [out, in], optional bias) with an optional LoRA adapter.
 pub struct Projection {
     /// Checkpoint module name, e.g. `model.layers.0.self_attn.q_proj`.
-    module: String,
-    weight: Tensor,
-    bias: Option<Tensor>,
-    adapter: Option<Adapter>,
+    pub(crate) module: String,
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Option<Tensor>,
+    pub(crate) adapter: Option<Adapter>,
 }
 
 impl Projection {
@@ -221,7 +219,7 @@ impl Projection {
     }
 
     /// Creates A (uniform ±1/√in, PEFT's kaiming_uniform(a=√5)) and B (zeros) under `lora_vs`.
-    fn attach(&mut self, lora_vs: &nn::Path, cfg: &LoraConfig) -> Result<(), ModelError> {
+    pub(crate) fn attach(&mut self, lora_vs: &nn::Path, cfg: &LoraConfig) -> Result<(), ModelError> {
         let (out_dim, in_dim) = (self.weight.size()[0], self.weight.size()[1]);
         let r = cfg.rank as i64;
         let bound = 1.0 / (in_dim as f64).sqrt();
@@ -232,7 +230,7 @@ impl Projection {
     }
 
     /// W += scale · B A in W's kind; the adapter is dropped.
-    fn merge(&mut self) -> Result<(), ModelError> {
+    pub(crate) fn merge(&mut self) -> Result<(), ModelError> {
         if let Some(ad) = self.adapter.take() {
             tch::no_grad(|| -> Result<(), tch::TchError> {
                 let delta = ad.b.f_matmul(&ad.a)? * ad.scale;
@@ -250,90 +248,6 @@ pub(crate) fn adapter_input(x: &Tensor, dropout: f64, train: bool) -> Tensor {
         x.dropout(dropout, true)
     } else {
         x.shallow_clone()
-    }
-}
-
-fn lora_config_error(origin: &str, source: ConfigError) -> ModelError {
-    ModelError::Config { origin: origin.to_string(), source }
-}
-
-impl CausalLM {
-    /// Attaches fresh adapters (A random, B zero) to the projections `cfg` targets,
-    /// creating them in `lora_vs` under the checkpoint's module names.
-    pub fn attach_lora(&mut self, lora_vs: &nn::Path, cfg: &LoraConfig) -> Result<(), ModelError> {
-        cfg.validate().map_err(|e| lora_config_error("LoRA config", e))?;
-        if self.lora.is_some() {
-            return Err(lora_config_error("LoRA config", ConfigError::Inconsistent("adapters are already attached; merge them or start from a fresh model".into())));
-        }
-        let targets = cfg.target_modules().map_err(|e| lora_config_error("LoRA config", e))?;
-        for p in self.projections_mut() {
-            if targets.contains(&p.kind_name()) {
-                p.attach(lora_vs, cfg)?;
-            }
-        }
-        self.lora = Some(cfg.clone());
-        Ok(())
-    }
-
-    /// Folds every adapter into its base weight (W += alpha/r · B A) for inference;
-    /// afterwards the model has no adapters and no longer reads `lora_vs`.
-    pub fn merge_lora(&mut self) -> Result<(), ModelError> {
-        for p in self.projections_mut() {
-            p.merge()?;
-        }
-        self.lora = None;
-        Ok(())
-    }
-
-    /// Adapter tensors under PEFT's names.
-    pub fn adapter_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::new();
-        for p in self.projections() {
-            if let Some(ad) = &p.adapter {
-                out.push((format!("{PEFT_PREFIX}{}.lora_A.weight", p.module), ad.a.detach()));
-                out.push((format!("{PEFT_PREFIX}{}.lora_B.weight", p.module), ad.b.detach()));
-            }
-        }
-        out
-    }
-
-    /// Writes `adapter_model.safetensors` and `adapter_config.json` into `dir` (created if needed).
-    pub fn save_adapters(&self, dir: &Path) -> Result<(), ModelError> {
-        let cfg = self.lora.as_ref().ok_or_else(|| ModelError::file(dir, "no LoRA adapters are attached to save"))?;
-        std::fs::create_dir_all(dir).map_err(|e| ModelError::file(dir, format!("cannot create: {e}")))?;
-        save_safetensors(&dir.join(ADAPTER_WEIGHTS), &self.adapter_tensors())?;
-        let config_path = dir.join(ADAPTER_CONFIG);
-        let json = cfg.to_peft_json().map_err(|e| lora_config_error(&config_path.display().to_string(), e))?;
-        let text = serde_json::to_string_pretty(&json).map_err(|e| ModelError::file(&config_path, e.to_string()))?;
-        std::fs::write(&config_path, text + "\n").map_err(|e| ModelError::file(&config_path, format!("cannot write: {e}")))
-    }
-
-    /// Reads a PEFT adapter folder: attaches adapters as its `adapter_config.json`
-    /// says (in `lora_vs`) and fills them from `adapter_model.safetensors`. Every
-    /// adapter weight must be present with its shape, and nothing else.
-    pub fn load_adapters(&mut self, lora_vs: &nn::Path, dir: &Path) -> Result<LoraConfig, ModelError> {
-        let config_path = dir.join(ADAPTER_CONFIG);
-        let text = std::fs::read_to_string(&config_path).map_err(|e| ModelError::file(&config_path, format!("cannot read: {e}")))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::file(&config_path, format!("not valid JSON: {e}")))?;
-        let cfg = LoraConfig::from_peft_json(&json).map_err(|e| ModelError::file(&config_path, e))?;
-        let mut weights = load_safetensors(&dir.join(ADAPTER_WEIGHTS), lora_vs.kind(), lora_vs.device())?;
-        self.attach_lora(lora_vs, &cfg)?;
-        for p in self.projections_mut() {
-            if let Some(ad) = &mut p.adapter {
-                for (part, t) in [("lora_A", &mut ad.a), ("lora_B", &mut ad.b)] {
-                    let w = weights.take_shaped(&format!("{PEFT_PREFIX}{}.{part}.weight", p.module), &t.size())?;
-                    tch::no_grad(|| t.f_copy_(&w))?;
-                }
-            }
-        }
-        if !weights.is_empty() {
-            let left = weights.remaining();
-            return Err(ModelError::file(
-                weights.origin(),
-                format!("{} adapter weights match no adapted projection (first: {}); does adapter_config.json match the file?", left.len(), left[0]),
-            ));
-        }
-        Ok(cfg)
     }
 }
 

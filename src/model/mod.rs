@@ -1,14 +1,15 @@
 //! The model layer: decoder-only LLM backbones on libtorch, their weights
 //! (Hugging Face safetensors, GGUF), tokenizers, LoRA adapters and generation.
 
+pub mod adapters;
 pub mod backbone;
 pub mod config;
 pub mod gemma3;
 pub mod generate;
 pub mod gguf;
+pub mod layers;
 pub mod llama;
 pub mod lora;
-pub mod speed;
 pub mod tokenizer;
 pub mod weights;
 

@@ -6,7 +6,7 @@
 //! the vocabulary inside a GGUF file, and a tiny byte-level BPE trained here for
 //! tests and from-scratch toy models.
 
-use super::gguf::{GgufFile, MetaValue};
+use super::gguf::container::{GgufFile, MetaValue};
 use super::ModelError;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

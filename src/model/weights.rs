@@ -97,6 +97,12 @@ impl WeightMap {
     }
 }
 
+/// `root` extended by the dotted module path `a.b.c` (Hugging Face naming).
+pub(crate) fn sub_path<'a>(root: &tch::nn::Path<'a>, dotted: &str) -> tch::nn::Path<'a> {
+    dotted.split('.').filter(|s| !s.is_empty()).fold(root.clone(), |p, s| p.sub(s))
+}
+
+
 // ---------------------------------------------------------------------------
 // Hugging Face checkpoints on disk: config.json and safetensors files.
 

@@ -44,6 +44,7 @@ pub use locate::{LocatedEvidence, MatchKind};
 pub use note::span_notes;
 pub use parse::{parse_output, parse_span_output, ParsedOutput, TERMINATORS};
 
+pub use crate::config::AnswerOrder;
 use crate::data::{slice_chars, Document};
 use crate::icd::Code;
 use crate::model::generate::Scope;
@@ -175,17 +176,6 @@ pub enum PromptStyle {
     Chat,
     /// A fixed template for base or from-scratch models: instruction, input, `<answer>`.
     Plain,
-}
-
-/// The order of an answer line (see the module documentation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AnswerOrder {
-    /// `quote ; quote => CODE`; span answers `span => CODE`.
-    EvidenceFirst,
-    /// `CODE | quote ; quote`; span answers `CODE`.
-    #[default]
-    CodeFirst,
 }
 
 /// The instruction texts, so experiments can override them.

@@ -2,7 +2,7 @@
 //! document, the long tail of code frequencies, unseen test codes, evidence per
 //! code — as numbers ([`DataStats`]), a table, and a PNG.
 
-use super::{Dataset, Split};
+use crate::data::{Dataset, Split};
 use crate::icd::Code;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,7 +122,7 @@ pub fn compute(data: &Dataset) -> DataStats {
 impl DataStats {
     /// The card as markdown tables.
     pub fn table(&self) -> String {
-        use crate::report::markdown_table;
+        use super::markdown_table;
         let dist = |d: &Distribution| format!("{} / {} / {} / {} / {} ({:.1})", d.min, d.p25, d.median, d.p95, d.max, d.mean);
         let rows: Vec<Vec<String>> = self
             .splits
@@ -178,7 +178,7 @@ pub enum PlotError {
 
 /// Registers the plots' font once (shared with the reports' plots).
 fn ensure_font() -> Result<(), PlotError> {
-    if crate::report::plot::ensure_font() {
+    if super::plot::ensure_font() {
         Ok(())
     } else {
         Err(PlotError::NoFont)

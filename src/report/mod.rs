@@ -3,6 +3,7 @@
 //! plots (plotters), an HTML page, published figures and paired significance tests.
 
 pub mod compare;
+pub mod data_stats;
 pub mod gather;
 pub mod html;
 pub mod plot;

@@ -5,23 +5,26 @@
 //! predictions; see [`crate::store`]) and is written to a `.partial` folder
 //! that is renamed into place only when complete.
 
-mod model;
+mod predict;
+mod fit;
+mod stage;
+mod train;
 mod pretrain;
 
 pub use crate::store::DONE_MARKER;
-pub use model::ModelRecord;
+pub use stage::{Cost, RunError, RunOptions};
+pub(crate) use stage::{io_err, RunLog};
+pub use train::ModelRecord;
+use predict::PredictRecord;
 pub use pretrain::PretrainRecord;
 pub use crate::metrics::split::{score_split, SplitMetrics, RANKING_KS};
 
-use crate::baselines::{self, CodeScorer, DictionaryCoder, FuzzyCoder, LaatCoder, PriorCoder, TfidfCoder};
-use crate::config::Baseline;
 use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
 use crate::data::{self, CodeTable, Dataset, Split};
 use crate::fingerprint::canonical_json;
 use crate::metrics;
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
-use crate::store::{self, Lock, Stage, StoreError, TryLock};
-use rayon::prelude::*;
+use crate::store::{self, Lock, Stage, TryLock};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -29,48 +32,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Data(#[from] data::DataError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("scoring failed: {0}")]
-    Metrics(#[from] metrics::MetricsError),
-    #[error("{path}: cached file is unreadable ({reason}); delete it and run again to recompute it")]
-    CorruptCache { path: PathBuf, reason: String },
-    #[error("model run failed: {0}")]
-    Model(String),
-    #[error("baseline failed: {0}")]
-    Baseline(#[from] baselines::BaselineError),
-    #[error("{path}: training stopped after {step} optimizer steps; run again to resume from the last checkpoint")]
-    Interrupted { path: PathBuf, step: usize },
-}
-
-impl RunError {
-    /// Whether the user can fix this by changing their input (exit code 2) rather than a failed run (1).
-    pub fn is_user_input(&self) -> bool {
-        matches!(self, RunError::Data(_) | RunError::Store(StoreError::Corrupt { .. }) | RunError::CorruptCache { .. })
+impl From<metrics::MetricsError> for RunError {
+    fn from(e: metrics::MetricsError) -> RunError {
+        RunError::Metrics(e.to_string())
     }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
-    move |source| RunError::Io { path: path.to_path_buf(), source }
-}
-
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Recompute even when a finished result with the same fingerprint exists.
-    pub force: bool,
-    /// Show progress bars (they also hide themselves when stderr is not a terminal).
-    pub progress: bool,
-    /// Stop training after this many optimizer steps, as if killed (to test resuming).
-    pub stop_after_steps: Option<usize>,
-    /// Leave a run that a live process is computing to that process instead of waiting for it
-    /// (a Slurm array task: its run is someone else's already, so it has nothing to do).
-    pub leave_busy: bool,
 }
 
 /// `metrics.json` of a run.
@@ -87,41 +52,22 @@ pub struct RunMetrics {
     pub seconds: f64,
 }
 
-/// What training cost: read off any run's metrics.json to compare supervision schemes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Cost {
-    pub optimizer_steps: usize,
-    pub examples: u64,
-    pub span_examples: u64,
-    pub document_examples: u64,
-    pub input_tokens: u64,
-    pub span_tokens: u64,
-    pub document_tokens: u64,
-    pub padded_tokens: u64,
-    pub estimated_flops: f64,
-    pub train_seconds: f64,
-    pub tokens_per_second: f64,
-    pub peak_rss_bytes: Option<u64>,
-    pub peak_gpu_memory_bytes: Option<u64>,
-}
-
-impl Cost {
-    fn from_report(r: &crate::train::TrainReport) -> Cost {
-        Cost {
-            optimizer_steps: r.optimizer_steps,
-            examples: r.examples_seen.total(),
-            span_examples: r.examples_seen.span,
-            document_examples: r.examples_seen.document,
-            input_tokens: r.input_tokens.total(),
-            span_tokens: r.input_tokens.span,
-            document_tokens: r.input_tokens.document,
-            padded_tokens: r.padded_tokens,
-            estimated_flops: r.estimated_flops,
-            train_seconds: r.wall_seconds,
-            tokens_per_second: r.tokens_per_second,
-            peak_rss_bytes: r.peak_rss_bytes,
-            peak_gpu_memory_bytes: r.peak_gpu_memory_bytes,
-        }
+/// A trained model's cost as its training report counts it.
+fn cost_of(r: &crate::train::TrainReport) -> Cost {
+    Cost {
+        optimizer_steps: r.optimizer_steps,
+        examples: r.examples_seen.total(),
+        span_examples: r.examples_seen.span,
+        document_examples: r.examples_seen.document,
+        input_tokens: r.input_tokens.total(),
+        span_tokens: r.input_tokens.span,
+        document_tokens: r.input_tokens.document,
+        padded_tokens: r.padded_tokens,
+        estimated_flops: r.estimated_flops,
+        train_seconds: r.wall_seconds,
+        tokens_per_second: r.tokens_per_second,
+        peak_rss_bytes: r.peak_rss_bytes,
+        peak_gpu_memory_bytes: r.peak_gpu_memory_bytes,
     }
 }
 
@@ -259,18 +205,6 @@ const PREDICT_STATS: &str = "stats.json";
 /// A trained system's record in its train stage; written once training is complete.
 const TRAIN_RECORD: &str = "record.json";
 
-/// What one split's prediction stage records beside the predictions.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct PredictRecord {
-    #[serde(default)]
-    inference: crate::model::generate::Throughput,
-    #[serde(default)]
-    stats: crate::predict::PredictStats,
-    /// The span probe on this split (model runs with `eval.probe_spans` > 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    probe: Option<crate::metrics::probe::ProbeReport>,
-}
-
 /// Stores one split's predictions in its stage (stats first, predictions last: their presence means complete).
 fn store_predictions(dir: &Path, preds: &[Prediction], record: &PredictRecord) -> Result<(), RunError> {
     store::write_json(&dir.join(PREDICT_STATS), record)?;
@@ -340,13 +274,13 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         SystemSpec::Baseline(b) => {
             if !(todo.is_empty() && have_record) {
                 // A baseline is cheap to refit: every split is predicted again.
-                let out = baseline_predictions(b, run, &table, dataset, opts, &mut log)?;
+                let out = fit::baseline_predictions(b, run, &table, dataset, opts, &mut log)?;
                 for (split, preds) in &out.predictions {
                     store_predictions(&predict_dir(run, split.as_str()), preds, &PredictRecord::default())?;
                 }
                 let record = match out.fitted {
-                    Some(FittedBaseline { record, cost: Some(cost) }) => serde_json::json!({"baseline": record, "cost": cost}),
-                    Some(FittedBaseline { record, cost: None }) => serde_json::json!({"baseline": record}),
+                    Some(fit::FittedBaseline { record, cost: Some(cost) }) => serde_json::json!({"baseline": record, "cost": cost}),
+                    Some(fit::FittedBaseline { record, cost: None }) => serde_json::json!({"baseline": record}),
                     None => serde_json::json!({}),
                 };
                 store::write_json(&record_path, &record)?;
@@ -361,11 +295,11 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         }
         SystemSpec::Model(spec) => {
             if !(todo.is_empty() && have_record) {
-                let out = model::run(run, spec, &table, dataset, &train_dir, &todo, opts, &mut log)?;
+                let trained = train::train(run, spec, &table, dataset, &train_dir, opts, &mut log)?;
                 if !have_record {
-                    store::write_json(&record_path, &out.record)?;
+                    store::write_json(&record_path, &trained.record)?;
                 }
-                for (split, preds, predicted) in &out.predictions {
+                for (split, preds, predicted) in &predict::predict(run, spec, &trained, &table, dataset, &todo, opts, &mut log)? {
                     store_predictions(&predict_dir(run, split.as_str()), preds, predicted)?;
                 }
             } else {
@@ -377,7 +311,7 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
                 record.inference.add(&p.inference);
                 record.predict_stats.add(&p.stats);
             }
-            cost = record.training.as_ref().map(Cost::from_report);
+            cost = record.training.as_ref().map(cost_of);
             training_json = Some(serde_json::to_value(&record).unwrap_or_default());
         }
     }
@@ -429,164 +363,6 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     Ok(metrics)
 }
 
-/// What a baseline run produced: predictions, and for a scoring baseline its record (and training cost).
-struct BaselineOutcome {
-    predictions: Vec<(Split, Vec<Prediction>)>,
-    fitted: Option<FittedBaseline>,
-}
-
-struct FittedBaseline {
-    /// What training on the training split cost; `None` for a baseline that learns nothing from it.
-    cost: Option<Cost>,
-    /// Written as `baseline.json`: the training (or index) report and the tuned threshold.
-    record: serde_json::Value,
-}
-
-/// Predictions of a baseline on every evaluated split.
-fn baseline_predictions(
-    baseline: &Baseline,
-    run: &PlannedRun,
-    table: &CodeTable,
-    dataset: &Dataset,
-    opts: &RunOptions,
-    log: &mut RunLog,
-) -> Result<BaselineOutcome, RunError> {
-    let coder = match baseline {
-        Baseline::Dictionary(params) => {
-            let coder = DictionaryCoder::build(table, matching_scope(params.restrict_to_pool, dataset), params);
-            log.line(format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms));
-            coder
-        }
-        Baseline::Fuzzy(params) => {
-            let coder = FuzzyCoder::build(table, matching_scope(params.restrict_to_pool, dataset), params);
-            let r = &coder.report;
-            log.line(format!("fuzzy: {} codes, {} terms, {} character n-grams, {} postings; indexed in {:.2} s", r.codes, r.terms, r.ngrams, r.postings, r.build_seconds));
-            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), None, run, dataset, log);
-        }
-        Baseline::Tfidf(params) => {
-            let (train, space) = training_data(dataset);
-            let coder = TfidfCoder::train(&train, &space, params)?;
-            let r = &coder.report;
-            log.line(format!(
-                "tfidf: {} features, {} non-zeros over {} training documents; {} of {} codes have a classifier ({} parameters); trained in {:.2} s",
-                r.features, r.nonzeros, r.train_docs, r.classifiers, r.label_space, r.parameters, r.train_seconds
-            ));
-            let cost = trained_cost(params.iterations, r.train_docs as u64, r.tokens, 0, r.estimated_flops, r.train_seconds);
-            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), Some(cost), run, dataset, log);
-        }
-        Baseline::Prior(params) => {
-            let train: Vec<&data::Document> = dataset.split(Split::Train).collect();
-            let val: Vec<&data::Document> = dataset.split(Split::Val).collect();
-            let prior = PriorCoder::fit(&train, &val, params);
-            let top: Vec<String> = prior.ranking.iter().take(prior.k.max(3)).map(|(c, s)| format!("{c} {:.1}%", 100.0 * s)).collect();
-            log.line(format!("prior: k = {} ({}); most frequent training codes: {}", prior.k, prior.chosen_by, top.join(", ")));
-            let mut out = Vec::new();
-            for split_name in &run.spec.eval.splits {
-                let Some(split) = Split::parse(split_name) else { continue };
-                out.push((split, dataset.split(split).map(|d| prior.predict(d)).collect()));
-            }
-            let record = serde_json::json!({ "baseline": run.spec.system_name(), "prior": prior });
-            return Ok(BaselineOutcome { predictions: out, fitted: Some(FittedBaseline { cost: None, record }) });
-        }
-        Baseline::Laat(params) => {
-            let (train, space) = training_data(dataset);
-            let bar = crate::progress::bar(opts.progress, 0, "steps", &format!("{} · train", run.label()));
-            let coder = LaatCoder::train(&train, &space, params, run.spec.seed, &bar)?;
-            bar.finish_and_clear();
-            let r = &coder.report;
-            let losses: Vec<String> = r.epoch_loss.iter().map(|l| format!("{l:.4}")).collect();
-            log.line(format!(
-                "laat: {} parameters, {} labels of {} codes, vocabulary {}, {} epochs / {} steps on {}; loss per epoch {}; trained in {:.2} s",
-                r.parameters, r.labels, r.label_space, r.vocab_size, r.epochs, r.optimizer_steps, r.device, losses.join(" "), r.train_seconds
-            ));
-            let examples = (r.epochs * r.train_docs) as u64;
-            let cost = trained_cost(r.optimizer_steps, examples, r.tokens, r.padded_tokens, r.estimated_flops, r.train_seconds);
-            return scored_predictions(&coder, serde_json::to_value(r).unwrap_or_default(), Some(cost), run, dataset, log);
-        }
-    };
-    let mut out = Vec::new();
-    for split_name in &run.spec.eval.splits {
-        let Some(split) = Split::parse(split_name) else { continue };
-        let docs: Vec<&data::Document> = dataset.split(split).collect();
-        let bar = crate::progress::bar(opts.progress, docs.len() as u64, "docs", &format!("{} · {split}", run.label()));
-        let preds: Vec<Prediction> = docs
-            .par_iter()
-            .map(|d| {
-                let p = coder.predict(d);
-                bar.inc(1);
-                p
-            })
-            .collect();
-        bar.finish_and_clear();
-        out.push((split, preds));
-    }
-    Ok(BaselineOutcome { predictions: out, fitted: None })
-}
-
-/// The codes the matching baselines (dictionary, fuzzy) look for: the data's pool when asked
-/// (it holds the test labels: names carry the leak label), else the data's code space
-/// (synthetic data), else every billable code of the code set (`None`).
-fn matching_scope(restrict_to_pool: bool, dataset: &Dataset) -> Option<&[crate::icd::Code]> {
-    if restrict_to_pool && !dataset.pool.is_empty() {
-        Some(&dataset.pool)
-    } else if !dataset.code_space.is_empty() {
-        Some(&dataset.code_space)
-    } else {
-        None
-    }
-}
-
-/// Training documents, and the label space a trained baseline scores: the data's pool, or the codes training documents carry.
-fn training_data(dataset: &Dataset) -> (Vec<&data::Document>, Vec<crate::icd::Code>) {
-    let space = if dataset.pool.is_empty() { dataset.seen_codes().into_iter().collect() } else { dataset.pool.clone() };
-    (dataset.split(Split::Train).collect(), space)
-}
-
-/// A trained baseline's cost in the model runs' terms: its examples are documents.
-fn trained_cost(steps: usize, examples: u64, tokens: u64, padded_tokens: u64, flops: f64, seconds: f64) -> Cost {
-    Cost {
-        optimizer_steps: steps,
-        examples,
-        span_examples: 0,
-        document_examples: examples,
-        input_tokens: tokens,
-        span_tokens: 0,
-        document_tokens: tokens,
-        padded_tokens,
-        estimated_flops: flops,
-        train_seconds: seconds,
-        tokens_per_second: if seconds > 0.0 { tokens as f64 / seconds } else { 0.0 },
-        peak_rss_bytes: None,
-        peak_gpu_memory_bytes: None,
-    }
-}
-
-/// Tunes a scoring baseline's threshold on validation and predicts every evaluated split, scores included.
-fn scored_predictions(
-    scorer: &dyn CodeScorer,
-    training: serde_json::Value,
-    cost: Option<Cost>,
-    run: &PlannedRun,
-    dataset: &Dataset,
-    log: &mut RunLog,
-) -> Result<BaselineOutcome, RunError> {
-    let val: Vec<&data::Document> = dataset.split(Split::Val).collect();
-    let decision = baselines::decide(scorer, &val)?;
-    match &decision.tuned {
-        Some(t) => log.line(format!("threshold {:.2} tuned on {} validation documents (validation micro-F1 {:.4})", t.threshold, val.len(), t.micro_f1)),
-        None => log.line("no validation documents: threshold 0.5".into()),
-    }
-    let mut out = Vec::new();
-    for split_name in &run.spec.eval.splits {
-        let Some(split) = Split::parse(split_name) else { continue };
-        let docs: Vec<&data::Document> = dataset.split(split).collect();
-        out.push((split, baselines::predict(scorer, &docs, decision.threshold)?));
-    }
-    let record = serde_json::json!({ "baseline": run.spec.system_name(), "training": training, "threshold": decision });
-    Ok(BaselineOutcome { predictions: out, fitted: Some(FittedBaseline { cost, record }) })
-}
-
-
 /// Writes through a uniquely named temporary file and renames it into place.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>) -> Result<(), RunError> {
     Ok(store::write_atomic(path, fill)?)
@@ -596,18 +372,3 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), RunError> {
     Ok(store::write_json(path, value)?)
 }
 
-/// The run's log, kept in memory and written with the results.
-pub(crate) struct RunLog {
-    started: Instant,
-    text: String,
-}
-
-impl RunLog {
-    fn new() -> RunLog {
-        RunLog { started: Instant::now(), text: String::new() }
-    }
-
-    pub(crate) fn line(&mut self, s: String) {
-        self.text.push_str(&format!("[{:>8.2}s] {s}\n", self.started.elapsed().as_secs_f64()));
-    }
-}

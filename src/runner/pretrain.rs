@@ -3,7 +3,7 @@
 //! same training notes (both training arms, every fine-tuning seed) starts
 //! from the same weights, as runs of a pretrained LLM start from one checkpoint.
 
-use super::{RunError, RunLog, RunOptions};
+use super::stage::{RunError, RunLog, RunOptions};
 use crate::config::{Backbone, LrSchedule, Train};
 use crate::fingerprint::{canonical_json, sha256_hex};
 use crate::model::llama::CausalLM;
@@ -56,7 +56,7 @@ pub(super) fn pretrain_reading(
     let tiny = &spec.tiny;
     let identity = serde_json::json!({
         "reading_version": READING_VERSION,
-        "code": crate::fingerprint::code_identity(),
+        "code": crate::fingerprint::stage_identity(crate::fingerprint::Stage::Train),
         "tiny": tiny,
         "corpus_sha256": sha256_hex(corpus.join("\n\u{0}").as_bytes()),
         "notes_sha256": sha256_hex(notes.join("\n\u{0}").as_bytes()),

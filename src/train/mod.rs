@@ -23,6 +23,7 @@ mod checkpoint;
 mod cost;
 mod encode;
 pub mod reading;
+pub mod speed;
 mod stop;
 
 pub use adamw::lr_at;

@@ -1,4 +1,4 @@
-//! The model layer's speed and memory on fixed workloads, measured the way
+//! The model's training and decoding speed and memory on fixed workloads, measured the way
 //! `scripts/bench/pytorch_reference.py` measures PyTorch + transformers + PEFT, so
 //! the two can be compared side by side (`scripts/bench/compare.sh`, and on a GPU
 //! `scripts/gpu-bench.sh`). Weights are random: only the shapes matter.
@@ -14,11 +14,11 @@
 //! process's peak resident set while the case runs; CUDA: device memory in use
 //! after each repeat), and for `lora_step` the model FLOPs per token and MFU.
 
-use super::config::{ModelConfig, RopeScaling};
-use super::llama::{tiny_config, CausalLM, KvCache};
-use super::lora::LoraConfig;
-use super::ModelError;
-use crate::train::{AdamW, GpuMemory};
+use super::{AdamW, GpuMemory};
+use crate::model::config::{ModelConfig, RopeScaling};
+use crate::model::llama::{tiny_config, CausalLM, KvCache};
+use crate::model::lora::LoraConfig;
+use crate::model::ModelError;
 use serde::Serialize;
 use std::time::Instant;
 use tch::nn;
@@ -355,7 +355,7 @@ impl MemoryProbe {
 
     fn finish(&self) -> (Option<u64>, String) {
         match self.device {
-            Device::Cpu => (crate::train::peak_rss_bytes(), "peak_rss (VmHWM, process)".into()),
+            Device::Cpu => (super::peak_rss_bytes(), "peak_rss (VmHWM, process)".into()),
             _ => (self.gpu.peak, "cuda_used (total−free after each repeat)".into()),
         }
     }

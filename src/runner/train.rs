@@ -1,12 +1,10 @@
-//! A model run: backbone -> expansion -> mix -> train -> predict. Scoring and
-//! recording are the runner's, as for every system.
+//! The train stage of a model run: backbone -> expansion -> mix -> train. Prediction is
+//! [`super::predict`]'s; scoring and recording are the runner's, as for every system.
 
 use super::pretrain::{self, PretrainRecord};
-use super::{PredictRecord, RunError, RunLog, RunOptions};
-use crate::config::{Backbone, DocumentSampling, Eval, LongDocuments, PromptChoice, SpanFormat, TrainMode};
-use crate::data::jsonl::Prediction;
-use crate::data::{Dataset, Document, Split};
-use crate::config::ExpansionKind;
+use super::stage::{RunError, RunLog, RunOptions};
+use crate::config::{Backbone, DocumentSampling, ExpansionKind, LongDocuments, PromptChoice, SpanFormat, TrainMode};
+use crate::data::{Dataset, Split};
 use crate::expand::llm::LlmWriter;
 use crate::expand::{expand, ExpandContext, ExpansionReport};
 use crate::icd::{Code, CodeSet};
@@ -18,8 +16,7 @@ use crate::model::llama::{tiny_config, CausalLM};
 use crate::model::lora::LoraConfig;
 use crate::model::tokenizer::TextTokenizer;
 use crate::plan::{ModelSpec, PlannedRun};
-use crate::predict::{self, PredictConfig, PredictStats, ProbeFormat};
-use crate::metrics::probe::{score_probe, ProbeReport};
+use crate::predict::{self, PredictStats};
 use crate::prompt::{span_notes, DocExample, Formatter, PromptStyle, SpanExample, TrainingPair};
 use crate::train::{self, encode_pairs, ExampleKind, TrainOptions, TrainReport, Trainable};
 use serde::{Deserialize, Serialize};
@@ -83,9 +80,13 @@ fn mix_line(r: &MixReport) -> String {
     line
 }
 
-/// Predictions of the splits asked for (with their decoding statistics), and the record.
-pub(super) struct ModelOutcome {
-    pub predictions: Vec<(Split, Vec<Prediction>, PredictRecord)>,
+/// A trained model, ready to predict, and what its training recorded.
+pub(super) struct Trained {
+    pub model: CausalLM,
+    pub tok: TextTokenizer,
+    pub formatter: Formatter,
+    /// Span texts the run trained on, by code: the probe tells recall of a trained string from generalisation.
+    pub trained_spans: HashSet<(String, Code)>,
     pub record: ModelRecord,
 }
 
@@ -142,18 +143,16 @@ fn load_generator(spec: &ModelSpec, base_dir: &Path, device: tch::Device) -> Res
 }
 
 /// Trains (or, with the train stage's final checkpoint in `train_dir`, reloads the trained
-/// weights at no cost) and predicts the splits in `todo`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn run(
+/// weights at no cost).
+pub(super) fn train(
     run: &PlannedRun,
     spec: &ModelSpec,
     codes: &CodeSet,
     dataset: &Dataset,
     train_dir: &Path,
-    todo: &[Split],
     opts: &RunOptions,
     log: &mut RunLog,
-) -> Result<ModelOutcome, RunError> {
+) -> Result<Trained, RunError> {
     let work_dir = train_dir;
     let seed = run.spec.seed;
     let base_dir = run.spec.data.base_dir.clone();
@@ -371,79 +370,7 @@ pub(super) fn run(
         record.mix = Some(plan.report);
         record.expansion = Some(expanded.report);
     }
-
-    // Predict every evaluated split.
-    let pcfg = PredictConfig {
-        chunk_tokens: run.spec.eval.chunk_tokens,
-        chunk_overlap: run.spec.eval.chunk_overlap,
-        max_new_tokens: run.spec.eval.max_new_tokens,
-        batch_size: run.spec.eval.batch_size,
-        constrained: run.spec.eval.constrained,
-        temperature: 0.0,
-        seed,
-    };
-    let mut predictions = Vec::new();
-    for &split in todo {
-        let docs: Vec<&Document> = dataset.split(split).collect();
-        let out = predict::predict_documents(&model, &tok, &formatter, codes, &docs, &pcfg, opts.progress).map_err(model_err)?;
-        log.line(format!(
-            "{split}: predicted {} documents in {} windows, decode {:.0} tok/s, {} invalid codes (scored as false positives)",
-            docs.len(),
-            out.stats.windows,
-            out.throughput.decode_per_second(),
-            out.stats.rejected_codes
-        ));
-        let probe = probe(&model, &tok, &formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, &trained_spans, log)?;
-        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe }));
-    }
-    Ok(ModelOutcome { predictions, record })
-}
-
-/// The span probe on one split: its gold mentions coded one at a time, in the format the run
-/// trained spans in (a run without span training, or with `span_format = "note"`, answers
-/// one-sentence notes through the document task). `None` when off or the split has no evidence.
-#[allow(clippy::too_many_arguments)]
-fn probe(
-    model: &CausalLM,
-    tok: &TextTokenizer,
-    formatter: &Formatter,
-    codes: &CodeSet,
-    dataset: &Dataset,
-    docs: &[&Document],
-    spec: &ModelSpec,
-    pcfg: &PredictConfig,
-    eval: &Eval,
-    trained_spans: &HashSet<(String, Code)>,
-    log: &mut RunLog,
-) -> Result<Option<ProbeReport>, RunError> {
-    if eval.probe_spans == 0 {
-        return Ok(None);
-    }
-    let seen: std::collections::HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
-    let (items, available) = predict::probe_items(docs, &seen, eval.probe_spans, pcfg.seed);
-    if items.is_empty() {
-        return Ok(None);
-    }
-    let trains_span_task = spec.train.mode == TrainMode::Finetune && spec.mix.uses_spans() && spec.mix.span_format == SpanFormat::Span;
-    let format = if trains_span_task { ProbeFormat::Span } else { ProbeFormat::Note };
-    let (written, _) = predict::probe_mentions(model, tok, formatter, codes, &items, format, pcfg).map_err(model_err)?;
-    let report = score_probe(format.as_str(), available, &items, &written, trained_spans);
-    log.line(format!(
-        "span probe ({}): {} of {} gold mentions; seen {}/{} ({:.1}%), unseen {}/{} ({:.1}%), {} unseen misses wrote a sibling; {} seen and {} unseen mentions are trained span texts of their code",
-        report.format,
-        report.probed,
-        report.available,
-        report.seen.correct,
-        report.seen.n,
-        100.0 * report.seen.accuracy,
-        report.unseen.correct,
-        report.unseen.n,
-        100.0 * report.unseen.accuracy,
-        report.unseen_sibling,
-        report.seen_in_training_spans,
-        report.unseen_in_training_spans
-    ));
-    Ok(Some(report))
+    Ok(Trained { model, tok, formatter, trained_spans, record })
 }
 
 /// A span's text as the probe compares it: whitespace runs folded, lower case.

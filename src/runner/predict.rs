@@ -1,0 +1,117 @@
+//! The predict stage of a model run: every evaluated split through the trained model,
+//! and the span probe beside each.
+
+use super::train::Trained;
+use super::stage::{RunError, RunLog, RunOptions};
+use crate::config::{Eval, SpanFormat, TrainMode};
+use crate::data::jsonl::Prediction;
+use crate::data::{Dataset, Document, Split};
+use crate::icd::{Code, CodeSet};
+use crate::metrics::probe::{score_probe, ProbeReport};
+use crate::model::llama::CausalLM;
+use crate::model::tokenizer::TextTokenizer;
+use crate::plan::{ModelSpec, PlannedRun};
+use crate::predict::{self, PredictConfig, ProbeFormat};
+use crate::prompt::Formatter;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// What one split's prediction stage records beside the predictions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct PredictRecord {
+    #[serde(default)]
+    pub inference: crate::model::generate::Throughput,
+    #[serde(default)]
+    pub stats: crate::predict::PredictStats,
+    /// The span probe on this split (model runs with `eval.probe_spans` > 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeReport>,
+}
+
+/// Predicts the splits in `todo` with the trained model.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn predict(
+    run: &PlannedRun,
+    spec: &ModelSpec,
+    trained: &Trained,
+    codes: &CodeSet,
+    dataset: &Dataset,
+    todo: &[Split],
+    opts: &RunOptions,
+    log: &mut RunLog,
+) -> Result<Vec<(Split, Vec<Prediction>, PredictRecord)>, RunError> {
+    let Trained { model, tok, formatter, trained_spans, .. } = trained;
+    let seed = run.spec.seed;
+    let pcfg = PredictConfig {
+        chunk_tokens: run.spec.eval.chunk_tokens,
+        chunk_overlap: run.spec.eval.chunk_overlap,
+        max_new_tokens: run.spec.eval.max_new_tokens,
+        batch_size: run.spec.eval.batch_size,
+        constrained: run.spec.eval.constrained,
+        temperature: 0.0,
+        seed,
+    };
+    let mut predictions = Vec::new();
+    for &split in todo {
+        let docs: Vec<&Document> = dataset.split(split).collect();
+        let out = predict::predict_documents(model, tok, formatter, codes, &docs, &pcfg, opts.progress).map_err(|e| RunError::Model(e.to_string()))?;
+        log.line(format!(
+            "{split}: predicted {} documents in {} windows, decode {:.0} tok/s, {} invalid codes (scored as false positives)",
+            docs.len(),
+            out.stats.windows,
+            out.throughput.decode_per_second(),
+            out.stats.rejected_codes
+        ));
+        let probe = probe(model, tok, formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, trained_spans, log)?;
+        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe }));
+    }
+    Ok(predictions)
+}
+
+
+/// The span probe on one split: its gold mentions coded one at a time, in the format the run
+/// trained spans in (a run without span training, or with `span_format = "note"`, answers
+/// one-sentence notes through the document task). `None` when off or the split has no evidence.
+#[allow(clippy::too_many_arguments)]
+fn probe(
+    model: &CausalLM,
+    tok: &TextTokenizer,
+    formatter: &Formatter,
+    codes: &CodeSet,
+    dataset: &Dataset,
+    docs: &[&Document],
+    spec: &ModelSpec,
+    pcfg: &PredictConfig,
+    eval: &Eval,
+    trained_spans: &HashSet<(String, Code)>,
+    log: &mut RunLog,
+) -> Result<Option<ProbeReport>, RunError> {
+    if eval.probe_spans == 0 {
+        return Ok(None);
+    }
+    let seen: std::collections::HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
+    let (items, available) = predict::probe_items(docs, &seen, eval.probe_spans, pcfg.seed);
+    if items.is_empty() {
+        return Ok(None);
+    }
+    let trains_span_task = spec.train.mode == TrainMode::Finetune && spec.mix.uses_spans() && spec.mix.span_format == SpanFormat::Span;
+    let format = if trains_span_task { ProbeFormat::Span } else { ProbeFormat::Note };
+    let (written, _) = predict::probe_mentions(model, tok, formatter, codes, &items, format, pcfg).map_err(|e| RunError::Model(e.to_string()))?;
+    let report = score_probe(format.as_str(), available, &items, &written, trained_spans);
+    log.line(format!(
+        "span probe ({}): {} of {} gold mentions; seen {}/{} ({:.1}%), unseen {}/{} ({:.1}%), {} unseen misses wrote a sibling; {} seen and {} unseen mentions are trained span texts of their code",
+        report.format,
+        report.probed,
+        report.available,
+        report.seen.correct,
+        report.seen.n,
+        100.0 * report.seen.accuracy,
+        report.unseen.correct,
+        report.unseen.n,
+        100.0 * report.unseen.accuracy,
+        report.unseen_sibling,
+        report.seen_in_training_spans,
+        report.unseen_in_training_spans
+    ));
+    Ok(Some(report))
+}
