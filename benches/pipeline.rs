@@ -4,7 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use icdbench::baselines::{CodeScorer, DictionaryCoder, FuzzyCoder};
-use icdbench::config::{DictionaryParams, FuzzyParams, SyntheticParams};
+use icdbench::config::{DictionaryParams, FuzzyParams};
+use icdbench::data::synthetic::SyntheticParams;
 use icdbench::data::synthetic::generate;
 use icdbench::data::Split;
 use icdbench::icd::CodeSet;

@@ -428,7 +428,7 @@ fn explain_fingerprints(files: &[PathBuf], results: &Path, a: &str, b: &str) -> 
 #[allow(clippy::too_many_arguments)]
 fn score_files(gold: &Path, pred: &Path, train: Option<&Path>, split: &str, code_table: &str, bootstrap: usize, seed: u64, json: bool) -> Result<(), AppError> {
     let split = Split::parse(split).ok_or_else(|| AppError::Input(format!("--split {split:?}: use train, val or test")))?;
-    let table_config = crate::config::Data { code_table: code_table.to_string(), ..Default::default() };
+    let table_config = crate::data::Data { code_table: code_table.to_string(), ..Default::default() };
     let codes = data::code_table(&table_config, Path::new("."))?;
     let (gold_docs, gold_report) = jsonl::read_documents(gold, Some(split), &codes)?;
     let preds = jsonl::read_predictions(pred, &codes)?;
@@ -551,7 +551,7 @@ fn data_command(command: DataCommand) -> Result<(), AppError> {
             Ok(())
         }
         DataCommand::Code { codes, code_table } => {
-            let config = crate::config::Data { code_table, ..Default::default() };
+            let config = crate::data::Data { code_table, ..Default::default() };
             let table = data::code_table(&config, Path::new("."))?;
             for raw in codes {
                 let e = table.lookup(&raw)?;

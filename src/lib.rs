@@ -26,6 +26,7 @@ pub mod progress;
 pub mod prompt;
 pub mod report;
 pub mod runner;
+pub mod schema;
 pub mod store;
 pub mod text;
 pub mod train;

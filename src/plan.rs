@@ -2,7 +2,8 @@
 //! spec (defaults filled), the hashes of every input it reads, and the
 //! fingerprint that names its results folder. Nothing is computed here.
 
-use crate::config::{self, Backbone, Baseline, Data, DataSource, Eval, Expansion, Experiment, Mix, Train, TrainMode};
+use crate::config::{self, Backbone, Baseline, Eval, Expansion, Experiment, Mix, Train, TrainMode};
+use crate::data::Data;
 use crate::fingerprint::{hash_bytes, hash_file, stage_identity, Fingerprint, InputHash, Manifest, Stage, Versions};
 use std::collections::BTreeMap;
 use crate::icd::CodeSet;
@@ -75,7 +76,7 @@ impl RunSpec {
     /// The system's name, marked where it draws on a code pool that holds test labels
     /// (the synthetic benchmark's pool; a real data set's pool never does).
     pub fn system_name(&self) -> String {
-        let pool_has_test_labels = matches!(self.data.config.source, config::DataSource::Synthetic(_));
+        let pool_has_test_labels = self.data.config.source.source().pool_has_test_labels();
         self.system.name_marking_pool(pool_has_test_labels)
     }
 }
@@ -88,7 +89,7 @@ impl SystemSpec {
             SystemSpec::Model(m) if m.train.mode == TrainMode::ZeroShot => format!("{} zero-shot", m.backbone.name),
             SystemSpec::Model(m) => {
                 let mix = mix_name(&m.mix);
-                let leak = pool_has_test_labels && m.mix.strategy != config::MixStrategy::DocumentOnly && m.expansion.iter().any(|e| e.coverage == config::Coverage::Pool);
+                let leak = pool_has_test_labels && m.mix.strategy != config::MixStrategy::DocumentOnly && m.expansion.iter().any(|e| *e.coverage() == config::Coverage::Pool);
                 let leak = if leak { POOL_LEAK } else { "" };
                 match &m.train.match_tokens_of {
                     Some(reference) => format!("{} {mix} (tokens of {}){leak}", m.backbone.name, mix_name(reference)),
@@ -169,7 +170,7 @@ impl StageKeys {
         // Baselines have no decoding settings; a model's split predictions depend on all of these.
         let decoding = match spec.system {
             SystemSpec::Model(_) => serde_json::json!({
-                "chunk_tokens": e.chunk_tokens, "chunk_overlap": e.chunk_overlap, "max_new_tokens": e.max_new_tokens,
+                "chunk_tokens": e.chunk_tokens(), "chunk_overlap": e.chunk_overlap(), "max_new_tokens": e.max_new_tokens,
                 "constrained": e.constrained, "batch_size": e.batch_size, "probe_spans": e.probe_spans,
             }),
             SystemSpec::Baseline(_) => serde_json::Value::Null,
@@ -240,10 +241,7 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
         let inputs = input_hashes(exp, &base_dir, missing.as_deref_mut())?;
         let data = DataSpec {
             config: exp.data.clone(),
-            generator_version: match &exp.data.source {
-                DataSource::Synthetic(p) => Some(p.version),
-                _ => None,
-            },
+            generator_version: exp.data.source.source().generator_version(),
             base_dir: base_dir.clone(),
         };
         if let Some(backbone) = &exp.backbone {
@@ -268,7 +266,7 @@ fn plan_file_with(path: &Path, results_root: &Path, mut missing: Option<&mut Vec
                 }
             }
             // The LLM that writes `synthesize` spans is an input too.
-            for e in exp.expansion.iter().filter(|e| e.kind == config::ExpansionKind::Synthesize) {
+            for e in exp.expansion.iter().filter_map(|e| if let config::Expansion::Synthesize(p) = e { Some(p) } else { None }) {
                 let name = e.generator.clone().unwrap_or_else(|| backbone.name.clone());
                 if name != "tiny" && name != backbone.name {
                     let source = crate::model::backbone::resolve(&name, config::WeightFormat::Auto, &base_dir)
@@ -406,57 +404,17 @@ fn input_hashes(exp: &Experiment, base: &Path, mut missing: Option<&mut Vec<Stri
             inputs.push(hash_bytes("code_table_pcs", "builtin:icd10pcs-2024", CodeSet::builtin_pcs_bytes()));
         }
     }
-    // (role, config key, path, is a folder)
-    let mut wanted: Vec<(&str, String, PathBuf, bool)> = Vec::new();
-    if !exp.data.builtin_table() {
-        wanted.push(("code_table", "data.code_table".into(), PathBuf::from(&exp.data.code_table), false));
-    }
-    match &exp.data.source {
-        DataSource::Synthetic(_) => {}
-        DataSource::Jsonl { train, val, test } => {
-            wanted.push(("data.train", "data.source.train".into(), train.clone(), false));
-            if let Some(v) = val {
-                wanted.push(("data.val", "data.source.val".into(), v.clone(), false));
-            }
-            wanted.push(("data.test", "data.source.test".into(), test.clone(), false));
-        }
-        DataSource::Mimic(p) => {
-            wanted.push(("data.table", "data.source.table".into(), p.table.clone(), false));
-            wanted.push(("data.splits", "data.source.splits".into(), p.splits.clone(), false));
-            if let Some(n) = &p.notes {
-                wanted.push(("data.notes", "data.source.notes".into(), n.clone(), false));
-            }
-            if let Some(m) = &p.mdace {
-                mdace_inputs(&mut wanted, "data.source.mdace", m);
-            }
-        }
-        DataSource::Mdace(p) => mdace_inputs(&mut wanted, "data.source", p),
-        DataSource::Codiesp(p) => wanted.push(("data.root", "data.source.root".into(), p.root.clone(), true)),
-    }
-    for (role, key, rel, folder) in wanted {
-        let full = base.join(&rel);
+    for input in exp.data.inputs() {
+        let (role, full, folder) = (input.role, base.join(&input.path), input.folder);
         let present = if folder { full.is_dir() } else { full.is_file() };
         if let (false, Some(m)) = (present, missing.as_deref_mut()) {
-            m.push(format!("{key}: {} {} not found", if folder { "folder" } else { "file" }, full.display()));
+            m.push(format!("{}: {} {} not found", input.key, if folder { "folder" } else { "file" }, full.display()));
             continue;
         }
         let hash = if folder { hash_folder(role, &full) } else { hash_file(role, &full) };
         inputs.push(hash.map_err(|source| PlanError::Input { path: full, source })?);
     }
     Ok(inputs)
-}
-
-/// The files an MDACE source reads, as `input_hashes` lists them.
-fn mdace_inputs(wanted: &mut Vec<(&'static str, String, PathBuf, bool)>, key: &str, p: &config::MdaceParams) {
-    wanted.push(("data.mdace.annotations", format!("{key}.annotations"), p.annotations.clone(), true));
-    if let Some(n) = &p.notes {
-        wanted.push(("data.mdace.notes", format!("{key}.notes"), n.clone(), false));
-    }
-    wanted.push(("data.mdace.train_ids", format!("{key}.train_ids"), p.train_ids.clone(), false));
-    if let Some(v) = &p.val_ids {
-        wanted.push(("data.mdace.val_ids", format!("{key}.val_ids"), v.clone(), false));
-    }
-    wanted.push(("data.mdace.test_ids", format!("{key}.test_ids"), p.test_ids.clone(), false));
 }
 
 /// One hash over every file under `dir` (relative path, sha256 and size of each, in path order).

@@ -43,9 +43,10 @@ fn synthesize_without_a_pretrained_generator_is_refused() {
 #[test]
 fn an_overlap_over_half_the_window_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
+    // No chunk_tokens: test windows are the training window, 384 - 160 = 224 tokens.
     let exp = common::tiny_model_experiment(tmp.path(), "overlap", "chunk_overlap = 600\n");
     let at = format!("{}:{}:17: [eval.chunk_overlap]", exp.display(), line_of(&exp, "chunk_overlap = 600"));
-    refused(tmp.path(), &exp, &at, "at most 512");
+    refused(tmp.path(), &exp, &at, "than half of chunk_tokens (224): lower it to at most 112");
 }
 
 #[test]
@@ -128,7 +129,7 @@ fn included_files_merge_key_by_key_and_errors_point_at_the_file_that_holds_the_k
     // The including file wins key by key; the rest comes from the base.
     assert_eq!((e.train.batch_size, e.train.lr), (2, 1e-3));
     assert_eq!(e.baselines.len(), 1);
-    let icdbench::config::DataSource::Synthetic(s) = &e.data.source else { panic!("synthetic") };
+    let icdbench::data::DataSource::Synthetic(s) = &e.data.source else { panic!("synthetic") };
     assert_eq!((s.train_docs, s.test_docs), (40, 20));
 
     // A wrong type in the base is reported at its line in the base.

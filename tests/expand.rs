@@ -1,7 +1,8 @@
 //! Code-centric expansion on the quickstart-sized synthetic benchmark
 //! (`SyntheticParams::default()`: 200 pool codes, 40 of them unseen).
 
-use icdbench::config::{parse_experiment, ConfigError, Coverage, Expansion, ExpansionKind, PerturbOp, SyntheticParams};
+use icdbench::config::{parse_experiment, ConfigError, Coverage, Expansion, ExpansionKind, GoldEvidenceParams, HierarchyParams, PerturbOp, PerturbParams, SilverParams, SynthesizeParams};
+use icdbench::data::synthetic::SyntheticParams;
 use icdbench::data::synthetic::generate;
 use icdbench::data::paraphrase::{held_out_markers, shared_markers};
 use icdbench::data::{Dataset, Split, Wording};
@@ -23,7 +24,7 @@ fn data() -> &'static Dataset {
 }
 
 fn spec(kind: ExpansionKind, coverage: Coverage) -> Expansion {
-    Expansion { coverage, ..Expansion::new(kind) }
+    Expansion::new(kind).with_coverage(coverage)
 }
 
 fn run_with(specs: &[Expansion], seed: u64, dataset: &Dataset) -> Result<ExpansionOutput, ExpandError> {
@@ -116,7 +117,10 @@ fn per_code_cap_is_respected_by_every_strategy() {
         if kind == ExpansionKind::Synthesize {
             continue;
         }
-        let s = Expansion { per_code_cap: 2, variants: (kind == ExpansionKind::Perturb).then_some(6), ..spec(kind, Coverage::Pool) };
+        let s = match spec(kind, Coverage::Pool).with_per_code_cap(2) {
+            Expansion::Perturb(p) => Expansion::Perturb(PerturbParams { variants: 6, ..p }),
+            s => s,
+        };
         let out = run(&[s], 17);
         let counts = per_code(&out.examples);
         assert!(counts.values().all(|&n| n <= 2), "{kind}: {counts:?}");
@@ -164,8 +168,8 @@ fn a_codes_examples_do_not_depend_on_the_rest_of_the_coverage() {
 
 #[test]
 fn perturb_rewrites_differ_from_every_table_form_and_are_seeded() {
-    let s = Expansion { variants: Some(6), per_code_cap: 6, ..spec(ExpansionKind::Perturb, Coverage::Pool) };
-    let out = run(std::slice::from_ref(&s), 17);
+    let s = PerturbParams { variants: 6, per_code_cap: 6, coverage: Coverage::Pool, ..PerturbParams::default() };
+    let out = run(&[Expansion::Perturb(s.clone())], 17);
     assert!(out.examples.len() > 200 * 4, "{} variants for 200 codes", out.examples.len());
     let mut ops_seen = BTreeSet::new();
     for e in &out.examples {
@@ -176,7 +180,7 @@ fn perturb_rewrites_differ_from_every_table_form_and_are_seeded() {
     }
     assert_eq!(ops_seen, ["case", "drop", "invert", "shorthand", "typo"].map(String::from).into_iter().collect());
     // Restricting the ops restricts the rewrites.
-    let typos = run(&[Expansion { ops: Some(vec![PerturbOp::Typo]), ..s }], 17);
+    let typos = run(&[Expansion::Perturb(PerturbParams { ops: vec![PerturbOp::Typo], ..s })], 17);
     for e in &typos.examples {
         let desc_words = table_forms(entry(&e.code)).iter().map(|f| f.split_whitespace().count()).collect::<Vec<_>>();
         assert!(desc_words.contains(&e.span.split_whitespace().count()), "a typo keeps the word count: {}", e.span);
@@ -218,7 +222,7 @@ fn hierarchy_gives_parent_context_and_contrastive_sibling_pairs() {
     }
     assert!(parents >= 190, "{parents}");
     assert!(contrasts >= 200, "{contrasts}");
-    let wide = run(&[Expansion { contrast_outside_coverage: Some(true), ..spec(ExpansionKind::Hierarchy, Coverage::Pool) }], 17);
+    let wide = run(&[Expansion::Hierarchy(HierarchyParams { contrast_outside_coverage: true, coverage: Coverage::Pool, ..HierarchyParams::default() })], 17);
     assert!(wide.examples.iter().any(|e| !pool.contains(&e.code)));
 }
 
@@ -226,7 +230,7 @@ fn hierarchy_gives_parent_context_and_contrastive_sibling_pairs() {
 fn silver_spans_sit_at_their_offsets_and_only_for_gold_codes() {
     let docs: HashMap<&str, _> = data().documents.iter().map(|d| (d.id.as_str(), d)).collect();
     for negation in [true, false] {
-        let s = Expansion { negation: Some(negation), per_code_cap: 1000, ..spec(ExpansionKind::Silver, Coverage::Pool) };
+        let s = Expansion::Silver(SilverParams { negation, per_code_cap: 1000, coverage: Coverage::Pool, ..SilverParams::default() });
         let out = run(&[s], 17);
         assert!(out.examples.len() > 150, "{}", out.examples.len());
         for e in &out.examples {
@@ -256,7 +260,7 @@ fn silver_spans_sit_at_their_offsets_and_only_for_gold_codes() {
 
 #[test]
 fn gold_evidence_equals_the_annotations() {
-    let s = Expansion { per_code_cap: 100_000, sentence_context: Some(true), ..spec(ExpansionKind::GoldEvidence, Coverage::TrainingCodes) };
+    let s = Expansion::GoldEvidence(GoldEvidenceParams { per_code_cap: 100_000, sentence_context: true, coverage: Coverage::TrainingCodes });
     let out = run(&[s], 17);
     let docs: HashMap<&str, _> = data().documents.iter().map(|d| (d.id.as_str(), d)).collect();
     for e in &out.examples {
@@ -283,13 +287,14 @@ fn held_out_test_phrasings_do_not_leak_into_expansion() {
         .map(|ev| ev.text.to_lowercase())
         .collect();
     assert!(held_out.len() > 50, "only {} held-out test phrasings", held_out.len());
-    let mut specs = every_rule_strategy(Coverage::Auto);
-    for s in &mut specs {
-        s.per_code_cap = 16;
-        if matches!(s.kind, ExpansionKind::Perturb | ExpansionKind::Paraphrase) {
-            s.variants = Some(8);
-        }
-    }
+    let specs: Vec<Expansion> = every_rule_strategy(Coverage::Auto)
+        .into_iter()
+        .map(|s| match s.with_per_code_cap(16) {
+            Expansion::Perturb(p) => Expansion::Perturb(PerturbParams { variants: 8, ..p }),
+            Expansion::Paraphrase(p) => Expansion::Paraphrase(icdbench::config::ParaphraseParams { variants: 8, ..p }),
+            s => s,
+        })
+        .collect();
     let out = run(&specs, 17);
     assert_no_held_out(&out.examples, &held_out);
     assert!(out.examples.len() > 10_000, "{}", out.examples.len());
@@ -352,7 +357,7 @@ impl SpanWriter for EchoWriter {
 fn synthesize_prompts_carry_no_held_out_wording() {
     let tmp = tempfile::tempdir().unwrap();
     let mut writer = EchoWriter;
-    let s = Expansion { n: Some(5), ..spec(ExpansionKind::Synthesize, Coverage::Auto) };
+    let s = Expansion::Synthesize(SynthesizeParams { n: 5, ..SynthesizeParams::default() });
     let mut ctx = ExpandContext { codes: codes(), dataset: data(), seed: 17, cache_dir: Some(tmp.path().to_path_buf()), writer: Some(&mut writer) };
     let out = expand(&[s], &mut ctx).unwrap();
     assert!(out.examples.len() > 1000, "{}", out.examples.len());
@@ -387,7 +392,7 @@ impl SpanWriter for FakeWriter {
 }
 
 fn synthesize(dir: &Path, writer: &mut FakeWriter) -> Result<ExpansionOutput, ExpandError> {
-    let s = Expansion { n: Some(5), ..spec(ExpansionKind::Synthesize, Coverage::Pool) };
+    let s = Expansion::Synthesize(SynthesizeParams { n: 5, coverage: Coverage::Pool, ..SynthesizeParams::default() });
     let mut ctx = ExpandContext { codes: codes(), dataset: data(), seed: 17, cache_dir: Some(dir.to_path_buf()), writer: Some(writer) };
     expand(&[s], &mut ctx)
 }
@@ -469,11 +474,14 @@ fn expansion_parameters_parse_round_trip_and_default() {
     let exp = parse(EXPANSION_TOML).unwrap();
     let e = &exp.expansion;
     assert_eq!(e.len(), 4);
-    assert_eq!((e[0].kind, &e[0].coverage, e[0].per_code_cap), (ExpansionKind::Description, &Coverage::Auto, 8));
-    assert!(!e[0].keep_raw());
-    assert_eq!((e[1].variants(), e[1].ops(), e[1].max_ops()), (6, vec![PerturbOp::Typo, PerturbOp::Drop], 2));
-    assert_eq!((e[2].siblings(), e[2].parent_context(), &e[2].coverage), (3, true, &Coverage::Chapters(vec![9])));
-    assert_eq!((e[3].n(), e[3].max_words(), e[3].prompt()), (10, 12, "Write {n} ways to say {description}."));
+    assert_eq!((e[0].kind(), e[0].coverage(), e[0].per_code_cap()), (ExpansionKind::Description, &Coverage::Auto, 8));
+    assert!(matches!(&e[0], Expansion::Description(p) if !p.keep_raw));
+    let Expansion::Perturb(p) = &e[1] else { panic!("{:?}", e[1]) };
+    assert_eq!((p.variants, &p.ops, p.max_ops), (6, &vec![PerturbOp::Typo, PerturbOp::Drop], 2));
+    let Expansion::Hierarchy(h) = &e[2] else { panic!("{:?}", e[2]) };
+    assert_eq!((h.siblings, h.parent_context, &h.coverage), (3, true, &Coverage::Chapters(vec![9])));
+    let Expansion::Synthesize(y) = &e[3] else { panic!("{:?}", e[3]) };
+    assert_eq!((y.n, y.max_words, y.prompt.as_str()), (10, 12, "Write {n} ways to say {description}."));
     let again = parse(&toml::to_string(&exp).unwrap()).unwrap();
     assert_eq!(exp, again);
 }
@@ -492,9 +500,8 @@ fn unknown_or_misplaced_parameters_are_errors() {
     // Unknown everywhere: the schema rejects it.
     let p = problems(&format!("{base}[[expansion]]\nkind = \"perturb\"\ntypo_rate = 0.1\n"));
     assert_eq!(p.len(), 1);
-    assert_eq!(p[0].0.as_deref(), Some("typo_rate"));
-    assert_eq!(p[0].1, Some(7));
-    // Known, but not for this kind: validation names the key, the line and who takes it.
+    assert_eq!((p[0].0.as_deref(), p[0].1), (Some("expansion.0.typo_rate"), Some(7)));
+    // Known, but not for this kind: the schema names the key, the line and who takes it.
     let p = problems(&format!("{base}[[expansion]]\nkind = \"description\"\n[[expansion]]\nkind = \"silver\"\nvariants = 3\nnegation = false\n"));
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!((p[0].0.as_deref(), p[0].1), (Some("expansion.1.variants"), Some(9)));

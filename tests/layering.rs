@@ -9,9 +9,10 @@ use std::path::Path;
 /// Floors from the bottom: a room may import rooms on its own floor or below, never above.
 /// A new room goes on a floor here (the test names any room it does not place).
 const FLOORS: &[&[&str]] = &[
-    &["icd", "text", "device", "progress", "code_identity"],
+    &["icd", "text", "device", "progress", "code_identity", "schema"],
+    &["data"],
     &["config", "fingerprint"],
-    &["data", "mix", "model", "store"],
+    &["mix", "model", "store"],
     &["metrics", "prompt", "plan"],
     &["expand", "predict", "train", "baselines"],
     &["runner"],

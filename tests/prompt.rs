@@ -1,6 +1,6 @@
 //! The prompt formats and the answer parser, against the builtin code set and synthetic documents.
 
-use icdbench::config::SyntheticParams;
+use icdbench::data::synthetic::SyntheticParams;
 use icdbench::data::synthetic::generate;
 use icdbench::data::{slice_chars, Document, EvidenceSpan, Split};
 use icdbench::icd::{Code, CodeSet};

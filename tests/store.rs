@@ -156,7 +156,7 @@ fn each_stage_key_covers_the_code_that_stage_runs() {
     assert_eq!(moved, ["predict", "run", "train"]);
 
     // The data sources: everything downstream.
-    append(&copy.join("src/data/synthetic.rs"), "// edited\n");
+    append(&copy.join("src/data/synthetic/generate.rs"), "// edited\n");
     let after_data = stage_identities_of(&copy);
     assert!(now.iter().all(|(s, id)| after_data[s.as_str()] != *id), "{now:?} -> {after_data:?}");
 }

@@ -1,7 +1,8 @@
 //! The synthetic benchmark's promises, checked on generated data.
 
 use icdbench::baselines::DictionaryCoder;
-use icdbench::config::{DictionaryParams, SyntheticParams};
+use icdbench::config::DictionaryParams;
+use icdbench::data::synthetic::SyntheticParams;
 use icdbench::data::synthetic::generate;
 use icdbench::data::paraphrase::{held_out_markers, shared_markers};
 use icdbench::data::{jsonl::write_documents, Document, Family, Split, Wording};

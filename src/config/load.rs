@@ -1,21 +1,13 @@
 //! Reading an experiment file: TOML syntax and schema errors with their line
 //! and column, then semantic validation that reports every problem at once.
 
-use super::{Backbone, Baseline, ComparePair, Coverage, DataSource, Expansion, ExpansionKind, Experiment, FuzzyUnit, MdaceParams, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
+use super::{Backbone, Baseline, ComparePair, Coverage, Expansion, ExpansionKind, Experiment, FuzzyUnit, Mix, MixStrategy, TinyModel, TrainMode, WeightFormat, PACKAGED_CONTEXT, PROMPT_OVERHEAD_TOKENS};
 use crate::icd::Code;
+pub use crate::schema::{line_col, locate, Problem};
+use crate::schema::{is_set, Checker};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// One thing wrong with an experiment file, located where possible.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-    /// Dotted key the problem is about (`train.lr`), when known.
-    pub key: Option<String>,
-    pub message: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,7 +57,8 @@ pub fn parse_experiment_with(text: &str, path: &Path, check_inputs: bool) -> Res
     let invalid = |problems| ConfigError::Invalid { path: path.to_path_buf(), problems };
     let table: toml::Table = toml::from_str(text).map_err(|e| invalid(vec![from_toml_error(text, &e)]))?;
     if !table.contains_key(INCLUDE) {
-        let exp: Experiment = toml::from_str(text).map_err(|e| invalid(vec![from_toml_error(text, &e)]))?;
+        let mut exp: Experiment = toml::from_str(text).map_err(|e| invalid(vec![from_toml_error(text, &e)]))?;
+        exp.resolve_defaults();
         let problems = validate(&exp, text, path, check_inputs);
         return if problems.is_empty() { Ok(exp) } else { Err(invalid(problems)) };
     }
@@ -73,7 +66,7 @@ pub fn parse_experiment_with(text: &str, path: &Path, check_inputs: bool) -> Res
     // the including file winning; errors point at the file that holds the key.
     let mut files: Vec<(PathBuf, String)> = vec![(path.to_path_buf(), text.to_string())];
     let merged = resolve_includes(table, path, &mut files, 0)?;
-    let exp = match Experiment::deserialize(toml::Value::Table(merged)) {
+    let mut exp = match Experiment::deserialize(toml::Value::Table(merged)) {
         Ok(exp) => exp,
         Err(e) => {
             // Deserialising from a value has no positions: find the file whose own text gives this error.
@@ -88,6 +81,7 @@ pub fn parse_experiment_with(text: &str, path: &Path, check_inputs: bool) -> Res
             return Err(invalid(vec![Problem { line: None, column: None, key: key_from_message(&message), message }]));
         }
     };
+    exp.resolve_defaults();
     let problems = validate(&exp, text, path, check_inputs);
     if problems.is_empty() {
         return Ok(exp);
@@ -153,6 +147,8 @@ fn merge_into(base: &mut toml::Table, over: toml::Table) {
 }
 
 fn from_toml_error(text: &str, e: &toml::de::Error) -> Problem {
+    let mut message = e.message().trim().replace('\n', " ");
+    let key = key_from_message(&message);
     let (line, column) = match e.span() {
         Some(span) => {
             let (l, c) = line_col(text, span.start);
@@ -160,9 +156,66 @@ fn from_toml_error(text: &str, e: &toml::de::Error) -> Problem {
         }
         None => (None, None),
     };
-    let message = e.message().trim().replace('\n', " ");
-    let key = key_from_message(&message);
-    Problem { line, column, key, message }
+    let Some(k) = key.clone() else { return Problem { line, column, key, message } };
+    // serde names an unknown key without its path, and at the table where the table is read
+    // through a tagged enum (`[data.source]`, `[[expansion]]`): find the table that sets it.
+    let located = unknown_key_at(text, &k, &message);
+    message.push_str(&expansion_hint(&k, &message));
+    match located {
+        Some((path, at)) => {
+            let (l, c) = line_col(text, at);
+            Problem { line: Some(l), column: Some(c), key: Some(path), message }
+        }
+        None => Problem { line, column, key, message },
+    }
+}
+
+/// The dotted path and byte offset of an unknown `key`: in the first table of `text` that
+/// sets it beside only keys serde's `message` lists as expected (and `kind`, the tag).
+fn unknown_key_at(text: &str, key: &str, message: &str) -> Option<(String, usize)> {
+    let expected: Vec<&str> = message.split("expected one of ").nth(1)?.split(", ").map(|k| k.trim_matches(|c: char| c == '`' || c.is_whitespace())).collect();
+    let doc = toml_edit::Document::parse(text).ok()?;
+    fn visit(table: &dyn toml_edit::TableLike, path: &mut Vec<String>, key: &str, expected: &[&str]) -> Option<(String, usize)> {
+        if let Some(k) = table.key(key) {
+            if table.iter().all(|(other, _)| other == key || other == "kind" || expected.contains(&other)) {
+                path.push(key.to_string());
+                return Some((path.join("."), k.span()?.start));
+            }
+        }
+        for (name, item) in table.iter() {
+            let found = match item {
+                toml_edit::Item::ArrayOfTables(tables) => tables.iter().enumerate().find_map(|(i, t)| {
+                    path.extend([name.to_string(), i.to_string()]);
+                    let found = visit(t, path, key, expected);
+                    path.truncate(path.len() - 2);
+                    found
+                }),
+                other => other.as_table_like().and_then(|t| {
+                    path.push(name.to_string());
+                    let found = visit(t, path, key, expected);
+                    path.pop();
+                    found
+                }),
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+    visit(doc.as_table(), &mut Vec::new(), key, &expected)
+}
+
+/// An `[[expansion]]` key that another kind takes: say which kinds take it.
+fn expansion_hint(key: &str, message: &str) -> String {
+    if !message.contains("`per_code_cap`") {
+        return String::new();
+    }
+    let takers: Vec<&str> = ExpansionKind::ALL.iter().filter(|k| Expansion::parameters(**k).contains(&key)).map(|k| k.as_str()).collect();
+    if takers.is_empty() {
+        return String::new();
+    }
+    format!(" (`{key}` is a parameter of kind {})", takers.join(", "))
 }
 
 /// serde's "unknown field `x`" names the key; keep it visible as the key too.
@@ -171,124 +224,18 @@ fn key_from_message(message: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_string())
 }
 
-/// The 1-based line and column (in characters) of a byte offset into `text`: where a
-/// TOML error or a located key points, for `file:line:col` messages.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut end = offset.min(text.len());
-    // A span may end inside a multi-byte character; count up to the character's start.
-    while !text.is_char_boundary(end) {
-        end -= 1;
+
+fn check_device(c: &mut Checker, key: &str, d: &str) {
+    if !valid_device(d) {
+        c.fail(key, format!("unknown device {d:?}: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""));
     }
-    let before = &text[..end];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 fn valid_device(d: &str) -> bool {
     d == "auto" || d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())
 }
 
-/// Finds the line and column of a key path such as `["baselines", "0", "min_words"]`:
-/// the deepest part of the path that exists in the file.
-pub(super) fn locate(text: &str, path: &[&str]) -> (Option<usize>, Option<usize>) {
-    locate_in(text, path).0
-}
 
-/// Whether the file sets the whole dotted key (rather than leaving it to its default).
-fn is_set(text: &str, key: &str) -> bool {
-    locate_in(text, &key.split('.').collect::<Vec<_>>()).1
-}
-
-/// [`locate`], and whether every part of the path was found.
-fn locate_in(text: &str, path: &[&str]) -> ((Option<usize>, Option<usize>), bool) {
-    let Ok(doc) = toml_edit::Document::parse(text) else { return ((None, None), false) };
-    let mut item: &toml_edit::Item = doc.as_item();
-    let mut span = None;
-    let mut found = 0;
-    for part in path {
-        let next = match part.parse::<usize>() {
-            Ok(i) => item.get(i),
-            Err(_) => item.get(*part),
-        };
-        let Some(next) = next else { break };
-        span = next.span().or(span);
-        item = next;
-        found += 1;
-    }
-    let at = match span {
-        Some(s) => {
-            let (l, c) = line_col(text, s.start);
-            (Some(l), Some(c))
-        }
-        None => (None, None),
-    };
-    (at, found == path.len())
-}
-
-struct Checker<'a> {
-    text: &'a str,
-    problems: Vec<Problem>,
-    /// Whether data files must exist (false when planning without the data).
-    check_inputs: bool,
-}
-
-impl Checker<'_> {
-    fn fail(&mut self, key: &str, message: impl Into<String>) {
-        self.fail_at(key, key, message);
-    }
-
-    /// A problem about `key`, located at `at` (where the file says what causes it).
-    fn fail_at(&mut self, key: &str, at: &str, message: impl Into<String>) {
-        let parts: Vec<&str> = at.split('.').collect();
-        let (line, column) = locate(self.text, &parts);
-        self.problems.push(Problem { line, column, key: Some(key.to_string()), message: message.into() });
-    }
-
-    /// A problem about `key`, located at the first of `candidates` the file sets (else at `key`):
-    /// a limit broken by several settings points at one the user wrote.
-    fn fail_at_set(&mut self, key: &str, candidates: &[&str], message: impl Into<String>) {
-        let at = candidates.iter().copied().find(|k| is_set(self.text, k)).unwrap_or(key);
-        self.fail_at(key, at, message);
-    }
-
-    fn device(&mut self, key: &str, d: &str) {
-        if !valid_device(d) {
-            self.fail(key, format!("unknown device {d:?}: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""));
-        }
-    }
-
-    fn non_negative(&mut self, key: &str, v: f64) {
-        if !(v.is_finite() && v >= 0.0) {
-            self.fail(key, format!("must be a finite number >= 0, got {v}"));
-        }
-    }
-
-    fn range_f(&mut self, key: &str, v: f64, lo: f64, hi: f64) {
-        if !(v.is_finite() && v >= lo && v <= hi) {
-            self.fail(key, format!("must be between {lo} and {hi}, got {v}"));
-        }
-    }
-
-    fn positive(&mut self, key: &str, v: usize) {
-        if v == 0 {
-            self.fail(key, "must be at least 1");
-        }
-    }
-
-    fn existing_file(&mut self, key: &str, base: &Path, file: &Path) {
-        let full = base.join(file);
-        if self.check_inputs && !full.is_file() {
-            self.fail(key, format!("file {} not found", full.display()));
-        }
-    }
-
-    fn range_pair(&mut self, key: &str, r: [usize; 2]) {
-        if r[0] > r[1] {
-            self.fail(key, format!("is a [min, max] range but min {} > max {}", r[0], r[1]));
-        }
-    }
-}
 
 fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Vec<Problem> {
     let mut c = Checker { text, problems: Vec::new(), check_inputs };
@@ -298,84 +245,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
     }
     validate_compare(&mut c, exp);
     let base = path.parent().unwrap_or(Path::new("."));
-    match &exp.data.source {
-        DataSource::Synthetic(p) => {
-            for (k, v) in [("train_docs", p.train_docs), ("test_docs", p.test_docs), ("pool_size", p.pool_size)] {
-                c.positive(&format!("data.source.{k}"), v);
-            }
-            if p.unseen_codes >= p.pool_size {
-                c.fail("data.source.unseen_codes", format!("must be smaller than pool_size ({})", p.pool_size));
-            }
-            if p.chapters.is_empty() && p.prefixes.is_empty() {
-                c.fail("data.source.chapters", "give chapters (1-22) or prefixes to draw codes from");
-            }
-            for &ch in &p.chapters {
-                if !(1..=22).contains(&ch) {
-                    c.fail("data.source.chapters", format!("chapter {ch} does not exist: ICD-10-CM has chapters 1-22"));
-                }
-            }
-            c.range_pair("data.source.codes_per_doc", p.codes_per_doc);
-            if p.codes_per_doc[0] == 0 {
-                c.fail("data.source.codes_per_doc", "every document needs at least 1 code");
-            }
-            c.range_pair("data.source.distractors_per_doc", p.distractors_per_doc);
-            c.range_pair("data.source.filler_sentences", p.filler_sentences);
-            c.range_f("data.source.zipf_exponent", p.zipf_exponent, 0.0, 5.0);
-            let newest = super::GENERATOR_VERSION;
-            if !(1..=newest).contains(&p.version) {
-                c.fail("data.source.version", format!("the synthetic generator has versions 1 to {newest}"));
-            }
-            match p.reworded_fraction {
-                Some(_) if p.version >= 2 => c.fail(
-                    "data.source.reworded_fraction",
-                    "is a version 1 parameter: version 2 words test mentions by test_verbatim_fraction and held_out_fraction (or set version = 1)",
-                ),
-                Some(f) => c.range_f("data.source.reworded_fraction", f, 0.0, 1.0),
-                None => {}
-            }
-            for (k, v) in [
-                ("train_verbatim_fraction", p.train_verbatim_fraction),
-                ("test_verbatim_fraction", p.test_verbatim_fraction),
-                ("held_out_fraction", p.held_out_fraction),
-                ("list_fraction", p.list_fraction),
-            ] {
-                c.range_f(&format!("data.source.{k}"), v, 0.0, 1.0);
-            }
-        }
-        DataSource::Jsonl { train, val, test } => {
-            let files = [("train", Some(train)), ("val", val.as_ref()), ("test", Some(test))];
-            for (k, f) in files {
-                if let Some(f) = f {
-                    c.existing_file(&format!("data.source.{k}"), base, f);
-                }
-            }
-        }
-        DataSource::Mimic(p) => {
-            c.existing_file("data.source.table", base, &p.table);
-            c.existing_file("data.source.splits", base, &p.splits);
-            if let Some(m) = &p.mdace {
-                validate_mdace(&mut c, "data.source.mdace", base, m);
-            }
-            for (k, v) in [("id_column", &p.id_column), ("text_column", &p.text_column), ("target_column", &p.target_column), ("split_column", &p.split_column)] {
-                if v.trim().is_empty() {
-                    c.fail(&format!("data.source.{k}"), "name a column of the table");
-                }
-            }
-        }
-        DataSource::Mdace(p) => validate_mdace(&mut c, "data.source", base, p),
-        DataSource::Codiesp(p) => {
-            let root = base.join(&p.root);
-            if c.check_inputs && (!root.join("train").is_dir() || !root.join("test").is_dir()) {
-                c.fail("data.source.root", format!("{} has no train/ and test/ folders: name the CodiEsp folder that holds train/, dev/ and test/ (final_dataset_v4_to_publish)", root.display()));
-            }
-            if p.language != "es" && p.language != "en" {
-                c.fail("data.source.language", format!("unknown language {:?}: use \"es\" (text_files) or \"en\" (text_files_en)", p.language));
-            }
-        }
-    }
-    if c.check_inputs && !exp.data.builtin_table() && !base.join(&exp.data.code_table).is_file() {
-        c.fail("data.code_table", format!("file {} not found (or use \"builtin\")", base.join(&exp.data.code_table).display()));
-    }
+    exp.data.check(&mut c, base);
     for (i, e) in exp.expansion.iter().enumerate() {
         validate_expansion(&mut c, i, e);
     }
@@ -424,11 +294,11 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
             c.fail("eval.splits", format!("{s:?} is named twice: a split is scored once"));
         }
     }
-    c.positive("eval.chunk_tokens", e.chunk_tokens);
+    c.positive("eval.chunk_tokens", e.chunk_tokens());
     c.positive("eval.batch_size", e.batch_size);
     // Each window repeats at most half of the one before, so every window advances (predict::windows).
-    if e.chunk_overlap.saturating_mul(2) > e.chunk_tokens {
-        c.fail("eval.chunk_overlap", format!("{} is more than half of chunk_tokens ({}): lower it to at most {} so every window advances", e.chunk_overlap, e.chunk_tokens, e.chunk_tokens / 2));
+    if e.chunk_overlap().saturating_mul(2) > e.chunk_tokens() {
+        c.fail("eval.chunk_overlap", format!("{} is more than half of chunk_tokens ({}): lower it to at most {} so every window advances", e.chunk_overlap(), e.chunk_tokens(), e.chunk_tokens() / 2));
     }
     for (i, b) in exp.baselines.iter().enumerate() {
         match b {
@@ -469,7 +339,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
                 c.range_f(&key("lr"), p.lr, 1e-8, 1.0);
                 c.range_f(&key("dropout"), p.dropout, 0.0, 0.9);
                 c.range_f(&key("weight_decay"), p.weight_decay, 0.0, 1.0);
-                c.device(&key("device"), &p.device);
+                check_device(&mut c, &key("device"), &p.device);
             }
         }
     }
@@ -477,7 +347,7 @@ fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: bool) -> Ve
         c.fail("baselines", "nothing to run: add a [backbone] or at least one [[baselines]] entry");
     }
     if let Some(b) = &exp.backbone {
-        c.device("backbone.device", &b.device);
+        check_device(&mut c, "backbone.device", &b.device);
         if b.is_tiny() {
             validate_tiny(&mut c, &b.tiny);
         }
@@ -582,19 +452,21 @@ fn backbone_context(b: &Backbone, base: &Path, check_inputs: bool) -> Option<(us
 fn validate_model_budget(c: &mut Checker, exp: &Experiment, b: &Backbone, base: &Path) {
     let Some((context, source)) = backbone_context(b, base, c.check_inputs) else { return };
     let e = &exp.eval;
-    let needed = e.chunk_tokens.saturating_add(e.max_new_tokens).saturating_add(PROMPT_OVERHEAD_TOKENS);
-    if needed > context {
+    let t = &exp.train;
+    let needed = e.chunk_tokens().saturating_add(e.max_new_tokens).saturating_add(PROMPT_OVERHEAD_TOKENS);
+    // A window derived from a training length that is itself too long is reported once, there.
+    let derived_from_too_long = !is_set(c.text, "eval.chunk_tokens") && t.mode == TrainMode::Finetune && t.max_length > context;
+    if needed > context && !derived_from_too_long {
         let room = context.saturating_sub(PROMPT_OVERHEAD_TOKENS);
         c.fail_at_set(
             "eval.chunk_tokens",
             &["eval.chunk_tokens", "eval.max_new_tokens", "backbone.name"],
             format!(
                 "chunk_tokens ({}) + max_new_tokens ({}) + the prompt around a window (up to {PROMPT_OVERHEAD_TOKENS}) = {needed} tokens, more than the {context}-token context of {source}: keep chunk_tokens + max_new_tokens <= {room}",
-                e.chunk_tokens, e.max_new_tokens
+                e.chunk_tokens(), e.max_new_tokens
             ),
         );
     }
-    let t = &exp.train;
     if t.mode == TrainMode::Finetune && t.max_length > context {
         c.fail_at_set("train.max_length", &["train.max_length", "backbone.name"], format!("{} tokens is longer than the {context}-token context of {source}: lower it to at most {context}", t.max_length));
     }
@@ -603,9 +475,7 @@ fn validate_model_budget(c: &mut Checker, exp: &Experiment, b: &Backbone, base: 
 /// `synthesize` asks an LLM for phrasings; the tiny backbone has random weights and writes noise.
 fn validate_generator(c: &mut Checker, exp: &Experiment, b: &Backbone) {
     for (i, e) in exp.expansion.iter().enumerate() {
-        if e.kind != ExpansionKind::Synthesize {
-            continue;
-        }
+        let Expansion::Synthesize(e) = e else { continue };
         let tiny = match &e.generator {
             Some(g) => g == "tiny",
             None => b.is_tiny(),
@@ -623,25 +493,10 @@ fn validate_generator(c: &mut Checker, exp: &Experiment, b: &Backbone) {
     }
 }
 
-fn validate_mdace(c: &mut Checker, key: &str, base: &Path, p: &MdaceParams) {
-    let dir = base.join(&p.annotations);
-    if c.check_inputs && !dir.is_dir() {
-        c.fail(&format!("{key}.annotations"), format!("folder {} not found: name the folder of MDACE chart JSON files (e.g. MDACE/data/Inpatient/ICD-10/1.0)", dir.display()));
-    }
-    if let Some(n) = &p.notes {
-        c.existing_file(&format!("{key}.notes"), base, n);
-    }
-    c.existing_file(&format!("{key}.train_ids"), base, &p.train_ids);
-    if let Some(v) = &p.val_ids {
-        c.existing_file(&format!("{key}.val_ids"), base, v);
-    }
-    c.existing_file(&format!("{key}.test_ids"), base, &p.test_ids);
-}
-
 fn validate_expansion(c: &mut Checker, i: usize, e: &Expansion) {
     let key = |k: &str| format!("expansion.{i}.{k}");
-    c.positive(&key("per_code_cap"), e.per_code_cap);
-    match &e.coverage {
+    c.positive(&key("per_code_cap"), e.per_code_cap());
+    match e.coverage() {
         Coverage::Chapters(chs) if chs.is_empty() || chs.iter().any(|ch| !(1..=22).contains(ch)) => {
             c.fail(&key("coverage"), "give chapters 1-22, e.g. coverage = { chapters = [9, 10] }");
         }
@@ -657,26 +512,23 @@ fn validate_expansion(c: &mut Checker, i: usize, e: &Expansion) {
         }
         _ => {}
     }
-    for p in e.set_parameters() {
-        if !e.kind.parameters().contains(&p) {
-            let users: Vec<&str> = ExpansionKind::ALL.iter().filter(|k| k.parameters().contains(&p)).map(|k| k.as_str()).collect();
-            let own = match e.kind.parameters() {
-                [] => "none".to_string(),
-                ps => ps.join(", "),
-            };
-            c.fail(&key(p), format!("`{p}` is not a parameter of kind \"{}\" (it is one of {}); {} takes: {own}", e.kind, users.join(", "), e.kind));
+    let counts: &[(&str, usize)] = match e {
+        Expansion::Perturb(p) => &[("variants", p.variants), ("max_ops", p.max_ops)],
+        Expansion::Paraphrase(p) => &[("variants", p.variants)],
+        Expansion::Silver(p) => &[("min_words", p.min_words)],
+        Expansion::Synthesize(p) => &[("n", p.n), ("max_words", p.max_words)],
+        _ => &[],
+    };
+    for &(k, v) in counts {
+        c.positive(&key(k), v);
+    }
+    if let Expansion::Perturb(p) = e {
+        if p.ops.is_empty() {
+            c.fail(&key("ops"), "name at least one rewrite: drop, invert, typo, shorthand, case");
         }
     }
-    for (k, v) in [("variants", e.variants), ("max_ops", e.max_ops), ("min_words", e.min_words), ("n", e.n), ("max_words", e.max_words)] {
-        if let Some(v) = v {
-            c.positive(&key(k), v);
-        }
-    }
-    if e.ops.as_ref().is_some_and(Vec::is_empty) {
-        c.fail(&key("ops"), "name at least one rewrite: drop, invert, typo, shorthand, case");
-    }
-    if let Some(prompt) = &e.prompt {
-        if !prompt.contains("{description}") && !prompt.contains("{code}") {
+    if let Expansion::Synthesize(p) = e {
+        if !p.prompt.contains("{description}") && !p.prompt.contains("{code}") {
             c.fail(&key("prompt"), "the prompt must name the code: include {description} or {code}");
         }
     }
@@ -750,6 +602,20 @@ mod tests {
     }
 
     #[test]
+    fn test_windows_default_to_the_training_window_and_resolve_before_hashing() {
+        let parse = |text: &str| parse_experiment(text, Path::new("t.toml")).unwrap();
+        let unset = parse(&tiny("[train]\nmax_length = 224\n"));
+        assert_eq!(unset.eval.chunk_tokens, Some(64));
+        // Written out or left to the default: one experiment, so one key.
+        assert_eq!(unset, parse(&tiny("[train]\nmax_length = 224\n[eval]\nchunk_tokens = 64\n")));
+        assert_eq!(parse(&tiny("[train]\nmax_length = 224\n[eval]\nchunk_tokens = 96\n")).eval.chunk_tokens, Some(96));
+        // Nothing trained: the default window.
+        assert_eq!(parse(&tiny("[train]\nmode = \"zero_shot\"\n")).eval.chunk_tokens, Some(super::super::DEFAULT_CHUNK_TOKENS));
+        let baselines = parse("[experiment]\nname = \"b\"\n[[baselines]]\nkind = \"prior\"\n");
+        assert_eq!(baselines.eval.chunk_tokens, Some(1024));
+    }
+
+    #[test]
     fn a_window_overlap_over_half_its_length_is_rejected_where_written() {
         let (line, col, key, message) = only(&tiny("[eval]\nchunk_tokens = 100\nchunk_overlap = 51\n"));
         assert_eq!((line, col, key.as_str()), (Some(10), Some(17), "eval.chunk_overlap"));
@@ -790,9 +656,15 @@ mod tests {
         std::fs::write(dir.path().join("ckpt/config.json"), r#"{"max_position_embeddings": 512}"#).unwrap();
         let text = "[experiment]\nname = \"f\"\n[backbone]\nname = \"ckpt\"\n";
         let err = parse_experiment(text, &dir.path().join("f.toml")).unwrap_err().to_string();
-        // Defaults (1024 + 256 + 256) overflow a 512-token model; nothing in [eval] is written, so the backbone is named.
-        assert!(err.contains("f.toml:4:8: [eval.chunk_tokens]") && err.contains("512-token context of"), "{err}");
+        // The default training length (1024) overflows a 512-token model; nothing in [train] is
+        // written, so the backbone is named. The test window derives from it and is not
+        // reported a second time.
         assert!(err.contains("f.toml:4:8: [train.max_length]") && err.contains("at most 512"), "{err}");
+        assert!(!err.contains("[eval.chunk_tokens]"), "{err}");
+        let text = "[experiment]\nname = \"f\"\n[backbone]\nname = \"ckpt\"\n[train]\nmax_length = 512\n[eval]\nmax_new_tokens = 200\n";
+        let err = parse_experiment(text, &dir.path().join("f.toml")).unwrap_err().to_string();
+        // 352 + 200 + 256 > 512: the window the training length gives leaves no room for this answer.
+        assert!(err.contains("f.toml:8:18: [eval.chunk_tokens]") && err.contains("512-token context of"), "{err}");
     }
 
     #[test]

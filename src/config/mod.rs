@@ -4,15 +4,20 @@
 //! ignored setting. Defaults live here, beside the field they fill, and the
 //! resolved form (defaults filled) is what gets fingerprinted.
 
+mod expansion;
 mod load;
 mod sweep;
 
+pub use expansion::{
+    AbbreviationParams, Coverage, DescriptionParams, Expansion, ExpansionKind, GoldEvidenceParams, HierarchyParams, InclusionTermsParams, ParaphraseParams, PerturbOp, PerturbParams, SilverParams,
+    SynthesizeParams, DEFAULT_PER_CODE_CAP, DEFAULT_SYNTHESIZE_PROMPT,
+};
 pub use load::{line_col, load_experiment, parse_experiment, parse_experiment_with, ConfigError, Problem};
 pub use sweep::{expand_sweep, expand_sweep_with, SweepPoint, ARM_KEY};
 
+use crate::data::Data;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// A whole experiment file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +52,18 @@ pub struct Experiment {
     /// against runs on side `b` that share every other sweep setting (a seed with its seed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compare: Vec<ComparePair>,
+}
+
+impl Experiment {
+    /// Fills the defaults that depend on other settings: `eval.chunk_tokens` from the
+    /// training window of a fine-tuned backbone, `eval.chunk_overlap` from the window.
+    pub fn resolve_defaults(&mut self) {
+        if self.eval.chunk_tokens.is_none() {
+            let trains = self.backbone.is_some() && self.train.mode == TrainMode::Finetune;
+            self.eval.chunk_tokens = Some(if trains { self.train.document_window() } else { DEFAULT_CHUNK_TOKENS });
+        }
+        self.eval.chunk_overlap = Some(self.eval.chunk_overlap());
+    }
 }
 
 /// One `[[compare]]`: two sides, each a sweep setting written as run labels show it
@@ -221,611 +238,6 @@ pub enum DType {
     F32,
     F16,
     Bf16,
-}
-
-/// Where documents come from and which code set they are coded in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Data {
-    #[serde(default)]
-    pub source: DataSource,
-    /// `builtin`: the committed ICD-10-CM FY2026 table, with the committed ICD-10-PCS table
-    /// when the source carries procedure codes (see [`Data::uses_procedures`]);
-    /// `builtin+pcs`: both tables whatever the source; or a path to a table built by
-    /// `icdbench data build-codes`.
-    #[serde(default = "default_code_table")]
-    pub code_table: String,
-    /// `"edin"`: pass every text through Edin et al.'s MIMIC pre-processing (lower case,
-    /// no punctuation, no standalone numbers) after loading, evidence moved with it — to
-    /// read any benchmark the way their MIMIC-IV table reads. Default `"none"`.
-    #[serde(default, skip_serializing_if = "Preprocess::is_none")]
-    pub preprocess: Preprocess,
-}
-
-/// Text pre-processing applied after loading.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preprocess {
-    #[default]
-    None,
-    Edin,
-}
-
-impl Preprocess {
-    pub fn is_none(&self) -> bool {
-        *self == Preprocess::None
-    }
-}
-
-impl Data {
-    /// Whether the builtin tables include ICD-10-PCS: for `builtin+pcs`, and for `builtin`
-    /// when the source's gold codes include procedures (MIMIC and CodiEsp with `codes` other
-    /// than `diagnosis`, MDACE always).
-    pub fn uses_procedures(&self) -> bool {
-        match self.code_table.as_str() {
-            "builtin+pcs" => true,
-            "builtin" => match &self.source {
-                DataSource::Mimic(m) => m.codes != CodeSystem::Diagnosis,
-                DataSource::Codiesp(c) => c.codes != CodeSystem::Diagnosis,
-                DataSource::Mdace(_) => true,
-                DataSource::Synthetic(_) | DataSource::Jsonl { .. } => false,
-            },
-            _ => false,
-        }
-    }
-
-    /// Whether the code table is one of the committed ones.
-    pub fn builtin_table(&self) -> bool {
-        matches!(self.code_table.as_str(), "builtin" | "builtin+pcs")
-    }
-}
-
-fn default_code_table() -> String {
-    "builtin".into()
-}
-
-impl Default for Data {
-    fn default() -> Self {
-        Data { source: DataSource::default(), code_table: default_code_table(), preprocess: Preprocess::None }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum DataSource {
-    /// The seeded synthetic benchmark generated from the code set.
-    Synthetic(SyntheticParams),
-    /// Documents in icdbench's JSONL format (see README), one file per split.
-    Jsonl { train: PathBuf, val: Option<PathBuf>, test: PathBuf },
-    /// MIMIC-III / MIMIC-IV as prepared by Edin et al. 2023: a feather or parquet table and its split file.
-    Mimic(MimicParams),
-    /// MDACE evidence annotations (one JSON per chart) joined to MIMIC-III NOTEEVENTS text.
-    Mdace(MdaceParams),
-    /// CodiEsp / CodiEsp-X as distributed: train/dev/test folders of text files and annotation TSVs.
-    Codiesp(CodiespParams),
-}
-
-/// Which codes of a source are gold: diagnoses, procedures or both.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CodeSystem {
-    /// Diagnosis codes only (ICD-10-CM).
-    #[default]
-    Diagnosis,
-    /// Procedure codes only (ICD-10-PCS).
-    Procedure,
-    /// Diagnoses and procedures, as Edin et al.'s `target` column.
-    Both,
-}
-
-/// A table prepared by the scripts of Edin et al. 2023 (`mimiciv_icd10.feather`,
-/// `mimiciv_icd10_split.feather`); column names default to theirs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MimicParams {
-    /// The prepared table: `.feather` / `.arrow` (Arrow IPC), `.parquet` or `.csv`.
-    pub table: PathBuf,
-    /// The split table: id -> `train` / `val` / `test` (feather, parquet or CSV).
-    pub splits: PathBuf,
-    /// Document id column, in both tables.
-    #[serde(default = "default_mimic_id_column")]
-    pub id_column: String,
-    #[serde(default = "default_mimic_text_column")]
-    pub text_column: String,
-    /// Diagnoses + procedures (a list of codes), used when `codes = "both"`.
-    #[serde(default = "default_mimic_target_column")]
-    pub target_column: String,
-    /// Diagnosis code list column; default: the one column whose name ends in `_diag` (`icd10_diag`, `icd9_diag`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diagnosis_column: Option<String>,
-    /// Procedure code list column; default: the one column whose name ends in `_proc`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub procedure_column: Option<String>,
-    /// Split column of the split table.
-    #[serde(default = "default_mimic_split_column")]
-    pub split_column: String,
-    /// Which codes are gold; default `both`, Edin et al.'s `target` (diagnoses + procedures),
-    /// which the published MIMIC-IV figures use.
-    #[serde(default = "default_mimic_codes")]
-    pub codes: CodeSystem,
-    /// Drop codes carried by fewer documents than this, counted over all splits as Edin et al. do (0 = keep all).
-    #[serde(default)]
-    pub min_code_frequency: usize,
-    /// Keep only the first this many whitespace words of each document (0 = whole text).
-    #[serde(default)]
-    pub max_words: usize,
-    /// Keep at most this many documents per split, drawn with `seed`, stratified by the rarest code's frequency (0 = all).
-    #[serde(default)]
-    pub sample: usize,
-    #[serde(default = "default_source_seed")]
-    pub seed: u64,
-    /// MDACE evidence to train beside the table: its training-split notes (with their spans,
-    /// for `gold_evidence`) join the training documents; its val/test notes are left out.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mdace: Option<MdaceParams>,
-    /// MIMIC-IV-Note `discharge.csv.gz` (or .csv / .parquet): when set, each document's text is
-    /// the original note joined by `note_id`, instead of the table's pre-processed text
-    /// (lower-cased, no punctuation, no digits). The default keeps the pre-processed text,
-    /// which published figures use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notes: Option<PathBuf>,
-    /// The note id column, in the table and in `notes`.
-    #[serde(default = "default_note_id_column")]
-    pub note_id_column: String,
-}
-
-fn default_note_id_column() -> String {
-    "note_id".into()
-}
-
-fn default_mimic_codes() -> CodeSystem {
-    CodeSystem::Both
-}
-fn default_mimic_id_column() -> String {
-    "_id".into()
-}
-fn default_mimic_text_column() -> String {
-    "text".into()
-}
-fn default_mimic_target_column() -> String {
-    "target".into()
-}
-fn default_mimic_split_column() -> String {
-    "split".into()
-}
-fn default_source_seed() -> u64 {
-    2026
-}
-
-/// MDACE (Cheng et al. 2023) as distributed: one JSON per chart, note text from MIMIC-III.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MdaceParams {
-    /// Folder of chart JSON files, searched recursively (e.g. `MDACE/data/Inpatient/ICD-10/1.0`).
-    pub annotations: PathBuf,
-    /// MIMIC-III NOTEEVENTS (`.csv`, `.csv.gz` or `.parquet`; ROW_ID is the note id, TEXT the text).
-    /// May be left out when the JSON files carry note text (the output of MDACE's `inject-note-text.py`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notes: Option<PathBuf>,
-    /// Admission ids (hadm_id), one per line, of each split (MDACE's `splits/Inpatient/MDace-ev-*.csv`).
-    pub train_ids: PathBuf,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub val_ids: Option<PathBuf>,
-    pub test_ids: PathBuf,
-    /// Note categories to keep, compared without case (empty = every annotated note).
-    #[serde(default = "default_mdace_categories")]
-    pub categories: Vec<String>,
-}
-
-fn default_mdace_categories() -> Vec<String> {
-    vec!["Discharge summary".into()]
-}
-
-/// CodiEsp / CodiEsp-X (CLEF eHealth 2020) as distributed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CodiespParams {
-    /// The folder that holds `train/`, `dev/` and `test/` (`final_dataset_v4_to_publish`).
-    pub root: PathBuf,
-    /// `es` (the original, `text_files/`) or `en` (the machine translation, `text_files_en/`).
-    #[serde(default = "default_codiesp_language")]
-    pub language: String,
-    /// Diagnosis codes (`*D.tsv`), procedure codes (`*P.tsv`) or both.
-    #[serde(default)]
-    pub codes: CodeSystem,
-    /// Read CodiEsp-X evidence (`*X.tsv`); its positions index the Spanish text, so `language = "en"` reads none.
-    #[serde(default = "default_true")]
-    pub evidence: bool,
-}
-
-fn default_codiesp_language() -> String {
-    "es".into()
-}
-fn default_true() -> bool {
-    true
-}
-
-impl Default for DataSource {
-    fn default() -> Self {
-        DataSource::Synthetic(SyntheticParams::default())
-    }
-}
-
-/// Bumped whenever the synthetic generator's output for the same parameters changes.
-/// Versions before it stay reproducible through `data.source.version`.
-pub const GENERATOR_VERSION: u32 = 2;
-
-/// Parameters of the synthetic benchmark; the same values give byte-identical data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyntheticParams {
-    /// Seed of the generator (independent of the experiment seed, so sweeping
-    /// training seeds keeps the data fixed).
-    pub seed: u64,
-    pub train_docs: usize,
-    pub val_docs: usize,
-    pub test_docs: usize,
-    /// Chapters (1–22) whose billable codes form the pool; empty = use `prefixes`.
-    pub chapters: Vec<u8>,
-    /// Code prefixes (`E11`, `I`) whose billable codes form the pool.
-    pub prefixes: Vec<String>,
-    /// How many billable codes to draw from the pool.
-    pub pool_size: usize,
-    /// How many of those occur only in test documents (the unseen codes).
-    pub unseen_codes: usize,
-    /// Inclusive range of gold codes per document.
-    pub codes_per_doc: [usize; 2],
-    /// Inclusive range of distractor mentions (negated, family history, ruled out, resolved).
-    pub distractors_per_doc: [usize; 2],
-    /// Inclusive range of filler sentences per section (document length).
-    pub filler_sentences: [usize; 2],
-    /// Exponent of the Zipf-like long tail of code frequencies.
-    pub zipf_exponent: f64,
-    /// The generator version ([`GENERATOR_VERSION`] is the newest);
-    /// an older version reproduces its documents byte for byte.
-    pub version: u32,
-    /// Version 1 only: fraction of test mentions rewritten by its held-out tables
-    /// (unset = 0.5; version 2 words mentions with the paraphrase grammar instead).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reworded_fraction: Option<f64>,
-    /// Version 2: share of training mentions in code-table wording (the rest are
-    /// shared-lexicon paraphrases).
-    pub train_verbatim_fraction: f64,
-    /// Version 2: share of test and validation mentions in code-table wording (default 0: none).
-    /// Validation is worded like test, without the held-out lexicon.
-    pub test_verbatim_fraction: f64,
-    /// Version 2: share of the other test mentions that use the held-out lexicon
-    /// (what only a pretrained model can know); the rest combine shared paraphrases.
-    pub held_out_fraction: f64,
-    /// Version 2: share of notes whose history lists its conditions ("PMH: HTN, HLD, DM2.").
-    pub list_fraction: f64,
-}
-
-impl SyntheticParams {
-    /// Version 1's share of reworded test mentions.
-    pub fn reworded_fraction(&self) -> f64 {
-        self.reworded_fraction.unwrap_or(0.5)
-    }
-}
-
-impl Default for SyntheticParams {
-    fn default() -> Self {
-        SyntheticParams {
-            seed: 2026,
-            train_docs: 800,
-            val_docs: 100,
-            test_docs: 300,
-            chapters: vec![4, 9, 10, 11],
-            prefixes: Vec::new(),
-            pool_size: 200,
-            unseen_codes: 40,
-            codes_per_doc: [1, 4],
-            distractors_per_doc: [0, 2],
-            filler_sentences: [1, 3],
-            zipf_exponent: 1.0,
-            version: GENERATOR_VERSION,
-            reworded_fraction: None,
-            train_verbatim_fraction: 0.5,
-            test_verbatim_fraction: 0.0,
-            held_out_fraction: 0.3,
-            list_fraction: 0.3,
-        }
-    }
-}
-
-/// One code-centric expansion strategy: which codes it expands, how many
-/// examples per code, and its own parameters.
-///
-/// Strategy parameters are optional and flat (`[[expansion]] kind = "perturb"
-/// variants = 6`); a parameter given to a kind that does not use it is a
-/// validation error, and an unset one takes the default its accessor names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expansion {
-    pub kind: ExpansionKind,
-    /// Which codes to expand.
-    #[serde(default)]
-    pub coverage: Coverage,
-    /// At most this many (distinct) examples per code from this strategy.
-    #[serde(default = "default_per_code_cap")]
-    pub per_code_cap: usize,
-    /// description, inclusion_terms: also emit the table text verbatim when its note form differs (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_raw: Option<bool>,
-    /// hierarchy: emit the code's description with its parent category as context (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parent_context: Option<bool>,
-    /// hierarchy: contrastive examples against this many most similar siblings (default 2; 0 = none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub siblings: Option<usize>,
-    /// hierarchy: emit the sibling's half of a contrastive pair even when the sibling is outside the coverage (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub contrast_outside_coverage: Option<bool>,
-    /// abbreviation, perturb: rewrite inclusion terms as well as the description (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_inclusion_terms: Option<bool>,
-    /// abbreviation: besides the fully abbreviated form, forms with one rule applied (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub partial: Option<bool>,
-    /// perturb: rewrites attempted per code (default 4).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variants: Option<usize>,
-    /// perturb: which rewrites may be applied (default all).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ops: Option<Vec<PerturbOp>>,
-    /// perturb: at most this many rewrites combined in one variant (default 2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_ops: Option<usize>,
-    /// silver: skip mentions under a negation / family-history / ruled-out cue (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub negation: Option<bool>,
-    /// silver: match inclusion terms as well as descriptions (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub inclusion_terms: Option<bool>,
-    /// silver: shortest term in words the matcher uses (default 1; only gold codes are kept, so short terms do little harm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min_words: Option<usize>,
-    /// silver, gold_evidence: give the sentence around the span as its context (default false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sentence_context: Option<bool>,
-    /// synthesize: phrasings requested from the generator per code (default 8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub n: Option<usize>,
-    /// synthesize: prompt template; `{code}`, `{description}`, `{inclusion_terms}`, `{parent}` and `{n}` are filled in.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<String>,
-    /// synthesize: the LLM that writes phrasings — a backbone name or path (default: the experiment's backbone).
-    #[serde(default)]
-    pub generator: Option<String>,
-    /// synthesize: drop generated phrasings longer than this many words (default 12).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_words: Option<usize>,
-}
-
-fn default_per_code_cap() -> usize {
-    8
-}
-
-/// The default synthesize prompt (see [`Expansion::prompt`]).
-pub const DEFAULT_SYNTHESIZE_PROMPT: &str = "Write {n} different short phrases (2 to 12 words) that a clinician could write in a discharge summary to document this diagnosis: {description} (ICD-10-CM {code}; category: {parent}). Vary the wording, word order and abbreviations; do not write the code. One phrase per line.";
-
-impl Expansion {
-    /// A spec of `kind` with default coverage, cap and parameters.
-    pub fn new(kind: ExpansionKind) -> Expansion {
-        Expansion {
-            kind,
-            coverage: Coverage::default(),
-            per_code_cap: default_per_code_cap(),
-            keep_raw: None,
-            parent_context: None,
-            siblings: None,
-            contrast_outside_coverage: None,
-            from_inclusion_terms: None,
-            partial: None,
-            variants: None,
-            ops: None,
-            max_ops: None,
-            negation: None,
-            inclusion_terms: None,
-            min_words: None,
-            sentence_context: None,
-            n: None,
-            prompt: None,
-            max_words: None,
-            generator: None,
-        }
-    }
-
-    pub fn keep_raw(&self) -> bool {
-        self.keep_raw.unwrap_or(false)
-    }
-    pub fn parent_context(&self) -> bool {
-        self.parent_context.unwrap_or(true)
-    }
-    pub fn siblings(&self) -> usize {
-        self.siblings.unwrap_or(2)
-    }
-    pub fn contrast_outside_coverage(&self) -> bool {
-        self.contrast_outside_coverage.unwrap_or(false)
-    }
-    pub fn from_inclusion_terms(&self) -> bool {
-        self.from_inclusion_terms.unwrap_or(true)
-    }
-    pub fn partial(&self) -> bool {
-        self.partial.unwrap_or(true)
-    }
-    pub fn variants(&self) -> usize {
-        self.variants.unwrap_or(4)
-    }
-    pub fn ops(&self) -> Vec<PerturbOp> {
-        self.ops.clone().unwrap_or_else(|| PerturbOp::ALL.to_vec())
-    }
-    pub fn max_ops(&self) -> usize {
-        self.max_ops.unwrap_or(2)
-    }
-    pub fn negation(&self) -> bool {
-        self.negation.unwrap_or(true)
-    }
-    pub fn inclusion_terms(&self) -> bool {
-        self.inclusion_terms.unwrap_or(true)
-    }
-    pub fn min_words(&self) -> usize {
-        self.min_words.unwrap_or(1)
-    }
-    pub fn sentence_context(&self) -> bool {
-        self.sentence_context.unwrap_or(false)
-    }
-    pub fn n(&self) -> usize {
-        self.n.unwrap_or(8)
-    }
-    pub fn prompt(&self) -> &str {
-        self.prompt.as_deref().unwrap_or(DEFAULT_SYNTHESIZE_PROMPT)
-    }
-    pub fn max_words(&self) -> usize {
-        self.max_words.unwrap_or(12)
-    }
-
-    /// Names of the strategy parameters this spec sets, in declaration order.
-    pub fn set_parameters(&self) -> Vec<&'static str> {
-        let set = [
-            ("keep_raw", self.keep_raw.is_some()),
-            ("parent_context", self.parent_context.is_some()),
-            ("siblings", self.siblings.is_some()),
-            ("contrast_outside_coverage", self.contrast_outside_coverage.is_some()),
-            ("from_inclusion_terms", self.from_inclusion_terms.is_some()),
-            ("partial", self.partial.is_some()),
-            ("variants", self.variants.is_some()),
-            ("ops", self.ops.is_some()),
-            ("max_ops", self.max_ops.is_some()),
-            ("negation", self.negation.is_some()),
-            ("inclusion_terms", self.inclusion_terms.is_some()),
-            ("min_words", self.min_words.is_some()),
-            ("sentence_context", self.sentence_context.is_some()),
-            ("n", self.n.is_some()),
-            ("prompt", self.prompt.is_some()),
-            ("max_words", self.max_words.is_some()),
-            ("generator", self.generator.is_some()),
-        ];
-        set.iter().filter(|(_, s)| *s).map(|(k, _)| *k).collect()
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExpansionKind {
-    Description,
-    InclusionTerms,
-    Hierarchy,
-    Abbreviation,
-    Perturb,
-    Paraphrase,
-    Silver,
-    GoldEvidence,
-    Synthesize,
-}
-
-impl ExpansionKind {
-    pub const ALL: [ExpansionKind; 9] = [
-        ExpansionKind::Description,
-        ExpansionKind::InclusionTerms,
-        ExpansionKind::Hierarchy,
-        ExpansionKind::Abbreviation,
-        ExpansionKind::Perturb,
-        ExpansionKind::Paraphrase,
-        ExpansionKind::Silver,
-        ExpansionKind::GoldEvidence,
-        ExpansionKind::Synthesize,
-    ];
-
-    /// The name the TOML uses, e.g. `gold_evidence`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExpansionKind::Description => "description",
-            ExpansionKind::InclusionTerms => "inclusion_terms",
-            ExpansionKind::Hierarchy => "hierarchy",
-            ExpansionKind::Abbreviation => "abbreviation",
-            ExpansionKind::Perturb => "perturb",
-            ExpansionKind::Paraphrase => "paraphrase",
-            ExpansionKind::Silver => "silver",
-            ExpansionKind::GoldEvidence => "gold_evidence",
-            ExpansionKind::Synthesize => "synthesize",
-        }
-    }
-
-    /// The strategy parameters (beyond `coverage` and `per_code_cap`) this kind reads.
-    pub fn parameters(self) -> &'static [&'static str] {
-        match self {
-            ExpansionKind::Description | ExpansionKind::InclusionTerms => &["keep_raw"],
-            ExpansionKind::Hierarchy => &["parent_context", "siblings", "contrast_outside_coverage"],
-            ExpansionKind::Abbreviation => &["from_inclusion_terms", "partial"],
-            ExpansionKind::Perturb => &["from_inclusion_terms", "variants", "ops", "max_ops"],
-            ExpansionKind::Paraphrase => &["from_inclusion_terms", "variants"],
-            ExpansionKind::Silver => &["negation", "inclusion_terms", "min_words", "sentence_context"],
-            ExpansionKind::GoldEvidence => &["sentence_context"],
-            ExpansionKind::Synthesize => &["n", "prompt", "max_words", "generator"],
-        }
-    }
-}
-
-impl std::fmt::Display for ExpansionKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A seeded rewrite the `perturb` strategy may apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PerturbOp {
-    /// Drop a word or clause that carries no coding information ("mellitus", ", unspecified").
-    Drop,
-    /// Move a trailing clause to the front, or a leading modifier behind a comma.
-    Invert,
-    /// One character-level slip (swapped, missing or doubled letter) in a long word.
-    Typo,
-    /// A problem-list marker around the mention ("dx:", "known ...", "..., stable").
-    Shorthand,
-    /// Upper case or title case, as headings and problem lists write it.
-    Case,
-}
-
-impl PerturbOp {
-    pub const ALL: [PerturbOp; 5] = [PerturbOp::Drop, PerturbOp::Invert, PerturbOp::Typo, PerturbOp::Shorthand, PerturbOp::Case];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PerturbOp::Drop => "drop",
-            PerturbOp::Invert => "invert",
-            PerturbOp::Typo => "typo",
-            PerturbOp::Shorthand => "shorthand",
-            PerturbOp::Case => "case",
-        }
-    }
-}
-
-/// Which codes an expansion strategy covers.
-/// TOML: `coverage = "pool"`, `coverage = { chapters = [9, 10] }`, `coverage = { codes = ["I26.09"] }`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Coverage {
-    /// The data's code space where it has one (synthetic data: every billable code of
-    /// the benchmark's chapters and prefixes), otherwise the training codes.
-    #[default]
-    Auto,
-    /// Every billable code of the data's code space, independent of which codes the
-    /// data drew or held out (synthetic data only).
-    Benchmark,
-    /// Codes carried by training documents.
-    TrainingCodes,
-    /// Every code of the data's code pool (seen and unseen). On data with unseen codes
-    /// this reveals the test label set to training: reports mark it as a leak.
-    Pool,
-    /// The whole billable code set.
-    All,
-    /// Billable codes of the given chapters.
-    Chapters(Vec<u8>),
-    /// An explicit list of codes.
-    Codes(Vec<String>),
 }
 
 /// How span and document examples are interleaved during training.
@@ -1036,6 +448,14 @@ pub enum TrainMode {
     ZeroShot,
 }
 
+impl Train {
+    /// Tokens of note text in one document training example: `max_length` less the prompt
+    /// and answer around it, at least 64.
+    pub fn document_window(&self) -> usize {
+        self.max_length.saturating_sub(DOCUMENT_PROMPT_TOKENS).max(64)
+    }
+}
+
 impl Default for Train {
     fn default() -> Self {
         Train {
@@ -1079,9 +499,16 @@ pub struct Eval {
     pub splits: Vec<String>,
     /// Bootstrap samples for 95% confidence intervals; 0 = none.
     pub bootstrap_samples: usize,
-    /// Window length in tokens for documents longer than the context.
-    pub chunk_tokens: usize,
-    pub chunk_overlap: usize,
+    /// Window length in tokens of note text per prompt. Unset: a fine-tuned model reads test
+    /// notes in windows as long as its training windows ([`Train::document_window`]), any
+    /// other run in windows of 1024 tokens; resolved when the file is read, so the default
+    /// and the same value written out are one computation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_tokens: Option<usize>,
+    /// Tokens a window repeats from the one before. Unset: 128, or an eighth of the window
+    /// where 128 is more than half of it (as training windows overlap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_overlap: Option<usize>,
     pub max_new_tokens: usize,
     /// Restrict generated codes to the code set with a trie.
     pub constrained: bool,
@@ -1091,13 +518,41 @@ pub struct Eval {
     pub probe_spans: usize,
 }
 
+/// Window length of a run that trains no model, unless `eval.chunk_tokens` says otherwise.
+pub const DEFAULT_CHUNK_TOKENS: usize = 1024;
+
+/// Tokens of a document training example that are not note text: the prompt around the
+/// window and the answer (what `train.max_length` holds besides the window).
+pub const DOCUMENT_PROMPT_TOKENS: usize = 160;
+
+impl Eval {
+    /// The window length in tokens (resolved when the experiment is read).
+    pub fn chunk_tokens(&self) -> usize {
+        self.chunk_tokens.unwrap_or(DEFAULT_CHUNK_TOKENS)
+    }
+
+    /// The overlap between windows in tokens (resolved when the experiment is read).
+    pub fn chunk_overlap(&self) -> usize {
+        self.chunk_overlap.unwrap_or_else(|| default_overlap(self.chunk_tokens()))
+    }
+}
+
+/// 128 tokens, or an eighth of a window too short for that.
+fn default_overlap(chunk_tokens: usize) -> usize {
+    if chunk_tokens >= 256 {
+        128
+    } else {
+        chunk_tokens / 8
+    }
+}
+
 impl Default for Eval {
     fn default() -> Self {
         Eval {
             splits: vec!["test".into()],
             bootstrap_samples: 1000,
-            chunk_tokens: 1024,
-            chunk_overlap: 128,
+            chunk_tokens: None,
+            chunk_overlap: None,
             max_new_tokens: 256,
             constrained: true,
             batch_size: 8,
@@ -1347,6 +802,7 @@ impl Default for LaatParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{synthetic::GENERATOR_VERSION, DataSource};
     use std::path::Path;
 
     #[test]

@@ -7,13 +7,69 @@
 //! by `;`). Codes are written lower-case and dotted (`n44.8`); procedure codes are
 //! ICD-10-PCS (`bw03zzz`), read with the builtin procedure table.
 
+use super::source::{CodeSystem, Input, Source};
 use super::{jsonl::LoadReport, slice_chars, table, DataError, Dataset, Document, EvidenceSpan, Split};
-use crate::config::{CodeSystem, CodiespParams};
+use crate::schema::Checker;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use crate::icd::{Code, CodeSet, System};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 const SPLITS: [(&str, Split); 3] = [("train", Split::Train), ("dev", Split::Val), ("test", Split::Test)];
+
+/// CodiEsp / CodiEsp-X (CLEF eHealth 2020) as distributed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodiespParams {
+    /// The folder that holds `train/`, `dev/` and `test/` (`final_dataset_v4_to_publish`).
+    pub root: PathBuf,
+    /// `es` (the original, `text_files/`) or `en` (the machine translation, `text_files_en/`).
+    #[serde(default = "default_codiesp_language")]
+    pub language: String,
+    /// Diagnosis codes (`*D.tsv`), procedure codes (`*P.tsv`) or both.
+    #[serde(default)]
+    pub codes: CodeSystem,
+    /// Read CodiEsp-X evidence (`*X.tsv`); its positions index the Spanish text, so `language = "en"` reads none.
+    #[serde(default = "default_true")]
+    pub evidence: bool,
+}
+
+fn default_codiesp_language() -> String {
+    "es".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Source for CodiespParams {
+    fn check(&self, c: &mut Checker, key: &str, base: &Path) {
+        let root = base.join(&self.root);
+        if c.check_inputs && root.is_dir() && (!root.join("train").is_dir() || !root.join("test").is_dir()) {
+            c.fail(&format!("{key}.root"), format!("{} has no train/ and test/ folders: name the CodiEsp folder that holds train/, dev/ and test/ (final_dataset_v4_to_publish)", root.display()));
+        }
+        if self.language != "es" && self.language != "en" {
+            c.fail(&format!("{key}.language"), format!("unknown language {:?}: use \"es\" (text_files) or \"en\" (text_files_en)", self.language));
+        }
+    }
+
+    fn inputs(&self) -> Vec<Input> {
+        vec![Input::folder("data.root", "root", &self.root, ": name the CodiEsp folder that holds train/, dev/ and test/ (final_dataset_v4_to_publish)")]
+    }
+
+    fn load(&self, base_dir: &Path, codes: &CodeSet) -> Result<(Dataset, LoadReport), DataError> {
+        load(self, base_dir, codes)
+    }
+
+    fn origin_of(&self, split: Split) -> String {
+        let folder = SPLITS.iter().find(|(_, s)| *s == split).map_or("?", |(f, _)| f);
+        format!("{}", self.root.join(folder).display())
+    }
+
+    fn carries_procedures(&self) -> bool {
+        self.codes != CodeSystem::Diagnosis
+    }
+}
 
 /// Reads the three splits.
 pub fn load(p: &CodiespParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, LoadReport), DataError> {

@@ -8,12 +8,60 @@
 //! A document without `text` (gold labels only, as other tools write them) has
 //! empty text; its evidence offsets are kept unchecked.
 
-use super::{slice_chars, Document, EvidenceSpan, Split};
-use crate::icd::{Code, CodeSet, System};
+pub use super::load_report::{unknown_reason, LoadReport};
+use super::source::{Input, Source};
+use super::{slice_chars, DataError, Dataset, Document, EvidenceSpan, Split};
+use crate::icd::{Code, CodeSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+
+/// `kind = "jsonl"`: documents in icdbench's JSONL format, one file per split (every
+/// line takes the split of its file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlFiles {
+    pub train: PathBuf,
+    pub val: Option<PathBuf>,
+    pub test: PathBuf,
+}
+
+impl JsonlFiles {
+    fn files(&self) -> [(Split, Option<&PathBuf>); 3] {
+        [(Split::Train, Some(&self.train)), (Split::Val, self.val.as_ref()), (Split::Test, Some(&self.test))]
+    }
+}
+
+impl Source for JsonlFiles {
+    fn inputs(&self) -> Vec<Input> {
+        let roles = |split| match split {
+            Split::Train => "data.train",
+            Split::Val => "data.val",
+            Split::Test => "data.test",
+        };
+        self.files().into_iter().filter_map(|(split, path)| Some(Input::file(roles(split), split.as_str(), path?))).collect()
+    }
+
+    fn load(&self, base_dir: &Path, codes: &CodeSet) -> Result<(Dataset, LoadReport), DataError> {
+        let mut report = LoadReport::default();
+        let mut documents = Vec::new();
+        for (split, path) in self.files() {
+            let Some(path) = path else { continue };
+            let (docs, r) = read_documents(&base_dir.join(path), Some(split), codes)?;
+            documents.extend(docs);
+            report.merge(r);
+        }
+        Ok((Dataset { name: "jsonl".into(), documents, ..Dataset::default() }, report))
+    }
+
+    fn origin_of(&self, split: Split) -> String {
+        match self.files().into_iter().find(|(s, _)| *s == split).and_then(|(_, p)| p) {
+            Some(path) => path.display().to_string(),
+            None => format!("data.source.{split} (not set)"),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JsonlError {
@@ -21,96 +69,6 @@ pub enum JsonlError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}: {message}")]
     Line { path: PathBuf, line: usize, message: String },
-}
-
-/// What loading found that the user should know: nothing is dropped silently.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LoadReport {
-    /// Codes not in the code table, with how often they occurred. They stay gold labels,
-    /// scored like any other code (Edin et al. keep every code of the data).
-    pub unknown_codes: BTreeMap<String, usize>,
-    /// The same codes grouped by reason (retired or unknown to the table, other code system).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub unknown_reasons: BTreeMap<String, BTreeSet<String>>,
-    /// Evidence spans whose text does not match the document at their offsets.
-    pub mismatched_evidence: Vec<String>,
-    /// Evidence spans whose offsets fall outside their text (left out), each named by its document.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub out_of_range_evidence: Vec<String>,
-    /// Documents (or split ids) left out, by reason, with their ids.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub skipped: BTreeMap<String, Vec<String>>,
-    /// Other changes the loader made on request (rare codes removed, texts truncated).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-impl LoadReport {
-    pub fn is_clean(&self) -> bool {
-        self.unknown_codes.is_empty() && self.mismatched_evidence.is_empty() && self.out_of_range_evidence.is_empty() && self.skipped.is_empty() && self.notes.is_empty()
-    }
-
-    /// Counts a gold code the table does not know (it stays a label), with its reason.
-    pub fn unknown_label(&mut self, code: &Code, codes: &CodeSet) {
-        *self.unknown_codes.entry(code.to_string()).or_default() += 1;
-        self.unknown_reasons.entry(unknown_reason(code, codes).to_string()).or_default().insert(code.to_string());
-    }
-
-    /// Records that `id` was left out for `reason`.
-    pub fn skip(&mut self, reason: &str, id: impl Into<String>) {
-        self.skipped.entry(reason.to_string()).or_default().push(id.into());
-    }
-
-    /// Adds another report's findings to this one.
-    pub fn merge(&mut self, other: LoadReport) {
-        for (k, v) in other.unknown_codes {
-            *self.unknown_codes.entry(k).or_default() += v;
-        }
-        for (k, v) in other.unknown_reasons {
-            self.unknown_reasons.entry(k).or_default().extend(v);
-        }
-        self.mismatched_evidence.extend(other.mismatched_evidence);
-        self.out_of_range_evidence.extend(other.out_of_range_evidence);
-        for (k, v) in other.skipped {
-            self.skipped.entry(k).or_default().extend(v);
-        }
-        self.notes.extend(other.notes);
-    }
-
-    pub fn summary(&self) -> String {
-        let mut parts = Vec::new();
-        if !self.unknown_codes.is_empty() {
-            let total: usize = self.unknown_codes.values().sum();
-            let reasons: Vec<String> = self
-                .unknown_reasons
-                .iter()
-                .map(|(reason, codes)| format!("{}: {reason} (e.g. {})", codes.len(), codes.iter().take(3).map(String::as_str).collect::<Vec<_>>().join(", ")))
-                .collect();
-            parts.push(format!("{} codes outside the code table kept as gold labels ({total} occurrences; {})", self.unknown_codes.len(), reasons.join("; ")));
-        }
-        if !self.mismatched_evidence.is_empty() {
-            parts.push(format!("{} evidence spans whose text does not match their offsets (first: {})", self.mismatched_evidence.len(), self.mismatched_evidence[0]));
-        }
-        if let Some(first) = self.out_of_range_evidence.first() {
-            parts.push(format!("{} evidence spans whose offsets fall outside their text, left out (first: {first})", self.out_of_range_evidence.len()));
-        }
-        for (reason, ids) in &self.skipped {
-            let some: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
-            parts.push(format!("{} left out: {reason} (e.g. {})", ids.len(), some.join(", ")));
-        }
-        parts.extend(self.notes.iter().cloned());
-        parts.join("; ")
-    }
-}
-
-/// Why a well-formed gold code is not in the code table.
-pub fn unknown_reason(code: &Code, codes: &CodeSet) -> &'static str {
-    match (code.system(), codes.has_system(code.system())) {
-        (System::Cm, true) => "ICD-10-CM code not in the table (retired, or never valid)",
-        (System::Pcs, true) => "ICD-10-PCS code not in the table (retired, or never valid)",
-        (System::Cm, false) => "ICD-10-CM code, but the code table holds no ICD-10-CM (other code system)",
-        (System::Pcs, false) => "ICD-10-PCS code, but no procedure table is in use (other code system)",
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,12 +6,77 @@
 //! codes annotated in it, its evidence the annotated spans. Splits are lists of
 //! hadm_ids (MDACE's `splits/Inpatient/MDace-ev-{train,val,test}.csv`).
 
+use super::source::{Input, Source};
 use super::{jsonl::LoadReport, slice_chars, table, DataError, Dataset, Document, EvidenceSpan, Split};
-use crate::config::MdaceParams;
 use crate::icd::{CodeSet, System};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+
+/// MDACE (Cheng et al. 2023) as distributed: one JSON per chart, note text from MIMIC-III.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MdaceParams {
+    /// Folder of chart JSON files, searched recursively (e.g. `MDACE/data/Inpatient/ICD-10/1.0`).
+    pub annotations: PathBuf,
+    /// MIMIC-III NOTEEVENTS (`.csv`, `.csv.gz` or `.parquet`; ROW_ID is the note id, TEXT the text).
+    /// May be left out when the JSON files carry note text (the output of MDACE's `inject-note-text.py`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<PathBuf>,
+    /// Admission ids (hadm_id), one per line, of each split (MDACE's `splits/Inpatient/MDace-ev-*.csv`).
+    pub train_ids: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_ids: Option<PathBuf>,
+    pub test_ids: PathBuf,
+    /// Note categories to keep, compared without case (empty = every annotated note).
+    #[serde(default = "default_mdace_categories")]
+    pub categories: Vec<String>,
+}
+
+fn default_mdace_categories() -> Vec<String> {
+    vec!["Discharge summary".into()]
+}
+
+
+impl Source for MdaceParams {
+    fn inputs(&self) -> Vec<Input> {
+        let mut inputs = vec![Input::folder(
+            "data.mdace.annotations",
+            "annotations",
+            &self.annotations,
+            ": name the folder of MDACE chart JSON files (e.g. MDACE/data/Inpatient/ICD-10/1.0)",
+        )];
+        if let Some(n) = &self.notes {
+            inputs.push(Input::file("data.mdace.notes", "notes", n));
+        }
+        inputs.push(Input::file("data.mdace.train_ids", "train_ids", &self.train_ids));
+        if let Some(v) = &self.val_ids {
+            inputs.push(Input::file("data.mdace.val_ids", "val_ids", v));
+        }
+        inputs.push(Input::file("data.mdace.test_ids", "test_ids", &self.test_ids));
+        inputs
+    }
+
+    fn load(&self, base_dir: &Path, codes: &CodeSet) -> Result<(Dataset, LoadReport), DataError> {
+        load(self, base_dir, codes)
+    }
+
+    fn origin_of(&self, split: Split) -> String {
+        let ids = match split {
+            Split::Train => Some(&self.train_ids),
+            Split::Val => self.val_ids.as_ref(),
+            Split::Test => Some(&self.test_ids),
+        };
+        match ids {
+            Some(ids) => format!("{} (no annotated {} note of its admissions in {})", ids.display(), self.categories.join(" / "), self.annotations.display()),
+            None => "data.source.val_ids (not set)".to_string(),
+        }
+    }
+
+    fn carries_procedures(&self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug, Deserialize)]
 struct Chart {

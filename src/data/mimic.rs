@@ -6,14 +6,134 @@
 //! in their `reformat_icd10` form (`I10.`, `E11.9`), procedure codes undotted (`0BH17EZ`),
 //! text as their `TextPreprocessor` left it, or the original notes joined by `note_id`.
 
+use super::source::{CodeSystem, Input, Source};
 use super::{gold_codes, jsonl::LoadReport, table, DataError, Dataset, Document, Split};
-use crate::config::{CodeSystem, MimicParams};
+use crate::schema::Checker;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use crate::icd::{Code, CodeSet, System};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+
+/// A table prepared by the scripts of Edin et al. 2023 (`mimiciv_icd10.feather`,
+/// `mimiciv_icd10_split.feather`); column names default to theirs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimicParams {
+    /// The prepared table: `.feather` / `.arrow` (Arrow IPC), `.parquet` or `.csv`.
+    pub table: PathBuf,
+    /// The split table: id -> `train` / `val` / `test` (feather, parquet or CSV).
+    pub splits: PathBuf,
+    /// Document id column, in both tables.
+    #[serde(default = "default_mimic_id_column")]
+    pub id_column: String,
+    #[serde(default = "default_mimic_text_column")]
+    pub text_column: String,
+    /// Diagnoses + procedures (a list of codes), used when `codes = "both"`.
+    #[serde(default = "default_mimic_target_column")]
+    pub target_column: String,
+    /// Diagnosis code list column; default: the one column whose name ends in `_diag` (`icd10_diag`, `icd9_diag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis_column: Option<String>,
+    /// Procedure code list column; default: the one column whose name ends in `_proc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub procedure_column: Option<String>,
+    /// Split column of the split table.
+    #[serde(default = "default_mimic_split_column")]
+    pub split_column: String,
+    /// Which codes are gold; default `both`, Edin et al.'s `target` (diagnoses + procedures),
+    /// which the published MIMIC-IV figures use.
+    #[serde(default = "default_mimic_codes")]
+    pub codes: CodeSystem,
+    /// Drop codes carried by fewer documents than this, counted over all splits as Edin et al. do (0 = keep all).
+    #[serde(default)]
+    pub min_code_frequency: usize,
+    /// Keep only the first this many whitespace words of each document (0 = whole text).
+    #[serde(default)]
+    pub max_words: usize,
+    /// Keep at most this many documents per split, drawn with `seed`, stratified by the rarest code's frequency (0 = all).
+    #[serde(default)]
+    pub sample: usize,
+    #[serde(default = "default_source_seed")]
+    pub seed: u64,
+    /// MDACE evidence to train beside the table: its training-split notes (with their spans,
+    /// for `gold_evidence`) join the training documents; its val/test notes are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mdace: Option<super::mdace::MdaceParams>,
+    /// MIMIC-IV-Note `discharge.csv.gz` (or .csv / .parquet): when set, each document's text is
+    /// the original note joined by `note_id`, instead of the table's pre-processed text
+    /// (lower-cased, no punctuation, no digits). The default keeps the pre-processed text,
+    /// which published figures use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<PathBuf>,
+    /// The note id column, in the table and in `notes`.
+    #[serde(default = "default_note_id_column")]
+    pub note_id_column: String,
+}
+
+fn default_note_id_column() -> String {
+    "note_id".into()
+}
+
+fn default_mimic_codes() -> CodeSystem {
+    CodeSystem::Both
+}
+fn default_mimic_id_column() -> String {
+    "_id".into()
+}
+fn default_mimic_text_column() -> String {
+    "text".into()
+}
+fn default_mimic_target_column() -> String {
+    "target".into()
+}
+fn default_mimic_split_column() -> String {
+    "split".into()
+}
+fn default_source_seed() -> u64 {
+    2026
+}
+
+
+impl Source for MimicParams {
+    fn check(&self, c: &mut Checker, key: &str, base: &Path) {
+        if let Some(m) = &self.mdace {
+            m.check(c, &format!("{key}.mdace"), base);
+        }
+        for (k, v) in [("id_column", &self.id_column), ("text_column", &self.text_column), ("target_column", &self.target_column), ("split_column", &self.split_column)] {
+            if v.trim().is_empty() {
+                c.fail(&format!("{key}.{k}"), "name a column of the table");
+            }
+        }
+    }
+
+    fn inputs(&self) -> Vec<Input> {
+        let mut inputs = vec![Input::file("data.table", "table", &self.table), Input::file("data.splits", "splits", &self.splits)];
+        if let Some(n) = &self.notes {
+            inputs.push(Input::file("data.notes", "notes", n));
+        }
+        if let Some(m) = &self.mdace {
+            inputs.extend(m.inputs().into_iter().map(|i| Input { key: format!("mdace.{}", i.key), ..i }));
+        }
+        inputs
+    }
+
+    fn load(&self, base_dir: &Path, codes: &CodeSet) -> Result<(Dataset, LoadReport), DataError> {
+        load(self, base_dir, codes)
+    }
+
+    fn origin_of(&self, split: Split) -> String {
+        format!("{} (split column {:?} of {})", self.table.display(), self.split_column, self.splits.display())
+            + &format!(", no {split} rows")
+    }
+
+    fn carries_procedures(&self) -> bool {
+        self.codes != CodeSystem::Diagnosis
+    }
+}
 
 /// How a code string of the table's code column is read.
 fn system_of(codes: CodeSystem) -> fn(&str) -> Option<System> {

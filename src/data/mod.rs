@@ -6,15 +6,22 @@
 pub mod codiesp;
 pub mod export;
 pub mod jsonl;
+pub mod load_report;
 pub mod mdace;
 pub mod mimic;
 pub mod paraphrase;
 pub mod preprocess;
+pub mod registry;
+pub mod source;
 pub mod synthetic;
 mod table;
+#[cfg(test)]
+mod toy;
 
 use crate::icd::{Code, CodeSet, System};
 pub use paraphrase::{Family, MentionKind, Wording};
+pub use registry::{Data, DataSource, Preprocess};
+pub use source::{CodeSystem, Source};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -220,6 +227,9 @@ pub enum DataError {
     /// A data file that cannot be used as it is: names the file and what to fix.
     #[error("{}: {message}", path.display())]
     File { path: std::path::PathBuf, message: String },
+    /// A split the run scores holds no document.
+    #[error("{origin}: the {split} split has no documents, but eval.splits scores it: give it documents or leave it out of eval.splits")]
+    EmptySplit { split: Split, origin: String },
 }
 
 impl DataError {
@@ -229,7 +239,7 @@ impl DataError {
 }
 
 /// Opens the experiment's code table (`builtin` or a path relative to the experiment file).
-pub fn code_table(config: &crate::config::Data, base_dir: &std::path::Path) -> Result<CodeTable, DataError> {
+pub fn code_table(config: &Data, base_dir: &std::path::Path) -> Result<CodeTable, DataError> {
     if config.builtin_table() {
         Ok(CodeTable::Builtin(if config.uses_procedures() { CodeSet::builtin_with_procedures()? } else { CodeSet::builtin()? }))
     } else {
@@ -238,9 +248,9 @@ pub fn code_table(config: &crate::config::Data, base_dir: &std::path::Path) -> R
 }
 
 /// Generates or reads the experiment's documents.
-pub fn load(config: &crate::config::Data, base_dir: &std::path::Path, codes: &CodeSet) -> Result<(Dataset, jsonl::LoadReport), DataError> {
-    let (mut dataset, mut report) = load_source(config, base_dir, codes)?;
-    if config.preprocess == crate::config::Preprocess::Edin {
+pub fn load(config: &Data, base_dir: &std::path::Path, codes: &CodeSet) -> Result<(Dataset, jsonl::LoadReport), DataError> {
+    let (mut dataset, mut report) = config.source.source().load(base_dir, codes)?;
+    if config.preprocess == Preprocess::Edin {
         let dropped = preprocess::apply_edin(&mut dataset.documents);
         report.notes.push(format!(
             "preprocess = \"edin\": texts lower-cased, punctuation and standalone numbers removed (Edin et al.'s MIMIC preparation){}",
@@ -248,26 +258,4 @@ pub fn load(config: &crate::config::Data, base_dir: &std::path::Path, codes: &Co
         ));
     }
     Ok((dataset, report))
-}
-
-fn load_source(config: &crate::config::Data, base_dir: &std::path::Path, codes: &CodeSet) -> Result<(Dataset, jsonl::LoadReport), DataError> {
-    use crate::config::DataSource;
-    match &config.source {
-        DataSource::Synthetic(params) => Ok((synthetic::generate(params, codes)?, jsonl::LoadReport::default())),
-        DataSource::Jsonl { train, val, test } => {
-            let mut report = jsonl::LoadReport::default();
-            let mut documents = Vec::new();
-            let files = [(Split::Train, Some(train)), (Split::Val, val.as_ref()), (Split::Test, Some(test))];
-            for (split, path) in files {
-                let Some(path) = path else { continue };
-                let (docs, r) = jsonl::read_documents(&base_dir.join(path), Some(split), codes)?;
-                documents.extend(docs);
-                report.merge(r);
-            }
-            Ok((Dataset { name: "jsonl".into(), documents, ..Dataset::default() }, report))
-        }
-        DataSource::Mimic(params) => mimic::load(params, base_dir, codes),
-        DataSource::Mdace(params) => mdace::load(params, base_dir, codes),
-        DataSource::Codiesp(params) => codiesp::load(params, base_dir, codes),
-    }
 }

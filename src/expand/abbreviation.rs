@@ -7,7 +7,7 @@
 
 use crate::text::rewrite::replace_phrase;
 use super::{known_forms, table_example, table_forms, Env, ExpandError, ExpandedSpan, Strategy};
-use crate::config::{Expansion, ExpansionKind};
+use crate::config::{AbbreviationParams, ExpansionKind};
 use crate::icd::CodeEntry;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -78,10 +78,10 @@ pub struct Abbreviation {
 }
 
 impl Abbreviation {
-    pub fn new(spec: &Expansion) -> Abbreviation {
+    pub fn new(spec: &AbbreviationParams) -> Abbreviation {
         let mut rules = ABBREVIATIONS.to_vec();
         rules.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
-        Abbreviation { from_inclusion_terms: spec.from_inclusion_terms(), partial: spec.partial(), rules }
+        Abbreviation { from_inclusion_terms: spec.from_inclusion_terms, partial: spec.partial, rules }
     }
 
     /// Every rule that applies, in turn; the rewritten form and the abbreviations used.
@@ -136,7 +136,7 @@ mod tests {
     use super::*;
 
     fn strategy() -> Abbreviation {
-        Abbreviation::new(&Expansion::new(ExpansionKind::Abbreviation))
+        Abbreviation::new(&AbbreviationParams::default())
     }
 
     #[test]

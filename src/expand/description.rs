@@ -1,7 +1,7 @@
 //! `description`: the code's own description, as it reads in a note, as a span.
 
 use super::{table_example, Env, ExpandError, ExpandedSpan, Strategy};
-use crate::config::{Expansion, ExpansionKind};
+use crate::config::{DescriptionParams, ExpansionKind};
 use crate::icd::CodeEntry;
 use crate::text::note_form;
 use rand::rngs::StdRng;
@@ -11,8 +11,8 @@ pub struct Description {
 }
 
 impl Description {
-    pub fn new(spec: &Expansion) -> Description {
-        Description { keep_raw: spec.keep_raw() }
+    pub fn new(spec: &DescriptionParams) -> Description {
+        Description { keep_raw: spec.keep_raw }
     }
 }
 

@@ -1,7 +1,7 @@
 //! `gold_evidence`: the evidence spans annotated on training documents, as span -> code examples.
 
 use super::{sentence_around, Env, ExpandError, ExpandedSpan, Source, Strategy};
-use crate::config::{Expansion, ExpansionKind};
+use crate::config::{ExpansionKind, GoldEvidenceParams};
 use crate::data::{Dataset, Split};
 use crate::icd::{Code, CodeEntry};
 use rand::rngs::StdRng;
@@ -15,7 +15,7 @@ pub struct GoldEvidence {
 }
 
 impl GoldEvidence {
-    pub fn new(spec: &Expansion, dataset: &Dataset) -> GoldEvidence {
+    pub fn new(spec: &GoldEvidenceParams, dataset: &Dataset) -> GoldEvidence {
         let mut spans: HashMap<Code, Vec<ExpandedSpan>> = HashMap::new();
         let mut annotations = 0;
         for doc in dataset.split(Split::Train) {
@@ -24,7 +24,7 @@ impl GoldEvidence {
                     continue;
                 }
                 annotations += 1;
-                let context = spec.sentence_context().then(|| sentence_around(&doc.text, ev.start, ev.end));
+                let context = spec.sentence_context.then(|| sentence_around(&doc.text, ev.start, ev.end));
                 spans.entry(ev.code.clone()).or_default().push(ExpandedSpan {
                     span: ev.text.clone(),
                     context,

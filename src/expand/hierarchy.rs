@@ -8,7 +8,7 @@
 
 use crate::text::rewrite::word_ranges;
 use super::{Env, ExpandError, ExpandedSpan, Source, Strategy};
-use crate::config::{Expansion, ExpansionKind};
+use crate::config::{ExpansionKind, HierarchyParams};
 use crate::icd::CodeEntry;
 use crate::text::note_form;
 use rand::rngs::StdRng;
@@ -21,8 +21,8 @@ pub struct Hierarchy {
 }
 
 impl Hierarchy {
-    pub fn new(spec: &Expansion) -> Hierarchy {
-        Hierarchy { parent_context: spec.parent_context(), siblings: spec.siblings(), outside_coverage: spec.contrast_outside_coverage() }
+    pub fn new(spec: &HierarchyParams) -> Hierarchy {
+        Hierarchy { parent_context: spec.parent_context, siblings: spec.siblings, outside_coverage: spec.contrast_outside_coverage }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::description::forms;
 use super::{table_example, Env, ExpandError, ExpandedSpan, Strategy};
-use crate::config::{Expansion, ExpansionKind};
+use crate::config::{ExpansionKind, InclusionTermsParams};
 use crate::icd::CodeEntry;
 use rand::rngs::StdRng;
 
@@ -11,8 +11,8 @@ pub struct InclusionTerms {
 }
 
 impl InclusionTerms {
-    pub fn new(spec: &Expansion) -> InclusionTerms {
-        InclusionTerms { keep_raw: spec.keep_raw() }
+    pub fn new(spec: &InclusionTermsParams) -> InclusionTerms {
+        InclusionTerms { keep_raw: spec.keep_raw }
     }
 }
 

@@ -230,16 +230,16 @@ pub trait Strategy {
 }
 
 fn build(index: usize, spec: &Expansion, ctx: &ExpandContext<'_>) -> Result<Box<dyn Strategy>, ExpandError> {
-    Ok(match spec.kind {
-        ExpansionKind::Description => Box::new(description::Description::new(spec)),
-        ExpansionKind::InclusionTerms => Box::new(inclusion_terms::InclusionTerms::new(spec)),
-        ExpansionKind::Hierarchy => Box::new(hierarchy::Hierarchy::new(spec)),
-        ExpansionKind::Abbreviation => Box::new(abbreviation::Abbreviation::new(spec)),
-        ExpansionKind::Perturb => Box::new(perturb::Perturb::new(spec)),
-        ExpansionKind::Paraphrase => Box::new(paraphrase::Paraphrase::new(spec)),
-        ExpansionKind::Silver => Box::new(silver::Silver::new(spec, ctx.codes, ctx.dataset)),
-        ExpansionKind::GoldEvidence => Box::new(gold_evidence::GoldEvidence::new(spec, ctx.dataset)),
-        ExpansionKind::Synthesize => Box::new(synthesize::Synthesize::new(index, spec, ctx.cache_dir.as_deref())?),
+    Ok(match spec {
+        Expansion::Description(p) => Box::new(description::Description::new(p)),
+        Expansion::InclusionTerms(p) => Box::new(inclusion_terms::InclusionTerms::new(p)),
+        Expansion::Hierarchy(p) => Box::new(hierarchy::Hierarchy::new(p)),
+        Expansion::Abbreviation(p) => Box::new(abbreviation::Abbreviation::new(p)),
+        Expansion::Perturb(p) => Box::new(perturb::Perturb::new(p)),
+        Expansion::Paraphrase(p) => Box::new(paraphrase::Paraphrase::new(p)),
+        Expansion::Silver(p) => Box::new(silver::Silver::new(p, ctx.codes, ctx.dataset)),
+        Expansion::GoldEvidence(p) => Box::new(gold_evidence::GoldEvidence::new(p, ctx.dataset)),
+        Expansion::Synthesize(p) => Box::new(synthesize::Synthesize::new(index, p, ctx.cache_dir.as_deref())?),
     })
 }
 
@@ -258,7 +258,7 @@ pub fn expand(specs: &[Expansion], ctx: &mut ExpandContext<'_>) -> Result<Expans
         let mut per_code: HashMap<Code, usize> = HashMap::new();
         let (mut duplicates, mut capped) = (0, 0);
         for entry in &targets {
-            let mut rng = StdRng::seed_from_u64(derive_seed(ctx.seed, spec.kind.as_str(), entry.code.as_str()));
+            let mut rng = StdRng::seed_from_u64(derive_seed(ctx.seed, spec.kind().as_str(), entry.code.as_str()));
             let mut env = Env { codes, covered: &covered, writer: ctx.writer.as_deref_mut().map(|w| w as &mut dyn SpanWriter) };
             for candidate in strategy.expand_code(entry, &mut env, &mut rng)? {
                 let key = (dedup_key(&candidate.span), candidate.context.clone(), candidate.code.clone());
@@ -267,7 +267,7 @@ pub fn expand(specs: &[Expansion], ctx: &mut ExpandContext<'_>) -> Result<Expans
                     continue;
                 }
                 let count = per_code.entry(candidate.code.clone()).or_default();
-                if *count >= spec.per_code_cap {
+                if *count >= spec.per_code_cap() {
                     capped += 1;
                     continue;
                 }
@@ -279,9 +279,9 @@ pub fn expand(specs: &[Expansion], ctx: &mut ExpandContext<'_>) -> Result<Expans
         strategy.finish()?;
         reports.push(StrategyReport {
             index,
-            kind: spec.kind,
-            coverage: spec.coverage.clone(),
-            per_code_cap: spec.per_code_cap,
+            kind: spec.kind(),
+            coverage: spec.coverage().clone(),
+            per_code_cap: spec.per_code_cap(),
             codes_targeted: covered.len(),
             codes_targeted_unseen: covered.iter().filter(|c| !seen.contains(*c)).count(),
             counts: Counts::of(examples[first..].iter(), &seen),
@@ -304,7 +304,7 @@ fn resolve_coverage<'c>(
     dataset: &Dataset,
     seen: &BTreeSet<Code>,
 ) -> Result<(Vec<&'c CodeEntry>, usize), ExpandError> {
-    let kind = spec.kind;
+    let kind = spec.kind();
     let lookup = |code: &Code| codes.get(code).ok_or_else(|| ExpandError::UnknownCode { index, kind, code: code.to_string() });
     let space = || dataset.code_space.iter().map(lookup).collect::<Result<Vec<_>, _>>();
     // Labels of the data may be codes the table lacks (retired codes, kept as labels).
@@ -318,7 +318,7 @@ fn resolve_coverage<'c>(
             })
             .collect()
     };
-    let mut entries: Vec<&CodeEntry> = match &spec.coverage {
+    let mut entries: Vec<&CodeEntry> = match spec.coverage() {
         Coverage::Auto if !dataset.code_space.is_empty() => space()?,
         Coverage::Auto | Coverage::TrainingCodes => of_data(&mut seen.iter()),
         Coverage::Benchmark => {

@@ -8,7 +8,7 @@
 //! with it teaches the model a code's vocabulary in the wordings documents use.
 
 use super::{known_forms, table_example, table_forms, Env, ExpandError, ExpandedSpan, Strategy};
-use crate::config::{Expansion, ExpansionKind};
+use crate::config::{ExpansionKind, ParaphraseParams};
 use crate::data::paraphrase::{paraphrase, shape_for, Part};
 use crate::icd::CodeEntry;
 use rand::rngs::StdRng;
@@ -24,8 +24,8 @@ pub struct Paraphrase {
 }
 
 impl Paraphrase {
-    pub fn new(spec: &Expansion) -> Paraphrase {
-        Paraphrase { from_inclusion_terms: spec.from_inclusion_terms(), variants: spec.variants() }
+    pub fn new(spec: &ParaphraseParams) -> Paraphrase {
+        Paraphrase { from_inclusion_terms: spec.from_inclusion_terms, variants: spec.variants }
     }
 }
 

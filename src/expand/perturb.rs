@@ -8,7 +8,7 @@
 
 use crate::text::rewrite::{cut, find_phrase, tidy, word_ranges};
 use super::{dedup_key, known_forms, table_example, table_forms, Env, ExpandError, ExpandedSpan, Strategy};
-use crate::config::{Expansion, ExpansionKind, PerturbOp};
+use crate::config::{ExpansionKind, PerturbOp, PerturbParams};
 use crate::icd::CodeEntry;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -37,11 +37,11 @@ pub struct Perturb {
 }
 
 impl Perturb {
-    pub fn new(spec: &Expansion) -> Perturb {
-        let mut ops = spec.ops();
+    pub fn new(spec: &PerturbParams) -> Perturb {
+        let mut ops = spec.ops.clone();
         ops.sort();
         ops.dedup();
-        Perturb { from_inclusion_terms: spec.from_inclusion_terms(), variants: spec.variants(), ops, max_ops: spec.max_ops().max(1) }
+        Perturb { from_inclusion_terms: spec.from_inclusion_terms, variants: spec.variants, ops, max_ops: spec.max_ops.max(1) }
     }
 
     /// One variant of `form`: up to `max_ops` applicable rewrites, applied in a fixed order.
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn same_seed_same_variant() {
-        let p = Perturb::new(&Expansion::new(ExpansionKind::Perturb));
+        let p = Perturb::new(&PerturbParams::default());
         let form = "chronic atrial fibrillation, unspecified";
         let a = p.variant(form, &mut StdRng::seed_from_u64(9));
         let b = p.variant(form, &mut StdRng::seed_from_u64(9));

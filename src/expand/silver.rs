@@ -5,7 +5,7 @@
 
 use super::{sentence_around, Env, ExpandError, ExpandedSpan, Source, Strategy};
 use crate::baselines::dictionary::DictionaryCoder;
-use crate::config::{DictionaryParams, Expansion, ExpansionKind};
+use crate::config::{DictionaryParams, ExpansionKind, SilverParams};
 use crate::data::{Dataset, Split};
 use crate::icd::{Code, CodeEntry, CodeSet};
 use rand::rngs::StdRng;
@@ -20,13 +20,13 @@ pub struct Silver {
 
 impl Silver {
     /// Mines every training document once; the matcher knows the data's pool when it has one.
-    pub fn new(spec: &Expansion, codes: &CodeSet, dataset: &Dataset) -> Silver {
+    pub fn new(spec: &SilverParams, codes: &CodeSet, dataset: &Dataset) -> Silver {
         let params = DictionaryParams {
             name: None,
-            negation: spec.negation(),
-            inclusion_terms: spec.inclusion_terms(),
+            negation: spec.negation,
+            inclusion_terms: spec.inclusion_terms,
             restrict_to_pool: true,
-            min_words: spec.min_words(),
+            min_words: spec.min_words,
         };
         let scope = (!dataset.pool.is_empty()).then_some(dataset.pool.as_slice());
         let coder = DictionaryCoder::build(codes, scope, &params);
@@ -40,7 +40,7 @@ impl Silver {
                     continue;
                 }
                 kept += 1;
-                let context = spec.sentence_context().then(|| sentence_around(&doc.text, ev.start, ev.end));
+                let context = spec.sentence_context.then(|| sentence_around(&doc.text, ev.start, ev.end));
                 mined.entry(ev.code.clone()).or_default().push(ExpandedSpan {
                     span: ev.text,
                     context,

@@ -7,7 +7,7 @@
 //! changing only the filters (`max_words`) needs no regeneration.
 
 use super::{dedup_key, known_forms, Env, ExpandError, ExpandedSpan, Source, Strategy};
-use crate::config::{Expansion, ExpansionKind};
+use crate::config::{ExpansionKind, SynthesizeParams};
 use crate::icd::{Code, CodeEntry};
 use crate::text::note_form;
 use rand::rngs::StdRng;
@@ -63,7 +63,7 @@ pub struct Synthesize {
 }
 
 impl Synthesize {
-    pub fn new(index: usize, spec: &Expansion, cache_dir: Option<&Path>) -> Result<Synthesize, ExpandError> {
+    pub fn new(index: usize, spec: &SynthesizeParams, cache_dir: Option<&Path>) -> Result<Synthesize, ExpandError> {
         let path = cache_dir.map(|d| d.join(CACHE_FILE));
         let cache = match &path {
             Some(p) if p.is_file() => load(p)?,
@@ -73,7 +73,7 @@ impl Synthesize {
             .into_iter()
             .map(|k| (k.to_string(), 0))
             .collect();
-        Ok(Synthesize { index, n: spec.n(), prompt: spec.prompt().to_string(), max_words: spec.max_words(), path, cache, unsaved: 0, tally })
+        Ok(Synthesize { index, n: spec.n, prompt: spec.prompt.clone(), max_words: spec.max_words, path, cache, unsaved: 0, tally })
     }
 
     fn count(&mut self, key: &str) {

@@ -97,7 +97,7 @@ impl DataCache {
                 t
             }
         };
-        let value = serde_json::to_value(spec).unwrap_or_default();
+        let value = serde_json::to_value(spec).map_err(|e| RunError::Spec(e.to_string()))?;
         let data_key = format!("{}|{}", spec.base_dir.display(), canonical_json(&value));
         let dataset = match self.datasets.get(&data_key) {
             Some(d) => d.clone(),
@@ -228,6 +228,8 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
 
     let (table, data) = cache.get(&run.spec.data)?;
     let (dataset, load_report) = (&data.0, &data.1);
+    let scored: Vec<Split> = run.spec.eval.splits.iter().filter_map(|s| Split::parse(s)).collect();
+    data::registry::require_splits(&run.spec.data.config, dataset, &scored)?;
     log.line(format!(
         "data {}: {} train / {} val / {} test documents, {} codes in the pool",
         dataset.name,

@@ -3,7 +3,7 @@
 
 use super::train::Trained;
 use super::stage::{RunError, RunLog, RunOptions};
-use crate::config::{Eval, SpanFormat, TrainMode};
+use crate::config::{Eval, SpanFormat, TrainMode, DOCUMENT_PROMPT_TOKENS};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
 use crate::icd::{Code, CodeSet};
@@ -26,6 +26,17 @@ pub(super) struct PredictRecord {
     /// The span probe on this split (model runs with `eval.probe_spans` > 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeReport>,
+    /// Where test windows and training windows differ in length, how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_mismatch: Option<String>,
+}
+
+/// A fine-tuned model read with windows of another length than it trained on: said in words.
+fn window_mismatch(spec: &ModelSpec, chunk_tokens: usize) -> Option<String> {
+    let trained = spec.train.document_window();
+    (spec.train.mode == TrainMode::Finetune && chunk_tokens != trained).then(|| {
+        format!("eval.chunk_tokens = {chunk_tokens}, but training windows held {trained} tokens of note text (train.max_length {} less {DOCUMENT_PROMPT_TOKENS}): test notes are read in windows of another length than training taught", spec.train.max_length)
+    })
 }
 
 /// Predicts the splits in `todo` with the trained model.
@@ -43,14 +54,18 @@ pub(super) fn predict(
     let Trained { model, tok, formatter, trained_spans, .. } = trained;
     let seed = run.spec.seed;
     let pcfg = PredictConfig {
-        chunk_tokens: run.spec.eval.chunk_tokens,
-        chunk_overlap: run.spec.eval.chunk_overlap,
+        chunk_tokens: run.spec.eval.chunk_tokens(),
+        chunk_overlap: run.spec.eval.chunk_overlap(),
         max_new_tokens: run.spec.eval.max_new_tokens,
         batch_size: run.spec.eval.batch_size,
         constrained: run.spec.eval.constrained,
         temperature: 0.0,
         seed,
     };
+    let mismatch = window_mismatch(spec, pcfg.chunk_tokens);
+    if let Some(m) = &mismatch {
+        log.line(format!("windows: {m}"));
+    }
     let mut predictions = Vec::new();
     for &split in todo {
         let docs: Vec<&Document> = dataset.split(split).collect();
@@ -63,7 +78,7 @@ pub(super) fn predict(
             out.stats.rejected_codes
         ));
         let probe = probe(model, tok, formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, trained_spans, log)?;
-        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe }));
+        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe, window_mismatch: mismatch.clone() }));
     }
     Ok(predictions)
 }

@@ -16,6 +16,8 @@ pub enum RunError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("scoring failed: {0}")]
     Metrics(String),
+    #[error("cannot serialise the run's spec: {0}")]
+    Spec(String),
     #[error("{path}: cached file is unreadable ({reason}); delete it and run again to recompute it")]
     CorruptCache { path: PathBuf, reason: String },
     #[error("model run failed: {0}")]

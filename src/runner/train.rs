@@ -3,7 +3,7 @@
 
 use super::pretrain::{self, PretrainRecord};
 use super::stage::{RunError, RunLog, RunOptions};
-use crate::config::{Backbone, DocumentSampling, ExpansionKind, LongDocuments, PromptChoice, SpanFormat, TrainMode};
+use crate::config::{Backbone, DocumentSampling, Expansion, LongDocuments, PromptChoice, SpanFormat, TrainMode};
 use crate::data::{Dataset, Split};
 use crate::expand::llm::LlmWriter;
 use crate::expand::{expand, ExpandContext, ExpansionReport};
@@ -127,7 +127,7 @@ fn tiny_model_config(spec: &Backbone, vocab: usize) -> ModelConfig {
 
 /// The LLM behind `synthesize` (its `generator`, or the backbone), with an identity naming its weights.
 fn load_generator(spec: &ModelSpec, base_dir: &Path, device: tch::Device) -> Result<Option<(backbone::Loaded, String)>, RunError> {
-    let Some(entry) = spec.expansion.iter().find(|e| e.kind == ExpansionKind::Synthesize) else { return Ok(None) };
+    let Some(entry) = spec.expansion.iter().find_map(|e| if let Expansion::Synthesize(p) = e { Some(p) } else { None }) else { return Ok(None) };
     let name = entry.generator.clone().unwrap_or_else(|| spec.backbone.name.clone());
     if name == "tiny" {
         return Err(RunError::Model("synthesize needs a pretrained generator: set generator = \"smollm2-135m\" (or a checkpoint path) on the synthesize entry".into()));
@@ -253,7 +253,7 @@ pub(super) fn train(
             trained_spans.extend(spans.iter().flat_map(|s| s.codes.iter().map(move |c| (one_line_lower(&s.span), c.clone()))));
         }
         // Documents that fit the training length whole, or in windows, or truncated.
-        let budget = spec.train.max_length.saturating_sub(160).max(64);
+        let budget = spec.train.document_window();
         let mut docs: Vec<DocExample> = Vec::new();
         let (mut truncated_docs, mut truncated_tokens) = (0usize, 0usize);
         for d in dataset.split(Split::Train) {

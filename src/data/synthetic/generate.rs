@@ -1,34 +1,14 @@
-//! The synthetic benchmark: seeded discharge-summary-like documents built from
-//! the ICD-10-CM code set, with gold codes, exact evidence offsets, distractors
-//! a coder must not code, a long tail of code frequencies, and codes that occur
-//! only in test documents (the unseen codes).
-//!
-//! Version 2 (the default) words mentions with the paraphrase grammar of
-//! [`super::paraphrase`]: training notes use code-table wording for a share of
-//! mentions (`train_verbatim_fraction`) and shared-lexicon paraphrases for the
-//! rest; test notes use code-table wording only at `test_verbatim_fraction`
-//! (default 0), held-out paraphrases for `held_out_fraction` of the others and
-//! shared paraphrases (two or three families combined) for the rest; validation
-//! notes are worded like test notes without the held-out lexicon. Every paraphrase is checked to contain no
-//! table form of its code, so a dictionary of the code table cannot find it.
-//! Each gold evidence span records its mention kind.
-//!
-//! Version 1 stays reproducible by its version: table wording everywhere except
-//! `reworded_fraction` of test mentions, rewritten by the `HELD_OUT_*` tables.
-//! Expansion strategies must not use those tables.
+//! The generator: codes drawn from the pool, documents written from their mentions.
 
-use super::paraphrase::{self, MentionKind, Part};
-use super::{Dataset, Document, EvidenceSpan, Split};
-use crate::config::SyntheticParams;
+use super::{SyntheticParams, GENERATOR_VERSION};
+use crate::data::paraphrase::{self, MentionKind, Part};
+use crate::data::{Dataset, Document, EvidenceSpan, Split};
 use crate::icd::{Code, CodeEntry, CodeSet};
 use crate::text::{note_form, tokenize};
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
 use std::collections::{BTreeSet, HashMap};
-
-/// The generator's version, kept beside its parameters in the experiment schema.
-pub use crate::config::GENERATOR_VERSION;
 
 /// Tries at a paraphrase that hides every table form of its code.
 const PARAPHRASE_ATTEMPTS: usize = 12;
@@ -675,7 +655,7 @@ mod tests {
         w.gold("Diagnosis: {}.", "héart failure", &code, None);
         w.gold_list("PMH: ", &[("HTN".into(), code.clone(), None), ("DM2".into(), code.clone(), Some(MentionKind::verbatim()))]);
         for ev in &w.evidence {
-            assert_eq!(super::super::slice_chars(&w.text, ev.start, ev.end), Some(ev.text.as_str()));
+            assert_eq!(crate::data::slice_chars(&w.text, ev.start, ev.end), Some(ev.text.as_str()));
         }
         assert_eq!(w.evidence[0].text, "Type 2 diabetes");
         assert_eq!(w.evidence[1].text, "héart failure");
