@@ -398,7 +398,7 @@ fn explain_fingerprints(files: &[PathBuf], results: &Path, a: &str, b: &str) -> 
         let experiments = std::fs::read_dir(results).map_err(|e| AppError::Input(format!("{}: {e}", results.display())))?;
         for exp in experiments.flatten() {
             let dir = exp.path().join(short);
-            let path = dir.join("manifest.json");
+            let path = dir.join(crate::store::record::MANIFEST);
             let Ok(text) = std::fs::read_to_string(&path) else { continue };
             let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| AppError::Input(format!("{}: {e}", path.display())))?;
             if value.get("format").and_then(|f| f.as_u64()) != Some(u64::from(crate::fingerprint::MANIFEST_FORMAT)) {

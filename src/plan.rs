@@ -201,6 +201,12 @@ impl StageKeys {
 }
 
 impl PlannedRun {
+    /// Where the run and each of its stages live in the store.
+    pub fn paths(&self) -> crate::store::RunPaths {
+        let predict = self.stages.predict.iter().map(|(split, key)| (split.clone(), key.as_str().to_string()));
+        crate::store::RunPaths::new(&self.dir, self.stages.data.as_str(), self.stages.train.as_str(), predict)
+    }
+
     /// `dictionary` or `dictionary [mix.span_ratio=0.5]`.
     pub fn label(&self) -> String {
         let system = self.spec.system_name();

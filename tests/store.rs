@@ -212,6 +212,10 @@ fn evaluation_changes_reuse_the_trained_stage() {
     let log = std::fs::read_to_string(new.join("run.log")).unwrap();
     assert!(log.contains("(cached), predict 1 of 1 splits cached") && log.contains("reused from the cache"), "{log}");
     assert!(!log.contains("backbone tiny"), "no model was built: {log}");
+    // The documents too come from their stage, written by the first process.
+    assert!(!first_log.contains("read from the data stage") && log.contains("data: read from the data stage"), "{log}");
+    let stored = std::fs::read_dir(results.join(".cache/data")).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
+    assert_eq!(stored, 1, "one data stage for runs on the same documents");
     assert_eq!(metrics(&first[0])["cost"], metrics(new)["cost"], "the training record is the cached one");
     assert!(rescore_wall < first_wall, "re-scoring ({rescore_wall:?}) is faster than training ({first_wall:?})");
     let (a, b) = (metrics(&first[0]), metrics(new));

@@ -5,7 +5,6 @@
 use super::queue::{self, Queue};
 use super::{latest_task, look, submissions, ClusterError, Seen};
 use crate::plan::PlannedRun;
-use crate::store::{self, Stage};
 use crate::train::Progress;
 use std::path::{Path, PathBuf};
 
@@ -137,7 +136,7 @@ impl std::fmt::Display for StatusSummary {
 
 /// The training progress a model run's train stage records.
 fn progress(run: &PlannedRun) -> Option<Progress> {
-    Progress::read(&store::stage_dir(&run.dir, Stage::Train, run.stages.train.as_str()).join("checkpoint"))
+    Progress::read(&run.paths().train_dir().join("checkpoint"))
 }
 
 fn tail(path: &Path, n: usize) -> Vec<String> {

@@ -114,7 +114,7 @@ pub fn slice_chars(text: &str, start: usize, end: usize) -> Option<&str> {
 }
 
 /// A benchmark: documents of every split, plus the code pool they were drawn from when known.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Dataset {
     pub name: String,
     pub documents: Vec<Document>,

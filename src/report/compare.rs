@@ -66,8 +66,8 @@ pub fn compare(a: &str, b: &str, results_root: &Path, split: &str, samples: usiz
             db.display()
         )));
     }
-    let pa = read_predictions(&da.join(format!("predictions-{split}.jsonl")))?;
-    let pb = read_predictions(&db.join(format!("predictions-{split}.jsonl")))?;
+    let pa = read_predictions(&da.join(crate::store::record::predictions_file(split)))?;
+    let pb = read_predictions(&db.join(crate::store::record::predictions_file(split)))?;
     let ids = |p: &[(String, Vec<String>)]| p.iter().map(|x| x.0.clone()).collect::<Vec<_>>();
     if ids(&pa) != ids(&pb) {
         return Err(ReportError::Input(format!(
@@ -81,7 +81,7 @@ pub fn compare(a: &str, b: &str, results_root: &Path, split: &str, samples: usiz
     // Gold documents as the runner loaded them (relative data paths resolve against the current folder).
     let spec = &run_a.record.run.spec.data;
     let base = if spec.base_dir.as_os_str().is_empty() { Path::new(".") } else { spec.base_dir.as_path() };
-    let fail = |e: data::DataError| ReportError::Input(format!("{}: cannot load the run's data: {e}", da.join("spec.json").display()));
+    let fail = |e: data::DataError| ReportError::Input(format!("{}: cannot load the run's data: {e}", da.join(crate::store::record::SPEC).display()));
     let table = data::code_table(&spec.config, base).map_err(fail)?;
     let (dataset, _) = data::load(&spec.config, base, &table).map_err(fail)?;
     let docs: Vec<&data::Document> = dataset.split(split_v).collect();

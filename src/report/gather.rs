@@ -4,7 +4,8 @@
 use super::ReportError;
 use crate::fingerprint::{Fingerprint, Manifest};
 use crate::plan::{self, PlannedRun, RunSpec, SystemSpec};
-use crate::runner::{RunMetrics, RunRecord, DONE_MARKER};
+use crate::runner::{RunMetrics, RunRecord};
+use crate::store::{record, DONE_MARKER};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -96,16 +97,16 @@ pub fn read_run(dir: &Path) -> Result<FinishedRun, ReportError> {
     let fingerprint: Fingerprint = serde_json::from_value(serde_json::Value::String(done.trim().to_string()))
         .map_err(|e| ReportError::Input(format!("{}: unreadable fingerprint ({e})", done_path.display())))?;
     let finished = std::fs::metadata(&done_path).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
-    let spec = read_spec(&dir.join("spec.json"))?;
-    let manifest_path = dir.join("manifest.json");
+    let spec = read_spec(&dir.join(record::SPEC))?;
+    let manifest_path = dir.join(record::MANIFEST);
     let manifest = Manifest::from_value(read_json(&manifest_path)?).map_err(|e| not_current(&manifest_path, &e))?;
     // Manifests written before runs carried a code identity read as `legacy`.
     let code = manifest.key.versions.code.clone();
-    let metrics: RunMetrics = read_json(&dir.join("metrics.json"))?;
+    let metrics: RunMetrics = read_json(&dir.join(record::METRICS))?;
     if metrics.fingerprint != fingerprint.as_str() {
         return Err(ReportError::Input(format!("{}: metrics.json belongs to another fingerprint than {DONE_MARKER}; rerun with --force to recompute it", dir.display())));
     }
-    let loss_curve = read_loss_curve(&dir.join("training.json"));
+    let loss_curve = read_loss_curve(&dir.join(record::TRAINING));
     let stages = plan::StageKeys::recorded(&manifest);
     let run = PlannedRun { spec, manifest, fingerprint, stages, dir: dir.to_path_buf() };
     Ok(FinishedRun { record: RunRecord { run, reused: true, metrics }, loss_curve, code, finished })

@@ -341,7 +341,7 @@ pub fn seeds_table(records: &[RunRecord]) -> Option<String> {
 
 /// When a run finished: its DONE marker's modification time (the epoch when unreadable, so it counts as oldest).
 fn done_time(dir: &std::path::Path) -> SystemTime {
-    std::fs::metadata(dir.join(crate::runner::DONE_MARKER)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
+    std::fs::metadata(dir.join(crate::store::DONE_MARKER)).and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// Exactly one run per spec and seed: the one that finished last (ties: the larger fingerprint,

@@ -19,12 +19,11 @@ use predict::PredictRecord;
 pub use pretrain::PretrainRecord;
 pub use crate::metrics::split::{score_split, SplitMetrics, RANKING_KS};
 
-use crate::data::jsonl::{write_predictions, LoadReport, Prediction};
+use crate::data::jsonl::{write_predictions, LoadReport};
 use crate::data::{self, CodeTable, Dataset, Split};
-use crate::fingerprint::canonical_json;
 use crate::metrics;
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
-use crate::store::{self, Lock, Stage, TryLock};
+use crate::store::{self, record, Lock, RunPaths, StoreError, TryLock};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
@@ -79,15 +78,16 @@ pub struct RunRecord {
     pub metrics: RunMetrics,
 }
 
-/// Documents generated or read once per data spec and shared by the runs that use them.
+/// Documents generated or read once per data stage and shared by the runs that use them:
+/// kept in memory for this process, and written to the data stage for the next one.
 #[derive(Default)]
 struct DataCache {
     tables: HashMap<String, Arc<CodeTable>>,
-    datasets: HashMap<String, Arc<(Dataset, LoadReport)>>,
+    datasets: HashMap<PathBuf, Arc<(Dataset, LoadReport)>>,
 }
 
 impl DataCache {
-    fn get(&mut self, spec: &DataSpec) -> Result<(Arc<CodeTable>, Arc<(Dataset, LoadReport)>), RunError> {
+    fn get(&mut self, spec: &DataSpec, paths: &RunPaths, log: &mut RunLog) -> Result<(Arc<CodeTable>, Arc<(Dataset, LoadReport)>), RunError> {
         let table_key = format!("{}|{}", spec.base_dir.display(), spec.config.code_table);
         let table = match self.tables.get(&table_key) {
             Some(t) => t.clone(),
@@ -97,17 +97,27 @@ impl DataCache {
                 t
             }
         };
-        let value = serde_json::to_value(spec).map_err(|e| RunError::Spec(e.to_string()))?;
-        let data_key = format!("{}|{}", spec.base_dir.display(), canonical_json(&value));
-        let dataset = match self.datasets.get(&data_key) {
-            Some(d) => d.clone(),
+        let stage = paths.data_dir().to_path_buf();
+        if let Some(d) = self.datasets.get(&stage) {
+            return Ok((table, d.clone()));
+        }
+        // Runs that share the documents take turns; the later one reads what the earlier stored.
+        let _lock = Lock::acquire(&store::lock_path(&stage), |_| eprintln!("  data stage {} is being written by another process; waiting", stage.display()))?;
+        let loaded = match paths.read_data()? {
+            Some(stored) => {
+                log.line(format!("data: read from the data stage {}", stage.display()));
+                stored
+            }
             None => {
-                let d = Arc::new(data::load(&spec.config, &spec.base_dir, &table)?);
-                self.datasets.insert(data_key, d.clone());
-                d
+                let (dataset, report) = data::load(&spec.config, &spec.base_dir, &table)?;
+                std::fs::create_dir_all(&stage).map_err(io_err(&stage))?;
+                paths.write_data(&dataset, &report)?;
+                (dataset, report)
             }
         };
-        Ok((table, dataset))
+        let d = Arc::new(loaded);
+        self.datasets.insert(stage, d.clone());
+        Ok((table, d))
     }
 }
 
@@ -195,41 +205,18 @@ pub fn finished(run: &PlannedRun) -> Result<Option<RunMetrics>, RunError> {
     Ok(store::read_finished(&run.dir, run.fingerprint.as_str())?)
 }
 
-/// Where a split's cached predictions live, and whether they are complete.
-fn predict_dir(run: &PlannedRun, split: &str) -> PathBuf {
-    store::stage_dir(&run.dir, Stage::Predict, run.stages.predict.get(split).map(|k| k.as_str()).unwrap_or("none"))
-}
-
-const PREDICTIONS: &str = "predictions.jsonl";
-const PREDICT_STATS: &str = "stats.json";
-/// A trained system's record in its train stage; written once training is complete.
-const TRAIN_RECORD: &str = "record.json";
-
-/// Stores one split's predictions in its stage (stats first, predictions last: their presence means complete).
-fn store_predictions(dir: &Path, preds: &[Prediction], record: &PredictRecord) -> Result<(), RunError> {
-    store::write_json(&dir.join(PREDICT_STATS), record)?;
-    store::write_atomic(&dir.join(PREDICTIONS), |w| write_predictions(w, preds))?;
-    Ok(())
-}
-
-fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RunError> {
-    let text = std::fs::read_to_string(path).map_err(io_err(path))?;
-    serde_json::from_str(&text).map_err(|e| RunError::CorruptCache { path: path.to_path_buf(), reason: e.to_string() })
-}
-
 fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result<RunMetrics, RunError> {
     let started = Instant::now();
+    let paths = run.paths();
     // Whatever an interrupted attempt left here is redone: training resumes from its stage's checkpoint.
-    let partial = store::sibling(&run.dir, "partial");
+    let partial = paths.partial();
     store::remove_any(&partial)?;
     std::fs::create_dir_all(&partial).map_err(io_err(&partial))?;
     let mut log = RunLog::new();
     log.line(format!("run {} fingerprint {}", run.label(), run.fingerprint));
 
-    let (table, data) = cache.get(&run.spec.data)?;
+    let (table, data) = cache.get(&run.spec.data, &paths, &mut log)?;
     let (dataset, load_report) = (&data.0, &data.1);
-    let scored: Vec<Split> = run.spec.eval.splits.iter().filter_map(|s| Split::parse(s)).collect();
-    data::registry::require_splits(&run.spec.data.config, dataset, &scored)?;
     log.line(format!(
         "data {}: {} train / {} val / {} test documents, {} codes in the pool",
         dataset.name,
@@ -241,25 +228,24 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     if !load_report.is_clean() {
         log.line(format!("data warnings: {}", load_report.summary()));
     }
+    let splits: Vec<(Split, String)> = run.spec.eval.splits.iter().filter_map(|s| Split::parse(s).map(|p| (p, s.clone()))).collect();
+    data::registry::require_splits(&run.spec.data.config, dataset, &splits.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
 
     // The train stage's lock also covers the predictions made from it: runs that share
     // trained weights take turns, and the later one finds what the earlier one stored.
-    let train_dir = store::stage_dir(&run.dir, Stage::Train, run.stages.train.as_str());
-    let _train_lock = Lock::acquire(&store::lock_path(&train_dir), |holder| {
+    let _train_lock = Lock::acquire(&store::lock_path(paths.train_dir()), |holder| {
         let who = holder.map_or("another process".to_string(), |h| h.describe());
         eprintln!("  {} {}: its trained stage is busy in {who}; waiting", run.fingerprint.short(), run.label());
     })?;
-    let splits: Vec<(Split, String)> = run.spec.eval.splits.iter().filter_map(|s| Split::parse(s).map(|p| (p, s.clone()))).collect();
     if opts.force {
         // --force recomputes the run's own stages too (not a shared pretrained backbone).
-        store::remove_any(&train_dir)?;
+        store::remove_any(paths.train_dir())?;
         for (_, name) in &splits {
-            store::remove_any(&predict_dir(run, name))?;
+            store::remove_any(&paths.predict_dir(name))?;
         }
     }
-    let todo: Vec<Split> = splits.iter().filter(|(_, name)| !predict_dir(run, name).join(PREDICTIONS).is_file()).map(|(s, _)| *s).collect();
-    let record_path = train_dir.join(TRAIN_RECORD);
-    let have_record = record_path.is_file();
+    let todo: Vec<Split> = splits.iter().filter(|(_, name)| !paths.predictions(name).is_file()).map(|(s, _)| *s).collect();
+    let have_record = paths.train_record().is_file();
     log.line(format!(
         "stages: train {} ({}), predict {} of {} splits cached",
         run.stages.train.short(),
@@ -267,85 +253,15 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         splits.len() - todo.len(),
         splits.len()
     ));
-
-    let seen: HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
-    let label_space: Option<Vec<String>> = (!dataset.pool.is_empty()).then(|| dataset.pool.iter().map(|c| c.to_string()).collect());
-    let cost;
-    let mut training_json: Option<serde_json::Value> = None;
-    match &run.spec.system {
-        SystemSpec::Baseline(b) => {
-            if !(todo.is_empty() && have_record) {
-                // A baseline is cheap to refit: every split is predicted again.
-                let out = fit::baseline_predictions(b, run, &table, dataset, opts, &mut log)?;
-                for (split, preds) in &out.predictions {
-                    store_predictions(&predict_dir(run, split.as_str()), preds, &PredictRecord::default())?;
-                }
-                let record = match out.fitted {
-                    Some(fit::FittedBaseline { record, cost: Some(cost) }) => serde_json::json!({"baseline": record, "cost": cost}),
-                    Some(fit::FittedBaseline { record, cost: None }) => serde_json::json!({"baseline": record}),
-                    None => serde_json::json!({}),
-                };
-                store::write_json(&record_path, &record)?;
-            } else {
-                log.line("baseline: predictions reused from the cache".into());
-            }
-            let record: serde_json::Value = read_json_file(&record_path)?;
-            if let Some(b) = record.get("baseline") {
-                training_json = Some(b.clone());
-            }
-            cost = record.get("cost").and_then(|c| serde_json::from_value::<Cost>(c.clone()).ok());
-        }
-        SystemSpec::Model(spec) => {
-            if !(todo.is_empty() && have_record) {
-                let trained = train::train(run, spec, &table, dataset, &train_dir, opts, &mut log)?;
-                if !have_record {
-                    store::write_json(&record_path, &trained.record)?;
-                }
-                for (split, preds, predicted) in &predict::predict(run, spec, &trained, &table, dataset, &todo, opts, &mut log)? {
-                    store_predictions(&predict_dir(run, split.as_str()), preds, predicted)?;
-                }
-            } else {
-                log.line("model: trained weights and every split's predictions reused from the cache".into());
-            }
-            let mut record: ModelRecord = read_json_file(&record_path)?;
-            for (_, name) in &splits {
-                let p: PredictRecord = read_json_file(&predict_dir(run, name).join(PREDICT_STATS))?;
-                record.inference.add(&p.inference);
-                record.predict_stats.add(&p.stats);
-            }
-            cost = record.training.as_ref().map(cost_of);
-            training_json = Some(serde_json::to_value(&record).unwrap_or_default());
-        }
-    }
-
-    let mut splits_out = BTreeMap::new();
-    for (split, name) in &splits {
-        let docs: Vec<&data::Document> = dataset.split(*split).collect();
-        let cached = predict_dir(run, name).join(PREDICTIONS);
-        let path = partial.join(format!("predictions-{split}.jsonl"));
-        store::link_or_copy(&cached, &path)?;
-        // Runs score what they stored, fresh or reused alike, read as `icdbench score` reads predictions.
-        let preds = data::jsonl::read_predictions(&path, &table).map_err(|e| RunError::CorruptCache { path: cached.clone(), reason: e.to_string() })?;
-        if preds.len() != docs.len() {
-            return Err(RunError::CorruptCache { path: cached, reason: format!("{} predictions for {} documents", preds.len(), docs.len()) });
-        }
-        let mut scored = score_split(&docs, &preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
-        let stats = predict_dir(run, name).join(PREDICT_STATS);
-        if stats.is_file() {
-            scored.probe = read_json_file::<PredictRecord>(&stats)?.probe;
-        }
-        log.line(format!(
-            "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
-            docs.len(),
-            scored.sets.overall.micro.f1,
-            scored.sets.overall.macro_gold.f1,
-            scored.sets.overall.macro_gold.n_codes
-        ));
-        splits_out.insert(split.to_string(), scored);
-    }
-    if let Some(t) = &training_json {
-        let name = if matches!(run.spec.system, SystemSpec::Baseline(_)) { "baseline.json" } else { "training.json" };
-        store::write_json(&partial.join(name), t)?;
+    let fresh = !(todo.is_empty() && have_record);
+    let (cost, record) = match &run.spec.system {
+        SystemSpec::Baseline(b) => fit_baseline(b, run, &paths, &table, dataset, fresh, opts, &mut log)?,
+        SystemSpec::Model(spec) => train_model(spec, run, &paths, &table, dataset, &todo, fresh, have_record, opts, &mut log)?,
+    };
+    let splits_out = score_splits(run, &paths, &splits, &table, dataset, &partial, &mut log)?;
+    if let Some(record) = &record {
+        let name = if matches!(run.spec.system, SystemSpec::Baseline(_)) { record::BASELINE } else { record::TRAINING };
+        store::write_json(&partial.join(name), record)?;
     }
     let metrics = RunMetrics {
         fingerprint: run.fingerprint.to_string(),
@@ -356,13 +272,107 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
         seconds: started.elapsed().as_secs_f64(),
     };
     log.line(format!("finished in {:.2} s", metrics.seconds));
-    store::write_json(&partial.join("spec.json"), &run.spec)?;
-    store::write_json(&partial.join("manifest.json"), &run.manifest)?;
-    store::write_json(&partial.join("metrics.json"), &metrics)?;
-    store::write_atomic(&partial.join("run.log"), |w| w.write_all(log.text.as_bytes()))?;
+    store::write_json(&partial.join(record::SPEC), &run.spec)?;
+    store::write_json(&partial.join(record::MANIFEST), &run.manifest)?;
+    store::write_json(&partial.join(record::METRICS), &metrics)?;
+    store::write_atomic(&partial.join(record::LOG), |w| w.write_all(log.text.as_bytes()))?;
     store::write_atomic(&partial.join(DONE_MARKER), |w| writeln!(w, "{}", run.fingerprint))?;
     store::publish(&partial, &run.dir)?;
     Ok(metrics)
+}
+
+/// A baseline's fit stage: fitted (and every split predicted) unless all is cached; its cost
+/// and record.
+#[allow(clippy::too_many_arguments)]
+fn fit_baseline(b: &crate::config::Baseline, run: &PlannedRun, paths: &RunPaths, table: &CodeTable, dataset: &Dataset, fresh: bool, opts: &RunOptions, log: &mut RunLog) -> Result<(Option<Cost>, Option<serde_json::Value>), RunError> {
+    if fresh {
+        // A baseline is cheap to refit: every split is predicted again.
+        let out = fit::baseline_predictions(b, run, table, dataset, opts, log)?;
+        for (split, preds) in &out.predictions {
+            paths.write_predictions(split.as_str(), &PredictRecord::default(), |w| write_predictions(w, preds))?;
+        }
+        let record = match out.fitted {
+            Some(fit::FittedBaseline { record, cost: Some(cost) }) => serde_json::json!({"baseline": record, "cost": cost}),
+            Some(fit::FittedBaseline { record, cost: None }) => serde_json::json!({"baseline": record}),
+            None => serde_json::json!({}),
+        };
+        store::write_json(&paths.train_record(), &record)?;
+    } else {
+        log.line("baseline: predictions reused from the cache".into());
+    }
+    let record: serde_json::Value = store::read_json(&paths.train_record())?;
+    let cost = record.get("cost").and_then(|c| serde_json::from_value::<Cost>(c.clone()).ok());
+    Ok((cost, record.get("baseline").cloned()))
+}
+
+/// A model's train stage and the predict stages it feeds: trained and the missing splits
+/// predicted unless all is cached; its cost and record, with every split's decoding counts.
+#[allow(clippy::too_many_arguments)]
+fn train_model(
+    spec: &crate::plan::ModelSpec,
+    run: &PlannedRun,
+    paths: &RunPaths,
+    table: &CodeTable,
+    dataset: &Dataset,
+    todo: &[Split],
+    fresh: bool,
+    have_record: bool,
+    opts: &RunOptions,
+    log: &mut RunLog,
+) -> Result<(Option<Cost>, Option<serde_json::Value>), RunError> {
+    if fresh {
+        let trained = train::train(run, spec, table, dataset, paths.train_dir(), opts, log)?;
+        if !have_record {
+            store::write_json(&paths.train_record(), &trained.record)?;
+        }
+        for (split, preds, predicted) in &predict::predict(run, spec, &trained, table, dataset, todo, opts, log)? {
+            paths.write_predictions(split.as_str(), predicted, |w| write_predictions(w, preds))?;
+        }
+    } else {
+        log.line("model: trained weights and every split's predictions reused from the cache".into());
+    }
+    let mut record: ModelRecord = store::read_json(&paths.train_record())?;
+    for split in &run.spec.eval.splits {
+        let p: PredictRecord = store::read_json(&paths.predict_record(split))?;
+        record.inference.add(&p.inference);
+        record.predict_stats.add(&p.stats);
+    }
+    let cost = record.training.as_ref().map(cost_of);
+    let json = serde_json::to_value(&record).map_err(|e| RunError::Spec(format!("cannot serialise the training record: {e}")))?;
+    Ok((cost, Some(json)))
+}
+
+/// Scores every evaluated split from what its predict stage stored, fresh or reused alike,
+/// read as `icdbench score` reads predictions; the predictions are linked into the run.
+fn score_splits(run: &PlannedRun, paths: &RunPaths, splits: &[(Split, String)], table: &CodeTable, dataset: &Dataset, partial: &Path, log: &mut RunLog) -> Result<BTreeMap<String, SplitMetrics>, RunError> {
+    let seen: HashSet<String> = dataset.seen_codes().iter().map(|c| c.to_string()).collect();
+    let label_space: Option<Vec<String>> = (!dataset.pool.is_empty()).then(|| dataset.pool.iter().map(|c| c.to_string()).collect());
+    let mut out = BTreeMap::new();
+    for (split, name) in splits {
+        let docs: Vec<&data::Document> = dataset.split(*split).collect();
+        let cached = paths.predictions(name);
+        let path = partial.join(record::predictions_file(name));
+        store::link_or_copy(&cached, &path)?;
+        let corrupt = |reason: String| RunError::Store(StoreError::CorruptCache { path: cached.clone(), reason });
+        let preds = data::jsonl::read_predictions(&path, table).map_err(|e| corrupt(e.to_string()))?;
+        if preds.len() != docs.len() {
+            return Err(corrupt(format!("{} predictions for {} documents", preds.len(), docs.len())));
+        }
+        let mut scored = score_split(&docs, &preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
+        let stats = paths.predict_record(name);
+        if stats.is_file() {
+            scored.probe = store::read_json::<PredictRecord>(&stats)?.probe;
+        }
+        log.line(format!(
+            "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
+            docs.len(),
+            scored.sets.overall.micro.f1,
+            scored.sets.overall.macro_gold.f1,
+            scored.sets.overall.macro_gold.n_codes
+        ));
+        out.insert(split.to_string(), scored);
+    }
+    Ok(out)
 }
 
 /// Writes through a uniquely named temporary file and renames it into place.

@@ -74,7 +74,7 @@ pub(super) fn pretrain_reading(
     })?;
     let mut record = PretrainRecord { key: key.clone(), weights: weights.clone(), steps: tiny.pretrain_steps, reused: false, val_loss: None, input_tokens: None, seconds: None };
     if weights.is_file() {
-        vs.load(&weights).map_err(|e| RunError::CorruptCache { path: weights.clone(), reason: e.to_string() })?;
+        vs.load(&weights).map_err(|e| RunError::Store(crate::store::StoreError::CorruptCache { path: weights.clone(), reason: e.to_string() }))?;
         log.line(format!("backbone: reading-pretrained tiny weights reused from {}", weights.display()));
         record.reused = true;
         return Ok(record);

@@ -18,8 +18,6 @@ pub enum RunError {
     Metrics(String),
     #[error("cannot serialise the run's spec: {0}")]
     Spec(String),
-    #[error("{path}: cached file is unreadable ({reason}); delete it and run again to recompute it")]
-    CorruptCache { path: PathBuf, reason: String },
     #[error("model run failed: {0}")]
     Model(String),
     #[error("baseline failed: {0}")]
@@ -31,7 +29,11 @@ pub enum RunError {
 impl RunError {
     /// Whether the user can fix this by changing their input (exit code 2) rather than a failed run (1).
     pub fn is_user_input(&self) -> bool {
-        matches!(self, RunError::Data(_) | RunError::Store(StoreError::Corrupt { .. }) | RunError::CorruptCache { .. })
+        match self {
+            RunError::Data(_) => true,
+            RunError::Store(e) => e.is_corrupt(),
+            _ => false,
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //!                                        training.json, run.log, DONE (written last)
 //!   <experiment>/.<prefix>.partial/      a run being written (renamed into place when complete)
 //!   <experiment>/.<prefix>.lock          held while a process computes the run
+//!   .cache/data/<key>/                   the documents of every split and what loading left out
 //!   .cache/train/<key>/                  trained weights (the final training checkpoint) and their record
 //!   .cache/predict/<key>/                one split's predictions and decoding statistics
 //!   .cache/backbones/, .cache/expansion/ reading-pretrained tiny weights, LLM-written spans
@@ -21,9 +22,11 @@
 
 mod atomic;
 mod lock;
+pub mod record;
 
 pub use atomic::{link_or_copy, write_atomic, write_json};
 pub use lock::{unix_now, utc, Holder, Lock, TryLock};
+pub use record::{read_json, stage_dir, RunPaths, Stage};
 
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -37,31 +40,19 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: results folder is corrupt ({reason}); rerun with --force to recompute it")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: cached file is unreadable ({reason}); delete it and run again to recompute it")]
+    CorruptCache { path: PathBuf, reason: String },
+}
+
+impl StoreError {
+    /// Whether the fix is the user's (a corrupt folder or cache entry to remove), not a failed write.
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, StoreError::Corrupt { .. } | StoreError::CorruptCache { .. })
+    }
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
-}
-
-/// The cached stages a run is assembled from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Train,
-    Predict,
-}
-
-impl Stage {
-    fn folder(self) -> &'static str {
-        match self {
-            Stage::Train => "train",
-            Stage::Predict => "predict",
-        }
-    }
-}
-
-/// `results/.cache/<stage>/<key>/` for a run folder `results/<experiment>/<prefix>/`.
-pub fn stage_dir(run_dir: &Path, stage: Stage, key: &str) -> PathBuf {
-    cache_root(run_dir).join(stage.folder()).join(key)
 }
 
 /// `results/.cache` for a run folder `results/<experiment>/<prefix>/`.
@@ -94,14 +85,14 @@ pub fn read_finished<T: DeserializeOwned>(dir: &Path, fingerprint: &str) -> Resu
     if done.trim() != fingerprint {
         return Err(corrupt(format!("its DONE marker names {:?}, not this run's fingerprint", done.trim())));
     }
-    let path = dir.join("metrics.json");
+    let path = dir.join(record::METRICS);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(corrupt("DONE is there but metrics.json is missing".into())),
         Err(source) => return Err(StoreError::Io { path, source }),
     };
     let metrics = serde_json::from_str(&text).map_err(|e| corrupt(format!("metrics.json does not parse: {e}")))?;
-    for f in ["manifest.json", "spec.json"] {
+    for f in [record::MANIFEST, record::SPEC] {
         if !dir.join(f).is_file() {
             return Err(corrupt(format!("{f} is missing")));
         }
