@@ -627,9 +627,8 @@ fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), App
 fn generate_command(backbone: &str, prompts: &[String], max_new_tokens: usize, temperature: f64, seed: u64, device: &str, raw: bool, constrain: bool) -> Result<(), AppError> {
     use crate::model::{backbone as bb, generate};
     let device = crate::device::resolve(device).map_err(|e| AppError::Input(e.to_string()))?;
-    let spec = crate::config::Backbone { name: backbone.to_string(), device: crate::device::name(device), format: Default::default(), dtype: Default::default(), prompt: Default::default(), answer: Default::default(), tiny: Default::default() };
     let started = std::time::Instant::now();
-    let loaded = bb::load(&spec, Path::new("."), device).map_err(|e| AppError::Input(e.to_string()))?;
+    let loaded = bb::load(backbone, bb::WeightFormat::Auto, bb::DType::Auto, Path::new("."), device).map_err(|e| AppError::Input(e.to_string()))?;
     eprintln!("loaded {} on {} in {:.1}s", backbone, crate::device::name(device), started.elapsed().as_secs_f64());
     let tok = &loaded.tokenizer;
     let ids: Vec<Vec<u32>> = prompts

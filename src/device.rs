@@ -38,6 +38,16 @@ pub fn cuda_backend() -> Result<(), String> {
         .clone()
 }
 
+/// Whether `spec` names a device an experiment may ask for.
+pub fn is_valid_name(spec: &str) -> bool {
+    spec == "auto" || spec == "cpu" || spec == "cuda" || spec.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())
+}
+
+/// What to write instead of an unknown device name.
+pub fn invalid_name_message(spec: &str) -> String {
+    format!("unknown device {spec:?}: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"")
+}
+
 /// Resolves a device setting (`auto`, `cpu`, `cuda`, `cuda:N`).
 pub fn resolve(spec: &str) -> Result<tch::Device, DeviceError> {
     let want_cuda = |index: usize| -> Result<tch::Device, DeviceError> {

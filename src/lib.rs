@@ -25,6 +25,7 @@ pub mod predict;
 pub mod progress;
 pub mod prompt;
 pub mod report;
+pub mod results;
 pub mod runner;
 pub mod schema;
 pub mod store;

@@ -5,6 +5,7 @@
 //! their scope live in [`super::negation`], shared with the fuzzy matcher.
 
 use super::negation;
+use super::kind::{matching_scope, BaselineError, BaselineKind, DocumentCoder, Fit, FitData, Fitted};
 use crate::config::DictionaryParams;
 use crate::data::jsonl::Prediction;
 use crate::data::{slice_chars, Document, EvidenceSpan};
@@ -128,5 +129,19 @@ impl DictionaryCoder {
             }
         }
         best
+    }
+}
+
+impl BaselineKind for DictionaryParams {
+    fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError> {
+        let coder = DictionaryCoder::build(data.codes, matching_scope(self.restrict_to_pool, data.dataset), self);
+        let summary = format!("dictionary: {} terms, {} shared by several codes (first code kept)", coder.terms, coder.ambiguous_terms);
+        Ok(Fit { fitted: Fitted::Coder(Box::new(coder)), summary, record: None, training: None })
+    }
+}
+
+impl DocumentCoder for DictionaryCoder {
+    fn predict(&self, doc: &Document) -> Prediction {
+        DictionaryCoder::predict(self, doc)
     }
 }

@@ -39,10 +39,11 @@
 //! shares none keeps the dot product and shrinks the norm, so the best window is
 //! one of them.
 
-use super::{negation, BaselineError, CodeScore, CodeScorer, Scores};
+use super::negation;
 
 /// Words two stretches of an unpunctuated sentence share, so a mention across the cut is read whole.
 const STRETCH_OVERLAP: usize = 12;
+use super::kind::{matching_scope, record_of, BaselineError, BaselineKind, CodeScore, CodeScorer, Fit, FitData, Fitted, Scores};
 use crate::config::{FuzzyParams, FuzzyUnit};
 use crate::data::Document;
 use crate::icd::{Code, CodeEntry, CodeSet};
@@ -519,6 +520,17 @@ fn tally(mut ids: Vec<u32>) -> Vec<(u32, u32)> {
     }
     out
 }
+
+impl BaselineKind for FuzzyParams {
+    fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError> {
+        let coder = FuzzyCoder::build(data.codes, matching_scope(self.restrict_to_pool, data.dataset), self);
+        let r = &coder.report;
+        let summary = format!("fuzzy: {} codes, {} terms, {} character n-grams, {} postings; indexed in {:.2} s", r.codes, r.terms, r.ngrams, r.postings, r.build_seconds);
+        let record = record_of("training", r)?;
+        Ok(Fit { fitted: Fitted::Scorer(Box::new(coder)), summary, record, training: None })
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

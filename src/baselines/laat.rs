@@ -9,7 +9,7 @@
 //! (little padding; padded tokens are masked out of the attention) and the batch
 //! order is shuffled per epoch from the experiment's seed.
 
-use super::{BaselineError, CodeScorer, Scores};
+use super::kind::{record_of, training_data, BaselineError, BaselineKind, CodeScorer, Fit, FitData, Fitted, Scores, TrainingCost};
 use crate::config::{LaatEncoder, LaatParams, LaatTokens};
 use crate::data::Document;
 use crate::icd::Code;
@@ -290,6 +290,32 @@ impl CodeScorer for LaatCoder {
         Ok(Scores::Dense(out))
     }
 }
+
+impl BaselineKind for LaatParams {
+    fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError> {
+        let (train, space) = training_data(data.dataset);
+        let bar = crate::progress::bar(data.progress, 0, "steps", &format!("{} · train", data.label));
+        let coder = LaatCoder::train(&train, &space, self, data.seed, &bar)?;
+        bar.finish_and_clear();
+        let r = &coder.report;
+        let losses: Vec<String> = r.epoch_loss.iter().map(|l| format!("{l:.4}")).collect();
+        let summary = format!(
+            "laat: {} parameters, {} labels of {} codes, vocabulary {}, {} epochs / {} steps on {}; loss per epoch {}; trained in {:.2} s",
+            r.parameters, r.labels, r.label_space, r.vocab_size, r.epochs, r.optimizer_steps, r.device, losses.join(" "), r.train_seconds
+        );
+        let training = TrainingCost {
+            optimizer_steps: r.optimizer_steps,
+            examples: (r.epochs * r.train_docs) as u64,
+            tokens: r.tokens,
+            padded_tokens: r.padded_tokens,
+            estimated_flops: r.estimated_flops,
+            seconds: r.train_seconds,
+        };
+        let record = record_of("training", r)?;
+        Ok(Fit { fitted: Fitted::Scorer(Box::new(coder)), summary, record, training: Some(training) })
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

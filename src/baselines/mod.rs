@@ -12,13 +12,16 @@ pub mod dictionary;
 pub mod fuzzy;
 pub mod laat;
 pub mod negation;
+pub mod kind;
 pub mod prior;
+pub mod registry;
 pub mod tfidf;
 
 pub use dictionary::DictionaryCoder;
 pub use fuzzy::FuzzyCoder;
 pub use laat::LaatCoder;
 pub use prior::PriorCoder;
+pub use kind::{BaselineError, BaselineKind, CodeScore, CodeScorer, DocumentCoder, Fit, FitData, Fitted, Scores, TrainingCost};
 pub use tfidf::TfidfCoder;
 
 use crate::data::jsonl::Prediction;
@@ -28,66 +31,16 @@ use crate::metrics::{self, ScoredDocs, ThresholdChoice};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
-    #[error("the training split has no documents with codes: a trained baseline has nothing to learn from")]
-    NoTrainingData,
-    #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
-    #[error("{0}")]
-    Device(#[from] crate::device::DeviceError),
-    #[error("tokenizer: {0}")]
-    Tokenizer(String),
-    #[error("scoring: {0}")]
-    Metrics(#[from] metrics::MetricsError),
-}
-
-/// A baseline that scores codes per document; [`decide`] tunes its threshold, [`predict`] applies it.
-pub trait CodeScorer {
-    /// The label space: what the indices of [`Scores`] refer to.
-    fn codes(&self) -> &[Code];
-    /// The scores of each document, in the order of `docs`.
-    fn score(&self, docs: &[&Document]) -> Result<Scores, BaselineError>;
-}
-
-/// What a scorer gives each document.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Scores {
-    /// Every code's score, aligned with [`CodeScorer::codes`].
-    Dense(Vec<Vec<f64>>),
-    /// Only the codes the scorer keeps, each once, in any order; a code left out is unscored:
-    /// never predicted, ranked below every scored code.
-    Sparse(Vec<Vec<CodeScore>>),
-}
-
-/// One code's score in one document, with the text that earned it when the scorer can point at it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CodeScore {
-    /// Index into [`CodeScorer::codes`].
-    pub code: u32,
-    pub score: f64,
-    /// Character offsets (start, end) of the evidence in the document's text.
-    pub span: Option<(usize, usize)>,
-}
-
-impl Scores {
-    /// Each document's scores as [`CodeScore`]s, a row at a time (a dense row gives every code, without spans).
-    fn into_rows(self) -> Box<dyn Iterator<Item = Vec<CodeScore>>> {
-        match self {
-            Scores::Sparse(rows) => Box::new(rows.into_iter()),
-            Scores::Dense(rows) => Box::new(
-                rows.into_iter().map(|row| row.into_iter().enumerate().map(|(j, score)| CodeScore { code: j as u32, score, span: None }).collect()),
-            ),
-        }
-    }
-}
-
 /// The decision threshold a scorer uses, and where it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
     pub threshold: f64,
     /// The tuning on validation (micro-F1 curve included); `None` when there was no validation split.
     pub tuned: Option<ThresholdChoice>,
+}
+
+fn metrics_error(e: metrics::MetricsError) -> BaselineError {
+    BaselineError::Metrics(e.to_string())
 }
 
 /// Tunes one global threshold for micro-F1 on `val` (`metrics::tune_threshold`), or 0.5 without validation documents.
@@ -98,10 +51,10 @@ pub fn decide(scorer: &dyn CodeScorer, val: &[&Document]) -> Result<Decision, Ba
     let codes = scorer.codes();
     let gold: Vec<Vec<&str>> = val.iter().map(|d| d.codes.iter().map(|c| c.as_ref()).collect()).collect();
     let scored = match scorer.score(val)? {
-        Scores::Dense(rows) => ScoredDocs::dense(codes, &gold, &rows)?,
+        Scores::Dense(rows) => ScoredDocs::dense(codes, &gold, &rows).map_err(metrics_error)?,
         Scores::Sparse(rows) => {
             let rows: Vec<Vec<(&str, f64)>> = rows.iter().map(|r| r.iter().map(|s| (codes[s.code as usize].as_str(), s.score)).collect()).collect();
-            ScoredDocs::sparse(codes, &gold, &rows)?
+            ScoredDocs::sparse(codes, &gold, &rows).map_err(metrics_error)?
         }
     };
     let choice = metrics::tune_threshold(&scored);
@@ -135,11 +88,3 @@ pub fn predict(scorer: &dyn CodeScorer, docs: &[&Document], threshold: f64) -> R
         .collect())
 }
 
-pub(crate) fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}

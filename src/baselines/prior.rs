@@ -4,6 +4,7 @@
 //! It reads nothing of the note. A trained system that does not beat it has
 //! learned the label distribution, not the task, so it belongs in every table.
 
+use super::kind::{record_of, BaselineError, BaselineKind, DocumentCoder, Fit, FitData, Fitted};
 use crate::config::PriorParams;
 use crate::data::jsonl::Prediction;
 use crate::data::Document;
@@ -70,6 +71,25 @@ fn micro_f1(top: &[(Code, f64)], docs: &[&Document]) -> f64 {
     }
     2.0 * tp as f64 / (predicted + gold) as f64
 }
+
+impl BaselineKind for PriorParams {
+    fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError> {
+        let train: Vec<&Document> = data.dataset.split(crate::data::Split::Train).collect();
+        let val: Vec<&Document> = data.dataset.split(crate::data::Split::Val).collect();
+        let prior = PriorCoder::fit(&train, &val, self);
+        let top: Vec<String> = prior.ranking.iter().take(prior.k.max(3)).map(|(c, s)| format!("{c} {:.1}%", 100.0 * s)).collect();
+        let summary = format!("prior: k = {} ({}); most frequent training codes: {}", prior.k, prior.chosen_by, top.join(", "));
+        let record = record_of("prior", &prior)?;
+        Ok(Fit { fitted: Fitted::Coder(Box::new(prior)), summary, record, training: None })
+    }
+}
+
+impl DocumentCoder for PriorCoder {
+    fn predict(&self, doc: &Document) -> Prediction {
+        PriorCoder::predict(self, doc)
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@
 //! full-batch Nesterov gradient descent with step `1/L`; codes never seen in
 //! training get no classifier and score 0.
 
-use super::{sigmoid, BaselineError, CodeScorer, Scores};
+use super::kind::{record_of, sigmoid, training_data, BaselineError, BaselineKind, CodeScorer, Fit, FitData, Fitted, Scores, TrainingCost};
 use crate::config::TfidfParams;
 use crate::data::Document;
 use crate::icd::Code;
@@ -252,6 +252,22 @@ impl CodeScorer for TfidfCoder {
         ))
     }
 }
+
+impl BaselineKind for TfidfParams {
+    fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError> {
+        let (train, space) = training_data(data.dataset);
+        let coder = TfidfCoder::train(&train, &space, self)?;
+        let r = &coder.report;
+        let summary = format!(
+            "tfidf: {} features, {} non-zeros over {} training documents; {} of {} codes have a classifier ({} parameters); trained in {:.2} s",
+            r.features, r.nonzeros, r.train_docs, r.classifiers, r.label_space, r.parameters, r.train_seconds
+        );
+        let training = TrainingCost { optimizer_steps: self.iterations, examples: r.train_docs as u64, tokens: r.tokens, padded_tokens: 0, estimated_flops: r.estimated_flops, seconds: r.train_seconds };
+        let record = record_of("training", r)?;
+        Ok(Fit { fitted: Fitted::Scorer(Box::new(coder)), summary, record, training: Some(training) })
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

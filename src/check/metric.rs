@@ -1,7 +1,7 @@
 //! Metric paths a gate can name (`test.overall.micro_f1`, `cost.train_seconds`) and how
 //! each is read from a run's metrics.
 
-use crate::runner::RunMetrics;
+use crate::results::RunMetrics;
 
 
 /// Which way is better.

@@ -226,13 +226,9 @@ fn key_from_message(message: &str) -> Option<String> {
 
 
 fn check_device(c: &mut Checker, key: &str, d: &str) {
-    if !valid_device(d) {
-        c.fail(key, format!("unknown device {d:?}: use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\""));
+    if !crate::device::is_valid_name(d) {
+        c.fail(key, crate::device::invalid_name_message(d));
     }
-}
-
-fn valid_device(d: &str) -> bool {
-    d == "auto" || d == "cpu" || d == "cuda" || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())
 }
 
 

@@ -9,6 +9,7 @@ mod expansion;
 mod load;
 mod sweep;
 
+pub use crate::model::backbone::{DType, WeightFormat};
 pub use baselines::{Baseline, DictionaryParams, FuzzyParams, FuzzyUnit, LaatEncoder, LaatParams, LaatTokens, PriorParams, TfidfParams};
 pub use expansion::{
     AbbreviationParams, Coverage, DescriptionParams, Expansion, ExpansionKind, GoldEvidenceParams, HierarchyParams, InclusionTermsParams, ParaphraseParams, PerturbOp, PerturbParams, SilverParams,
@@ -218,28 +219,6 @@ impl Default for TinyModel {
     fn default() -> Self {
         TinyModel { layers: 4, hidden: 128, heads: 4, kv_heads: 2, intermediate: 256, vocab: 2000, pretrain_steps: 0, pretrain_lr: 2e-3, seed: 1 }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WeightFormat {
-    #[default]
-    Auto,
-    Safetensors,
-    Gguf,
-    /// A randomly initialised config-only model (tests, quick CPU runs).
-    Tiny,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DType {
-    /// f32 on CPU, bf16 on CUDA.
-    #[default]
-    Auto,
-    F32,
-    F16,
-    Bf16,
 }
 
 /// How span and document examples are interleaved during training.

@@ -6,7 +6,7 @@ use super::llama::CausalLM;
 use super::tokenizer::TextTokenizer;
 use super::weights::{load_safetensors, read_config};
 use super::ModelError;
-use crate::config::{self, DType, WeightFormat};
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Models that install from a package registry, by short name: (name, package folder, file).
@@ -101,6 +101,30 @@ pub fn kind_for(dtype: DType, device: tch::Device) -> tch::Kind {
     }
 }
 
+/// How `[backbone] name` is read: `format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightFormat {
+    #[default]
+    Auto,
+    Safetensors,
+    Gguf,
+    /// A randomly initialised config-only model (tests, quick CPU runs).
+    Tiny,
+}
+
+/// The precision of weights and activations: `[backbone] dtype`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DType {
+    /// f32 on CPU, bf16 on CUDA.
+    #[default]
+    Auto,
+    F32,
+    F16,
+    Bf16,
+}
+
 /// A model ready to run.
 pub struct Loaded {
     pub model: CausalLM,
@@ -110,10 +134,10 @@ pub struct Loaded {
     pub kind: tch::Kind,
 }
 
-/// Loads the backbone on `device` in the precision the experiment asks for.
-pub fn load(spec: &config::Backbone, base_dir: &Path, device: tch::Device) -> Result<Loaded, ModelError> {
-    let source = resolve(&spec.name, spec.format, base_dir)?;
-    let kind = kind_for(spec.dtype, device);
+/// Loads the backbone `name` (in `format`) on `device` in the precision the experiment asks for.
+pub fn load(name: &str, format: WeightFormat, dtype: DType, base_dir: &Path, device: tch::Device) -> Result<Loaded, ModelError> {
+    let source = resolve(name, format, base_dir)?;
+    let kind = kind_for(dtype, device);
     load_source(source, device, kind)
 }
 

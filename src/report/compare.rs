@@ -3,7 +3,7 @@
 
 use super::gather::{find_run, read_run, FinishedRun};
 use crate::plan::SystemSpec;
-use crate::runner::RunRecord;
+use crate::results::RunRecord;
 use super::{markdown_table, ReportError};
 use crate::config::ComparePair;
 use crate::data::{self, Split};

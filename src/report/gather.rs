@@ -4,7 +4,7 @@
 use super::ReportError;
 use crate::fingerprint::{Fingerprint, Manifest};
 use crate::plan::{self, PlannedRun, RunSpec, SystemSpec};
-use crate::runner::{RunMetrics, RunRecord};
+use crate::results::{RunMetrics, RunRecord};
 use crate::store::{record, DONE_MARKER};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

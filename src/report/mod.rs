@@ -11,7 +11,7 @@ pub mod published;
 pub mod table;
 
 use crate::metrics::{InvalidPredictions, Report, SetMetrics};
-use crate::runner::{Cost, RunRecord};
+use crate::results::{Cost, RunRecord};
 use std::time::SystemTime;
 
 /// What went wrong while reporting; `Input` is the user's to fix (exit 2), the rest failed (exit 1).

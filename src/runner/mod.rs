@@ -12,7 +12,8 @@ mod train;
 mod pretrain;
 
 pub use crate::store::DONE_MARKER;
-pub use stage::{Cost, RunError, RunOptions};
+pub use crate::results::{Cost, RunMetrics, RunRecord};
+pub use stage::{RunError, RunOptions};
 pub(crate) use stage::{io_err, RunLog};
 pub use train::ModelRecord;
 use predict::PredictRecord;
@@ -24,7 +25,7 @@ use crate::data::{self, CodeTable, Dataset, Split};
 use crate::metrics;
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
 use crate::store::{self, record, Lock, RunPaths, StoreError, TryLock};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,19 +38,6 @@ impl From<metrics::MetricsError> for RunError {
     }
 }
 
-/// `metrics.json` of a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMetrics {
-    pub fingerprint: String,
-    pub system: String,
-    pub splits: BTreeMap<String, SplitMetrics>,
-    /// Unknown codes and mismatched evidence found while loading the data.
-    pub data_report: LoadReport,
-    /// Training cost of a model run or a trained baseline (None for the matching baselines and zero-shot runs).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<Cost>,
-    pub seconds: f64,
-}
 
 /// A trained model's cost as its training report counts it.
 fn cost_of(r: &crate::train::TrainReport) -> Cost {
@@ -70,13 +58,6 @@ fn cost_of(r: &crate::train::TrainReport) -> Cost {
     }
 }
 
-/// What happened to one planned run.
-#[derive(Debug, Clone)]
-pub struct RunRecord {
-    pub run: PlannedRun,
-    pub reused: bool,
-    pub metrics: RunMetrics,
-}
 
 /// Documents generated or read once per data stage and shared by the runs that use them:
 /// kept in memory for this process, and written to the data stage for the next one.

@@ -1,7 +1,6 @@
 //! What every stage of a run shares: its error, the options it runs under, and its log.
 
 use crate::data;
-use serde::{Deserialize, Serialize};
 use crate::store::StoreError;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -70,20 +69,3 @@ impl RunLog {
     }
 }
 
-/// What training cost: read off any run's metrics.json to compare supervision schemes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Cost {
-    pub optimizer_steps: usize,
-    pub examples: u64,
-    pub span_examples: u64,
-    pub document_examples: u64,
-    pub input_tokens: u64,
-    pub span_tokens: u64,
-    pub document_tokens: u64,
-    pub padded_tokens: u64,
-    pub estimated_flops: f64,
-    pub train_seconds: f64,
-    pub tokens_per_second: f64,
-    pub peak_rss_bytes: Option<u64>,
-    pub peak_gpu_memory_bytes: Option<u64>,
-}

@@ -197,7 +197,7 @@ pub(super) fn train(
         let style = if spec.backbone.prompt == PromptChoice::Chat { PromptStyle::Chat } else { PromptStyle::Plain };
         (model, tok, vs, style)
     } else {
-        let loaded = backbone::load(&spec.backbone, &base_dir, device).map_err(model_err)?;
+        let loaded = backbone::load(&spec.backbone.name, spec.backbone.format, spec.backbone.dtype, &base_dir, device).map_err(model_err)?;
         let style = if spec.backbone.prompt == PromptChoice::Plain { PromptStyle::Plain } else { PromptStyle::Chat };
         (loaded.model, loaded.tokenizer, loaded.vs, style)
     };
