@@ -8,6 +8,7 @@ mod baselines;
 mod expansion;
 mod load;
 mod sweep;
+mod validate;
 
 pub use crate::model::backbone::{DType, WeightFormat};
 pub use baselines::{Baseline, DictionaryParams, FuzzyParams, FuzzyUnit, LaatEncoder, LaatParams, LaatTokens, PriorParams, TfidfParams};

@@ -8,6 +8,7 @@ pub mod gather;
 pub mod html;
 pub mod plot;
 pub mod published;
+pub mod score_files;
 pub mod table;
 
 use crate::metrics::{InvalidPredictions, Report, SetMetrics};

@@ -1,6 +1,7 @@
 //! GGUF checkpoints (llama.cpp's single-file format) read into the same
-//! [`WeightMap`] and [`ModelConfig`] as a safetensors checkpoint, in three rooms:
-//! [`container`] (header, metadata, tensor directory), [`tensors`] (tensor data and
+//! [`WeightMap`] and [`ModelConfig`] as a safetensors checkpoint, in four rooms:
+//! [`container`] (header, metadata, tensor directory), `metadata` (the config the metadata
+//! describes), [`tensors`] (tensor data and
 //! the walk from llama.cpp's tensor names and row order to Hugging Face's) and
 //! [`dequant`] (ggml's block formats to f32).
 //!
@@ -9,6 +10,7 @@
 
 pub mod container;
 pub mod dequant;
+mod metadata;
 pub mod tensors;
 
 pub use container::*;
