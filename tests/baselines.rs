@@ -109,6 +109,23 @@ fn f1(m: &Value, part: &str, avg: &str) -> f64 {
     test_split(m)["sets"][part][avg]["f1"].as_f64().unwrap()
 }
 
+/// Run again with the validation split scored too: the trained baseline predicts it from the
+/// fitted state its train stage kept, without training, and scores it exactly as a fresh fit
+/// on both splits does; the test split and the cost are the first fit's.
+fn another_split_reads_the_fitted_state(exp: &Path, tmp: &Path, first: &Path, m: &Value) {
+    let text = std::fs::read_to_string(exp).unwrap();
+    std::fs::write(exp, text.replace("splits = [\"test\"]", "splits = [\"test\", \"val\"]")).unwrap();
+    let both = run(exp, &tmp.join("a"));
+    let later = both.iter().map(|(_, d)| d).find(|d| *d != first).expect("a second run folder");
+    let log = std::fs::read_to_string(later.join("run.log")).unwrap();
+    assert!(log.contains("fitted state read back") && !log.contains("trained in"), "{log}");
+    let fresh = run(exp, &tmp.join("c"));
+    let (reloaded, refit) = (json(&later.join("metrics.json")), json(&fresh[0].1.join("metrics.json")));
+    assert_eq!(reloaded["splits"]["val"], refit["splits"]["val"]);
+    assert_eq!(reloaded["splits"]["test"], m["splits"]["test"]);
+    assert_eq!(reloaded["cost"], m["cost"], "the cost is the first fit's, read from its record");
+}
+
 #[test]
 fn tfidf_learns_seen_codes_scores_unseen_at_zero_and_repeats_exactly() {
     let tmp = tempfile::tempdir().unwrap();
@@ -129,7 +146,9 @@ fn tfidf_learns_seen_codes_scores_unseen_at_zero_and_repeats_exactly() {
     assert!(cost["train_seconds"].as_f64().unwrap() > 0.0);
 
     let again = run(&exp, &tmp.path().join("b"));
-    assert_eq!(without_timings(m), without_timings(json(&again[0].1.join("metrics.json"))));
+    assert_eq!(without_timings(m.clone()), without_timings(json(&again[0].1.join("metrics.json"))));
+
+    another_split_reads_the_fitted_state(&exp, tmp.path(), dir, &m);
 }
 
 #[test]
@@ -157,7 +176,9 @@ fn laat_loss_falls_it_learns_seen_codes_and_repeats_exactly() {
     assert!(record["training"]["parameters"].as_i64().unwrap() > 10_000);
 
     let again = run(&exp, &tmp.path().join("b"));
-    assert_eq!(without_timings(m), without_timings(json(&again[0].1.join("metrics.json"))));
+    assert_eq!(without_timings(m.clone()), without_timings(json(&again[0].1.join("metrics.json"))));
+
+    another_split_reads_the_fitted_state(&exp, tmp.path(), dir, &m);
 }
 
 #[test]

@@ -6,6 +6,7 @@ use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
 use crate::icd::{Code, CodeSet};
 use serde::Serialize;
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
@@ -21,6 +22,9 @@ pub enum BaselineError {
     Metrics(String),
     #[error("cannot record the fit: {0}")]
     Record(String),
+    /// A saved fitted state that cannot be written or read back: names the file.
+    #[error("{}: {message}; delete the baseline's train stage to fit it again", path.display())]
+    State { path: std::path::PathBuf, message: String },
 }
 
 /// A baseline that scores codes per document; [`decide`] tunes its threshold, [`predict`] applies it.
@@ -29,6 +33,11 @@ pub trait CodeScorer {
     fn codes(&self) -> &[Code];
     /// The scores of each document, in the order of `docs`.
     fn score(&self, docs: &[&Document]) -> Result<Scores, BaselineError>;
+    /// Writes what fitting learned to `dir`, for [`BaselineKind::load`]; false for a scorer
+    /// that keeps nothing worth the space (it is fitted again).
+    fn save(&self, _dir: &Path) -> Result<bool, BaselineError> {
+        Ok(false)
+    }
 }
 
 /// What a scorer gives each document.
@@ -67,6 +76,12 @@ impl Scores {
 pub trait BaselineKind {
     /// Builds or trains the baseline from the data's training (and validation) documents.
     fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError>;
+
+    /// The fitted state a scorer of this kind saved to `dir` ([`CodeScorer::save`]), read back;
+    /// `None` for a kind that keeps none (it is cheap to fit again).
+    fn load(&self, _dir: &Path) -> Result<Option<Box<dyn CodeScorer>>, BaselineError> {
+        Ok(None)
+    }
 }
 
 /// What a baseline is fitted on.
@@ -149,5 +164,32 @@ pub(crate) fn sigmoid(x: f64) -> f64 {
     } else {
         let e = x.exp();
         e / (1.0 + e)
+    }
+}
+
+/// Writes a fitted state as JSON to `path` (atomically).
+pub(crate) fn save_json(path: &Path, value: &impl Serialize) -> Result<(), BaselineError> {
+    crate::store::write_json(path, value).map_err(|e| BaselineError::State { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// Reads a fitted state written by [`save_json`].
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, BaselineError> {
+    let text = std::fs::read_to_string(path).map_err(|e| BaselineError::State { path: path.to_path_buf(), message: format!("cannot read: {e}") })?;
+    serde_json::from_str(&text).map_err(|e| BaselineError::State { path: path.to_path_buf(), message: format!("does not parse: {e}") })
+}
+
+/// Three training notes over two codes and a label space with a third, for the kinds' tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::data::{Document, Split};
+    use crate::icd::Code;
+
+    pub fn doc(id: &str, text: &str, codes: &[&str]) -> Document {
+        Document { id: id.into(), split: Split::Train, text: text.into(), codes: codes.iter().map(|c| Code::parse(c).unwrap()).collect(), evidence: Vec::new() }
+    }
+
+    pub fn three_notes() -> (Vec<Document>, Vec<Code>) {
+        let train = vec![doc("1", "type 2 diabetes mellitus", &["E11.9"]), doc("2", "essential hypertension noted", &["I10"]), doc("3", "diabetes and hypertension", &["E11.9", "I10"])];
+        (train, ["E11.9", "I10", "J45.909"].iter().map(|c| Code::parse(c).unwrap()).collect())
     }
 }

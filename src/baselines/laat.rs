@@ -9,7 +9,7 @@
 //! (little padding; padded tokens are masked out of the attention) and the batch
 //! order is shuffled per epoch from the experiment's seed.
 
-use super::kind::{record_of, training_data, BaselineError, BaselineKind, CodeScorer, Fit, FitData, Fitted, Scores, TrainingCost};
+use super::kind::{load_json, record_of, save_json, training_data, BaselineError, BaselineKind, CodeScorer, Fit, FitData, Fitted, Scores, TrainingCost};
 use crate::config::{LaatEncoder, LaatParams, LaatTokens};
 use crate::data::Document;
 use crate::icd::Code;
@@ -19,8 +19,9 @@ use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::Instant;
 use tch::nn::{self, Module, OptimizerConfig, RNN};
 use tch::{Device, Kind, Reduction, Tensor};
@@ -130,7 +131,7 @@ impl Net {
 }
 
 /// What training LAAT took, written beside its predictions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaatReport {
     pub train_docs: usize,
     pub vocab_size: i64,
@@ -267,6 +268,42 @@ impl LaatCoder {
     }
 }
 
+/// LAAT's fitted state besides its weights (`laat.ot`), in the baseline's train stage.
+#[derive(Serialize, Deserialize)]
+struct LaatState {
+    /// The word vocabulary; `None` with BPE tokens (the tokenizer is `laat-tokenizer.json`).
+    words: Option<HashMap<String, i64>>,
+    codes: Vec<Code>,
+    rows: Vec<Option<usize>>,
+    report: LaatReport,
+}
+
+const LAAT_STATE: &str = "laat.json";
+const LAAT_WEIGHTS: &str = "laat.ot";
+const LAAT_TOKENIZER: &str = "laat-tokenizer.json";
+
+impl LaatCoder {
+    /// Reads back what [`CodeScorer::save`] wrote for `params`.
+    fn load(dir: &Path, params: &LaatParams) -> Result<LaatCoder, BaselineError> {
+        let state: LaatState = load_json(&dir.join(LAAT_STATE))?;
+        let failed = |path: &Path, e: String| BaselineError::State { path: path.to_path_buf(), message: e };
+        let vocab = match state.words {
+            Some(words) => Vocab::Words(words),
+            None => {
+                let path = dir.join(LAAT_TOKENIZER);
+                Vocab::Bpe(TextTokenizer::from_file(&path).map_err(|e| failed(&path, e.to_string()))?)
+            }
+        };
+        let device = crate::device::resolve(&params.device)?;
+        let mut vs = nn::VarStore::new(device);
+        let n_labels = state.rows.iter().flatten().count() as i64;
+        let net = Net::new(&vs.root(), vocab.size(), n_labels, params);
+        let weights = dir.join(LAAT_WEIGHTS);
+        vs.load(&weights).map_err(|e| failed(&weights, e.to_string()))?;
+        Ok(LaatCoder { vocab, net, _vs: vs, device, codes: state.codes, rows: state.rows, params: params.clone(), report: state.report })
+    }
+}
+
 impl CodeScorer for LaatCoder {
     fn codes(&self) -> &[Code] {
         &self.codes
@@ -289,9 +326,30 @@ impl CodeScorer for LaatCoder {
         }
         Ok(Scores::Dense(out))
     }
+
+    fn save(&self, dir: &Path) -> Result<bool, BaselineError> {
+        let failed = |path: &Path, e: String| BaselineError::State { path: path.to_path_buf(), message: e };
+        let weights = dir.join(LAAT_WEIGHTS);
+        self._vs.save(&weights).map_err(|e| failed(&weights, e.to_string()))?;
+        let words = match &self.vocab {
+            Vocab::Words(w) => Some(w.clone()),
+            Vocab::Bpe(t) => {
+                let path = dir.join(LAAT_TOKENIZER);
+                t.save(&path).map_err(|e| failed(&path, e.to_string()))?;
+                None
+            }
+        };
+        let state = LaatState { words, codes: self.codes.clone(), rows: self.rows.clone(), report: self.report.clone() };
+        save_json(&dir.join(LAAT_STATE), &state)?;
+        Ok(true)
+    }
 }
 
 impl BaselineKind for LaatParams {
+    fn load(&self, dir: &Path) -> Result<Option<Box<dyn CodeScorer>>, BaselineError> {
+        Ok(Some(Box::new(LaatCoder::load(dir, self)?)))
+    }
+
     fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError> {
         let (train, space) = training_data(data.dataset);
         let bar = crate::progress::bar(data.progress, 0, "steps", &format!("{} · train", data.label));
@@ -340,5 +398,21 @@ mod tests {
         assert_eq!(batch.size(), [2, 3]);
         let diff = (alone - batch.get(0).unsqueeze(0)).abs().max().double_value(&[]);
         assert!(diff < 1e-6, "padding moved the logits by {diff}");
+    }
+
+    #[test]
+    fn a_trained_model_is_saved_and_read_back_to_the_same_scores() {
+        use crate::baselines::kind::fixtures::{doc, three_notes};
+        let (train, space) = three_notes();
+        let refs: Vec<&Document> = train.iter().collect();
+        let test = doc("4", "diabetes mellitus and hypertension", &[]);
+        for tokens in [LaatTokens::Words, LaatTokens::Bpe] {
+            let params = LaatParams { tokens, vocab_size: 300, embedding_dim: 8, hidden: 6, attention_dim: 4, epochs: 2, ..LaatParams::default() };
+            let coder = LaatCoder::train(&refs, &space, &params, 3, &ProgressBar::hidden()).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            assert!(coder.save(dir.path()).unwrap());
+            let again = params.load(dir.path()).unwrap().expect("LAAT keeps its state");
+            assert_eq!(again.score(&[&test]).unwrap(), coder.score(&[&test]).unwrap(), "{tokens:?}");
+        }
     }
 }

@@ -9,14 +9,15 @@
 //! full-batch Nesterov gradient descent with step `1/L`; codes never seen in
 //! training get no classifier and score 0.
 
-use super::kind::{record_of, sigmoid, training_data, BaselineError, BaselineKind, CodeScorer, Fit, FitData, Fitted, Scores, TrainingCost};
+use super::kind::{load_json, record_of, save_json, sigmoid, training_data, BaselineError, BaselineKind, CodeScorer, Fit, FitData, Fitted, Scores, TrainingCost};
 use crate::config::TfidfParams;
 use crate::data::Document;
 use crate::icd::Code;
 use crate::text::tokenize;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -34,7 +35,7 @@ pub fn ngrams(text: &str, max_ngram: usize) -> Vec<String> {
 pub type SparseRow = Vec<(u32, f64)>;
 
 /// The TF-IDF vocabulary and idf weights fitted on the training split.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Vectorizer {
     vocab: HashMap<String, u32>,
     idf: Vec<f64>,
@@ -107,7 +108,7 @@ impl Vectorizer {
 }
 
 /// A binary logistic regression over sparse features.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Logistic {
     pub weights: Vec<f64>,
     pub bias: f64,
@@ -176,7 +177,7 @@ pub fn fit_logistic(x: &[SparseRow], y: &[Vec<bool>], n_features: usize, l2: f64
 }
 
 /// What training the TF-IDF baseline took, written beside its predictions.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TfidfReport {
     pub train_docs: usize,
     pub features: usize,
@@ -195,6 +196,7 @@ pub struct TfidfReport {
 }
 
 /// The trained baseline.
+#[derive(Serialize, Deserialize)]
 pub struct TfidfCoder {
     vectorizer: Vectorizer,
     codes: Vec<Code>,
@@ -236,6 +238,9 @@ impl TfidfCoder {
     }
 }
 
+/// The fitted vectorizer and classifiers, in the baseline's train stage.
+const TFIDF_STATE: &str = "tfidf.json";
+
 impl CodeScorer for TfidfCoder {
     fn codes(&self) -> &[Code] {
         &self.codes
@@ -251,9 +256,19 @@ impl CodeScorer for TfidfCoder {
                 .collect(),
         ))
     }
+
+    fn save(&self, dir: &Path) -> Result<bool, BaselineError> {
+        save_json(&dir.join(TFIDF_STATE), self)?;
+        Ok(true)
+    }
 }
 
 impl BaselineKind for TfidfParams {
+    fn load(&self, dir: &Path) -> Result<Option<Box<dyn CodeScorer>>, BaselineError> {
+        let coder: TfidfCoder = load_json(&dir.join(TFIDF_STATE))?;
+        Ok(Some(Box::new(coder)))
+    }
+
     fn fit(&self, data: &FitData<'_>) -> Result<Fit, BaselineError> {
         let (train, space) = training_data(data.dataset);
         let coder = TfidfCoder::train(&train, &space, self)?;
@@ -343,21 +358,22 @@ mod tests {
 
     #[test]
     fn unseen_codes_score_zero_and_seen_codes_are_ranked() {
-        let doc = |id: &str, text: &str, codes: &[&str]| Document {
-            id: id.into(),
-            split: crate::data::Split::Train,
-            text: text.into(),
-            codes: codes.iter().map(|c| Code::parse(c).unwrap()).collect(),
-            evidence: Vec::new(),
-        };
-        let train = [doc("1", "type 2 diabetes mellitus", &["E11.9"]), doc("2", "essential hypertension noted", &["I10"]), doc("3", "diabetes and hypertension", &["E11.9", "I10"])];
+        use crate::baselines::kind::fixtures::{doc, three_notes};
+        let (train, space) = three_notes();
         let refs: Vec<&Document> = train.iter().collect();
-        let space: Vec<Code> = ["E11.9", "I10", "J45.909"].iter().map(|c| Code::parse(c).unwrap()).collect();
         let coder = TfidfCoder::train(&refs, &space, &TfidfParams { min_df: 1, ..TfidfParams::default() }).unwrap();
         assert_eq!(coder.report.classifiers, 2);
         let test = doc("4", "diabetes mellitus", &[]);
         let Scores::Dense(scores) = coder.score(&[&test]).unwrap() else { panic!("TF-IDF scores every code") };
         assert_eq!(scores[0][2], 0.0);
         assert!(scores[0][0] > scores[0][1], "{:?}", scores[0]);
+
+        // What it learned is saved and read back to the same scores, bit for bit.
+        let dir = tempfile::tempdir().unwrap();
+        assert!(coder.save(dir.path()).unwrap());
+        let again = TfidfParams::default().load(dir.path()).unwrap().expect("TF-IDF keeps its state");
+        assert_eq!(again.score(&[&test]).unwrap(), Scores::Dense(scores));
+        std::fs::write(dir.path().join(TFIDF_STATE), "{").unwrap();
+        assert!(matches!(TfidfParams::default().load(dir.path()), Err(BaselineError::State { .. })));
     }
 }

@@ -32,6 +32,7 @@ pub(super) struct FittedBaseline {
 /// Predictions of a baseline on every evaluated split.
 pub(super) fn baseline_predictions(
     baseline: &Baseline,
+    state_dir: &std::path::Path,
     run: &PlannedRun,
     table: &CodeTable,
     dataset: &Dataset,
@@ -44,7 +45,14 @@ pub(super) fn baseline_predictions(
     log.line(fit.summary);
     let cost = fit.training.map(trained_cost);
     match fit.fitted {
-        Fitted::Scorer(scorer) => scored_predictions(scorer.as_ref(), fit.record, cost, run, dataset, log),
+        Fitted::Scorer(scorer) => {
+            // What training learned is kept, so another split later predicts without training again.
+            std::fs::create_dir_all(state_dir).map_err(super::stage::io_err(state_dir))?;
+            if scorer.save(state_dir)? {
+                log.line(format!("fitted state saved in {}", state_dir.display()));
+            }
+            scored_predictions(scorer.as_ref(), fit.record, cost, run, dataset, log)
+        }
         Fitted::Coder(coder) => {
             let predictions = coded_predictions(coder.as_ref(), run, dataset, opts);
             let fitted = fit.record.map(|(key, value)| {
@@ -121,4 +129,20 @@ fn scored_predictions(
     let training = training.map_or(serde_json::Value::Null, |(_, value)| value);
     let record = serde_json::json!({ "baseline": run.spec.system_name(), "training": training, "threshold": decision });
     Ok(BaselineOutcome { predictions: out, fitted: Some(FittedBaseline { cost, record }) })
+}
+
+/// Predicts `todo` with a fitted state read back from the train stage and the threshold its
+/// record holds; `None` when the kind keeps no state (it is fitted again).
+pub(super) fn reloaded_predictions(baseline: &Baseline, state_dir: &std::path::Path, record: &serde_json::Value, todo: &[Split], dataset: &Dataset) -> Result<Option<Vec<(Split, Vec<Prediction>)>>, RunError> {
+    let Some(threshold) = record.pointer("/baseline/threshold/threshold").and_then(serde_json::Value::as_f64) else { return Ok(None) };
+    if !state_dir.is_dir() {
+        return Ok(None);
+    }
+    let Some(scorer) = registry::kind(baseline).load(state_dir)? else { return Ok(None) };
+    let mut out = Vec::new();
+    for &split in todo {
+        let docs: Vec<&data::Document> = dataset.split(split).collect();
+        out.push((split, baselines::predict(scorer.as_ref(), &docs, threshold)?));
+    }
+    Ok(Some(out))
 }

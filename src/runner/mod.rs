@@ -236,7 +236,7 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     ));
     let fresh = !(todo.is_empty() && have_record);
     let (cost, record) = match &run.spec.system {
-        SystemSpec::Baseline(b) => fit_baseline(b, run, &paths, &table, dataset, fresh, opts, &mut log)?,
+        SystemSpec::Baseline(b) => fit_baseline(b, run, &paths, &table, dataset, &todo, fresh, have_record, opts, &mut log)?,
         SystemSpec::Model(spec) => train_model(spec, run, &paths, &table, dataset, &todo, fresh, have_record, opts, &mut log)?,
     };
     let splits_out = score_splits(run, &paths, &splits, &table, dataset, &partial, &mut log)?;
@@ -262,13 +262,23 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     Ok(metrics)
 }
 
-/// A baseline's fit stage: fitted (and every split predicted) unless all is cached; its cost
-/// and record.
+/// A baseline's fit stage: unless all is cached, the missing splits predicted from the fitted
+/// state a trained scorer kept in its train stage, or else the baseline fitted and every
+/// split predicted again (cheap for the kinds that keep no state); its cost and record.
 #[allow(clippy::too_many_arguments)]
-fn fit_baseline(b: &crate::config::Baseline, run: &PlannedRun, paths: &RunPaths, table: &CodeTable, dataset: &Dataset, fresh: bool, opts: &RunOptions, log: &mut RunLog) -> Result<(Option<Cost>, Option<serde_json::Value>), RunError> {
-    if fresh {
-        // A baseline is cheap to refit: every split is predicted again.
-        let out = fit::baseline_predictions(b, run, table, dataset, opts, log)?;
+fn fit_baseline(b: &crate::config::Baseline, run: &PlannedRun, paths: &RunPaths, table: &CodeTable, dataset: &Dataset, todo: &[Split], fresh: bool, have_record: bool, opts: &RunOptions, log: &mut RunLog) -> Result<(Option<Cost>, Option<serde_json::Value>), RunError> {
+    let state_dir = paths.train_dir().join("fitted");
+    let reloaded = match (fresh, have_record) {
+        (true, true) => fit::reloaded_predictions(b, &state_dir, &store::read_json(&paths.train_record())?, todo, dataset)?,
+        _ => None,
+    };
+    if let Some(predictions) = reloaded {
+        log.line(format!("baseline: fitted state read back from {}; {} split(s) predicted", state_dir.display(), predictions.len()));
+        for (split, preds) in &predictions {
+            paths.write_predictions(split.as_str(), &PredictRecord::default(), |w| write_predictions(w, preds))?;
+        }
+    } else if fresh {
+        let out = fit::baseline_predictions(b, &state_dir, run, table, dataset, opts, log)?;
         for (split, preds) in &out.predictions {
             paths.write_predictions(split.as_str(), &PredictRecord::default(), |w| write_predictions(w, preds))?;
         }
