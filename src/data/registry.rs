@@ -120,7 +120,7 @@ impl Data {
     pub fn inputs(&self) -> Vec<Input> {
         let mut inputs = Vec::new();
         if !self.builtin_table() {
-            inputs.push(Input { key: "data.code_table".into(), ..Input::file("code_table", "", Path::new(&self.code_table)) });
+            inputs.push(Input { key: "data.code_table".into(), hint: " (or use \"builtin\")", ..Input::file("code_table", "", Path::new(&self.code_table)) });
         }
         for input in self.source.source().inputs() {
             inputs.push(Input { key: format!("data.source.{}", input.key), ..input });
@@ -140,8 +140,7 @@ impl Data {
             let present = if input.folder { full.is_dir() } else { full.is_file() };
             if !present {
                 let what = if input.folder { "folder" } else { "file" };
-                let hint = if input.key == "data.code_table" { " (or use \"builtin\")" } else { input.hint };
-                c.fail(&input.key, format!("{what} {} not found{hint}", full.display()));
+                c.fail(&input.key, format!("{what} {} not found{}", full.display(), input.hint));
             }
         }
     }

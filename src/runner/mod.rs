@@ -268,8 +268,9 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
 #[allow(clippy::too_many_arguments)]
 fn fit_baseline(b: &crate::config::Baseline, run: &PlannedRun, paths: &RunPaths, table: &CodeTable, dataset: &Dataset, todo: &[Split], fresh: bool, have_record: bool, opts: &RunOptions, log: &mut RunLog) -> Result<(Option<Cost>, Option<serde_json::Value>), RunError> {
     let state_dir = paths.train_dir().join("fitted");
-    let reloaded = match (fresh, have_record) {
-        (true, true) => fit::reloaded_predictions(b, &state_dir, &store::read_json(&paths.train_record())?, todo, dataset)?,
+    let mut record: Option<serde_json::Value> = if have_record { Some(store::read_json(&paths.train_record())?) } else { None };
+    let reloaded = match (fresh, &record) {
+        (true, Some(stored)) => fit::reloaded_predictions(b, &state_dir, stored, todo, dataset)?,
         _ => None,
     };
     if let Some(predictions) = reloaded {
@@ -282,16 +283,20 @@ fn fit_baseline(b: &crate::config::Baseline, run: &PlannedRun, paths: &RunPaths,
         for (split, preds) in &out.predictions {
             paths.write_predictions(split.as_str(), &PredictRecord::default(), |w| write_predictions(w, preds))?;
         }
-        let record = match out.fitted {
+        let fitted = match out.fitted {
             Some(fit::FittedBaseline { record, cost: Some(cost) }) => serde_json::json!({"baseline": record, "cost": cost}),
             Some(fit::FittedBaseline { record, cost: None }) => serde_json::json!({"baseline": record}),
             None => serde_json::json!({}),
         };
-        store::write_json(&paths.train_record(), &record)?;
+        store::write_json(&paths.train_record(), &fitted)?;
+        record = Some(fitted);
     } else {
         log.line("baseline: predictions reused from the cache".into());
     }
-    let record: serde_json::Value = store::read_json(&paths.train_record())?;
+    let record = match record {
+        Some(r) => r,
+        None => store::read_json(&paths.train_record())?,
+    };
     let cost = record.get("cost").and_then(|c| serde_json::from_value::<Cost>(c.clone()).ok());
     Ok((cost, record.get("baseline").cloned()))
 }
