@@ -3,7 +3,7 @@
 //! LoRA trains only adapters and survives save/load/merge, checkpoints load
 //! (and fail with the file named), and Llama 3.1 RoPE scaling matches its formula.
 
-use icdbench::model::config::{Family, ModelConfig, RopeScaling};
+use icdbench::model::config::{ModelConfig, RopeScaling};
 use icdbench::model::llama::{positions_from_mask, rope_inv_freq, tiny_config, CausalLM, KvCache};
 use icdbench::model::lora::LoraConfig;
 use icdbench::model::weights::{load_safetensors, read_config, save_safetensors};
@@ -12,6 +12,15 @@ use std::sync::Mutex;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 const VOCAB: usize = 20;
+
+/// The families of `icdbench::model::family::FAMILIES`, each with a tiny config of its own below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Llama,
+    Qwen2,
+    Qwen3,
+    Gemma3,
+}
 
 /// libtorch's generator is process-wide: tests that draw from it take turns.
 static TORCH: Mutex<()> = Mutex::new(());
@@ -96,6 +105,7 @@ fn arange_positions(b: i64, start: i64, t: i64) -> Tensor {
 fn random_model(family: Family) -> (nn::VarStore, CausalLM) {
     let vs = nn::VarStore::new(Device::Cpu);
     let model = CausalLM::new(&vs.root(), &config(family)).unwrap();
+    assert_eq!(model.family.name, format!("{family:?}"), "the config names its family");
     randomize(&vs);
     if family == Family::Gemma3 {
         // Gemma's norms scale by 1 + w: zero-centred weights give the same spread as the others'.

@@ -2,23 +2,8 @@
 //! as it is (unknown keys ignored: checkpoints carry many), and built from
 //! GGUF metadata for GGUF checkpoints.
 
+use super::family::{self, Family, LayerKind};
 use serde::{Deserialize, Serialize};
-
-/// The families the model code implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Family {
-    /// Llama 2/3.x, SmolLM, Mistral (no sliding window): RMSNorm, RoPE, GQA, SwiGLU.
-    Llama,
-    /// Qwen2 / Qwen2.5: as Llama, with biases on the q/k/v projections.
-    Qwen2,
-    /// Qwen3: as Llama, with RMSNorm on each head's queries and keys.
-    Qwen3,
-    /// Gemma 3 (text): embeddings scaled by √hidden, RMSNorm with (1 + weight), norms before
-    /// and after attention and MLP, per-head q/k norms, GeGLU (tanh GELU), sliding-window
-    /// (local) layers between global ones, each kind with its own RoPE.
-    Gemma3,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -156,28 +141,32 @@ pub struct RopeScaling {
 /// Why a config cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("unsupported architecture {0:?}: icdbench implements llama (Llama, SmolLM, Mistral without sliding window), qwen2, qwen3 and gemma3_text")]
+    #[error("unsupported architecture {0:?}: icdbench implements {names}", names = family::model_type_names())]
     Architecture(String),
     #[error("unsupported rope_type {0:?}: icdbench implements default, linear and llama3")]
     Rope(String),
-    #[error("unsupported activation {0:?}: icdbench implements silu (Llama, Qwen) and gelu_pytorch_tanh (Gemma 3)")]
-    Activation(String),
+    #[error("unsupported activation {found:?}: icdbench implements {allowed} for {family}")]
+    Activation { found: String, family: &'static str, allowed: String },
     #[error("inconsistent config: {0}")]
     Inconsistent(String),
 }
 
 impl ModelConfig {
     /// The family this config belongs to, from `model_type` (or `architectures`).
-    pub fn family(&self) -> Result<Family, ConfigError> {
+    pub fn family(&self) -> Result<&'static Family, ConfigError> {
         let arch = self.architectures.first().map(String::as_str).unwrap_or("");
-        match (self.model_type.as_str(), arch) {
-            ("llama" | "mistral", _) | (_, "LlamaForCausalLM" | "MistralForCausalLM") => Ok(Family::Llama),
-            ("qwen2", _) | (_, "Qwen2ForCausalLM") => Ok(Family::Qwen2),
-            ("qwen3", _) | (_, "Qwen3ForCausalLM") => Ok(Family::Qwen3),
-            ("gemma3_text", _) | (_, "Gemma3ForCausalLM") => Ok(Family::Gemma3),
-            ("gemma3", _) => Err(ConfigError::Inconsistent("model_type gemma3 is the multimodal checkpoint; load a text-only one (gemma3_text, Gemma3ForCausalLM)".into())),
-            (t, a) => Err(ConfigError::Architecture(if t.is_empty() { a.to_string() } else { t.to_string() })),
+        if let Some(f) = family::by_config(&self.model_type, arch) {
+            return Ok(f);
         }
+        if let Some((_, why)) = family::REFUSED.iter().find(|(t, _)| *t == self.model_type) {
+            return Err(ConfigError::Inconsistent((*why).into()));
+        }
+        Err(ConfigError::Architecture(if self.model_type.is_empty() { arch.to_string() } else { self.model_type.clone() }))
+    }
+
+    /// Whether this config's family stacks Gemma 3's layer.
+    fn gemma3(&self) -> bool {
+        self.family().is_ok_and(|f| f.layer == LayerKind::Gemma3)
     }
 
     pub fn kv_heads(&self) -> usize {
@@ -197,7 +186,7 @@ impl ModelConfig {
         };
         let mut r = given.or_else(|| self.rope_scaling.clone()).unwrap_or_else(RopeScaling::default_type);
         if r.rope_theta.is_none() {
-            let fallback = if self.family() == Ok(Family::Gemma3) { 1_000_000.0 } else { 10_000.0 };
+            let fallback = self.family().map_or(10_000.0, |f| f.rope_theta);
             r.rope_theta = self.rope_theta.or(Some(fallback));
         }
         r
@@ -224,7 +213,7 @@ impl ModelConfig {
     /// Whether layer `i` attends within a sliding window (Gemma 3): `layer_types`, else every
     /// `sliding_window_pattern`-th layer (default 6) is global.
     pub fn layer_is_sliding(&self, i: usize) -> bool {
-        if self.family() != Ok(Family::Gemma3) {
+        if !self.gemma3() {
             return false;
         }
         match &self.layer_types {
@@ -235,24 +224,20 @@ impl ModelConfig {
 
     /// The attention scale when it is not `head_dim^-0.5` (Gemma 3: `query_pre_attn_scalar^-0.5`).
     pub fn attention_scale(&self) -> Option<f64> {
-        (self.family() == Ok(Family::Gemma3)).then(|| self.query_pre_attn_scalar.unwrap_or(self.head_dim() as f64).powf(-0.5))
+        self.gemma3().then(|| self.query_pre_attn_scalar.unwrap_or(self.head_dim() as f64).powf(-0.5))
     }
 
     /// Checks everything the model code relies on.
-    pub fn validate(&self) -> Result<Family, ConfigError> {
+    pub fn validate(&self) -> Result<&'static Family, ConfigError> {
         let family = self.family()?;
-        let act_ok = match family {
-            Family::Gemma3 => matches!(self.activation(), "gelu_pytorch_tanh" | "gelu_tanh"),
-            _ => self.activation() == "silu",
-        };
-        if !act_ok {
-            return Err(ConfigError::Activation(self.activation().to_string()));
+        if !family.activations.contains(&self.activation()) {
+            return Err(ConfigError::Activation { found: self.activation().to_string(), family: family.name, allowed: family.activations.join(" / ") });
         }
         match self.rope().rope_type.as_deref() {
             None | Some("default") | Some("linear") | Some("llama3") => {}
             Some(other) => return Err(ConfigError::Rope(other.to_string())),
         }
-        if family == Family::Gemma3 {
+        if family.layer == LayerKind::Gemma3 {
             if self.sliding_window.unwrap_or(0) == 0 {
                 return Err(ConfigError::Inconsistent("a Gemma 3 config needs sliding_window > 0".into()));
             }

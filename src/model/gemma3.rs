@@ -15,7 +15,8 @@
 //! file holds what Gemma adds. Weight names are the checkpoint's
 //! (`model.layers.0.pre_feedforward_layernorm.weight`).
 
-use super::config::{Family, ModelConfig};
+use super::config::ModelConfig;
+use super::family::Family;
 use super::layers::{Attention, CacheSlot, Context, Mask, Mlp, ParamInit, RmsNorm};
 use super::ModelError;
 use tch::nn;
@@ -33,11 +34,11 @@ pub(crate) struct Gemma3Layer {
 }
 
 impl Gemma3Layer {
-    pub(crate) fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, sliding: bool, init: ParamInit) -> Result<Gemma3Layer, ModelError> {
+    pub(crate) fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, family: &Family, sliding: bool, init: ParamInit) -> Result<Gemma3Layer, ModelError> {
         let norm = |name: &str| RmsNorm::gemma(root, &format!("{prefix}.{name}"), c.hidden_size, c.rms_norm_eps, init);
         Ok(Gemma3Layer {
             input_layernorm: norm("input_layernorm")?,
-            self_attn: Attention::new(root, &format!("{prefix}.self_attn"), c, Family::Gemma3, init)?,
+            self_attn: Attention::new(root, &format!("{prefix}.self_attn"), c, family, init)?,
             post_attention_layernorm: norm("post_attention_layernorm")?,
             pre_feedforward_layernorm: norm("pre_feedforward_layernorm")?,
             mlp: Mlp::new(root, &format!("{prefix}.mlp"), c, init)?,

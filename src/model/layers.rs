@@ -3,7 +3,8 @@
 //! with optional LoRA adapters, and the SwiGLU MLP. [`super::llama`] and
 //! [`super::gemma3`] arrange them into layers.
 
-use super::config::{Family, ModelConfig};
+use super::config::ModelConfig;
+use super::family::{Family, NormStyle};
 use super::lora::{adapter_input, Projection};
 use super::weights::sub_path;
 use super::ModelError;
@@ -220,15 +221,15 @@ pub(crate) struct Attention {
 }
 
 impl Attention {
-    pub(crate) fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, family: Family, init: ParamInit) -> Result<Attention, ModelError> {
+    pub(crate) fn new(root: &nn::Path, prefix: &str, c: &ModelConfig, family: &Family, init: ParamInit) -> Result<Attention, ModelError> {
         let (h, kv, hd) = (c.num_attention_heads, c.kv_heads(), c.head_dim());
-        let qkv_bias = family == Family::Qwen2 || c.attention_bias;
-        let o_bias = family != Family::Qwen2 && c.attention_bias;
-        let norm = |name: &str| match family {
-            Family::Gemma3 => RmsNorm::gemma(root, &format!("{prefix}.{name}"), hd, c.rms_norm_eps, init),
-            _ => RmsNorm::new(root, &format!("{prefix}.{name}"), hd, c.rms_norm_eps, init),
+        let qkv_bias = family.qkv_bias || c.attention_bias;
+        let o_bias = !family.qkv_bias && c.attention_bias;
+        let norm = |name: &str| match family.norm {
+            NormStyle::OnePlusWeight => RmsNorm::gemma(root, &format!("{prefix}.{name}"), hd, c.rms_norm_eps, init),
+            NormStyle::Weight => RmsNorm::new(root, &format!("{prefix}.{name}"), hd, c.rms_norm_eps, init),
         };
-        let (q_norm, k_norm) = if matches!(family, Family::Qwen3 | Family::Gemma3) { (Some(norm("q_norm")?), Some(norm("k_norm")?)) } else { (None, None) };
+        let (q_norm, k_norm) = if family.qk_norm { (Some(norm("q_norm")?), Some(norm("k_norm")?)) } else { (None, None) };
         Ok(Attention {
             q_proj: projection(root, &format!("{prefix}.q_proj"), c.hidden_size, h * hd, qkv_bias, init)?,
             k_proj: projection(root, &format!("{prefix}.k_proj"), c.hidden_size, kv * hd, qkv_bias, init)?,

@@ -12,7 +12,8 @@
 //! RMSNorm statistics and the RoPE angles in f32, as transformers does; logits
 //! are returned in f32.
 
-use super::config::{ConfigError, Family, ModelConfig, RopeScaling};
+use super::config::{ConfigError, ModelConfig, RopeScaling};
+use super::family::{Family, LayerKind};
 use super::gemma3::{self, Gemma3Layer};
 use super::layers::{ParamInit, param, RmsNorm, rope_tables, CacheSlot, Mask, build_mask, Attention, Mlp, Context, INIT_STD};
 use super::lora::{LoraConfig, Projection};
@@ -131,7 +132,7 @@ impl Layer {
 /// A decoder-only causal language model (Llama, Qwen2, Qwen3, Gemma 3).
 pub struct CausalLM {
     pub config: ModelConfig,
-    pub family: Family,
+    pub family: &'static Family,
     embed_tokens: Tensor,
     /// Gemma: embeddings are multiplied by √hidden, rounded to the weights' kind.
     embed_scale: Option<Tensor>,
@@ -186,7 +187,7 @@ impl CausalLM {
             let more = if left.len() > 5 { format!(" and {} more", left.len() - 5) } else { String::new() };
             return Err(ModelError::file(
                 &origin,
-                format!("{} weights the {:?} model does not use: {}{more} (is config.json the checkpoint's own?)", left.len(), model.family, shown.join(", ")),
+                format!("{} weights the {} model does not use: {}{more} (is config.json the checkpoint's own?)", left.len(), model.family, shown.join(", ")),
             ));
         }
         Ok(model)
@@ -213,9 +214,9 @@ impl CausalLM {
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for i in 0..config.num_hidden_layers {
             let p = format!("model.layers.{i}");
-            layers.push(match family {
-                Family::Gemma3 => Layer::Gemma3(Gemma3Layer::new(vs, &p, config, config.layer_is_sliding(i), init)?),
-                _ => Layer::Llama(DecoderLayer {
+            layers.push(match family.layer {
+                LayerKind::Gemma3 => Layer::Gemma3(Gemma3Layer::new(vs, &p, config, family, config.layer_is_sliding(i), init)?),
+                LayerKind::Llama => Layer::Llama(DecoderLayer {
                     input_layernorm: RmsNorm::new(vs, &format!("{p}.input_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
                     self_attn: Attention::new(vs, &format!("{p}.self_attn"), config, family, init)?,
                     post_attention_layernorm: RmsNorm::new(vs, &format!("{p}.post_attention_layernorm"), config.hidden_size, config.rms_norm_eps, init)?,
@@ -223,8 +224,8 @@ impl CausalLM {
                 }),
             });
         }
-        let (norm, embed_scale, local) = match family {
-            Family::Gemma3 => {
+        let (norm, embed_scale, local) = match family.layer {
+            LayerKind::Gemma3 => {
                 let local_inv = rope_inv_freq_local(config, vs.device()).map_err(config_err)?;
                 let window = config.sliding_window.unwrap_or(0) as i64;
                 (
@@ -233,7 +234,7 @@ impl CausalLM {
                     Some((local_inv, window)),
                 )
             }
-            _ => (RmsNorm::new(vs, "model.norm", config.hidden_size, config.rms_norm_eps, init)?, None, None),
+            LayerKind::Llama => (RmsNorm::new(vs, "model.norm", config.hidden_size, config.rms_norm_eps, init)?, None, None),
         };
         let lm_head = if config.tie_word_embeddings { None } else { Some(param(vs, "lm_head.weight", &[vocab, d], init, random)?) };
         Ok(CausalLM { config: config.clone(), family, embed_tokens, embed_scale, layers, norm, lm_head, inv_freq, local, device: vs.device(), lora: None })

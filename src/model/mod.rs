@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod backbone;
 pub mod config;
+pub mod family;
 pub mod gemma3;
 pub mod generate;
 pub mod gguf;

@@ -3,6 +3,7 @@
 
 use super::container::{GgufFile, MetaValue, ROPE_FREQS};
 use crate::model::config::{ModelConfig, RopeScaling, TokenIds};
+use crate::model::family::{self, LayerKind};
 use crate::model::ModelError;
 
 impl GgufFile {
@@ -23,17 +24,8 @@ impl GgufFile {
     /// The config from metadata alone (RoPE frequency factors not filled in).
     pub(crate) fn config_from_metadata(&self) -> Result<ModelConfig, ModelError> {
         let arch = self.architecture()?;
-        let (model_type, hf_class) = match arch {
-            "llama" => ("llama", "LlamaForCausalLM"),
-            "qwen2" => ("qwen2", "Qwen2ForCausalLM"),
-            "qwen3" => ("qwen3", "Qwen3ForCausalLM"),
-            "gemma3" => ("gemma3_text", "Gemma3ForCausalLM"),
-            other => {
-                return Err(self.error(format!(
-                    "GGUF architecture `{other}` is not supported; icdbench loads llama (Llama, SmolLM, Mistral), qwen2, qwen3 and gemma3 GGUF files"
-                )))
-            }
-        };
+        let family = family::by_gguf(arch)
+            .ok_or_else(|| self.error(format!("GGUF architecture `{arch}` is not supported; icdbench loads {} GGUF files", family::gguf_names())))?;
         let key = |k: &str| format!("{arch}.{k}");
         let usize_of = |v: u64, k: &str| usize::try_from(v).map_err(|_| self.error(format!("metadata `{k}` = {v} is too large")));
         let hidden_size = usize_of(self.require_u64(&key("embedding_length"))?, "embedding_length")?;
@@ -47,8 +39,8 @@ impl GgufFile {
         let rms_norm_eps = self
             .get_f64(&key("attention.layer_norm_rms_epsilon"))?
             .ok_or_else(|| self.error(format!("metadata `{}` is missing", key("attention.layer_norm_rms_epsilon"))))?;
-        let gemma = arch == "gemma3";
-        let rope_theta = self.get_f64(&key("rope.freq_base"))?.unwrap_or(if gemma { 1_000_000.0 } else { 10_000.0 });
+        let gemma = family.layer == LayerKind::Gemma3;
+        let rope_theta = self.get_f64(&key("rope.freq_base"))?.unwrap_or(family.rope_theta);
         let max_position_embeddings = match self.get_u64(&key("context_length"))? {
             Some(v) => usize_of(v, "context_length")?,
             None => 2048,
@@ -97,8 +89,8 @@ impl GgufFile {
             (None, None, None, None)
         };
         Ok(ModelConfig {
-            architectures: vec![hf_class.to_string()],
-            model_type: model_type.to_string(),
+            architectures: vec![family.architectures[0].to_string()],
+            model_type: family.model_types[0].to_string(),
             vocab_size,
             hidden_size,
             intermediate_size,
@@ -115,7 +107,7 @@ impl GgufFile {
             attention_bias: false,
             mlp_bias: false,
             hidden_act: "silu".to_string(),
-            hidden_activation: gemma.then(|| "gelu_pytorch_tanh".to_string()),
+            hidden_activation: gemma.then(|| family.activations[0].to_string()),
             query_pre_attn_scalar,
             sliding_window,
             layer_types: None,
