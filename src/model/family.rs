@@ -54,59 +54,40 @@ impl fmt::Display for Family {
     }
 }
 
+/// Llama 2/3.x, SmolLM, Mistral (no sliding window): RMSNorm, RoPE, GQA, SwiGLU. The other
+/// rows say how they differ from it.
+const LLAMA: Family = Family {
+    name: "Llama",
+    model_types: &["llama", "mistral"],
+    architectures: &["LlamaForCausalLM", "MistralForCausalLM"],
+    gguf: "llama",
+    qkv_bias: false,
+    qk_norm: false,
+    norm: NormStyle::Weight,
+    activations: &["silu"],
+    rope_theta: 10_000.0,
+    layer: LayerKind::Llama,
+};
+
 /// Every family the model code implements.
 pub const FAMILIES: &[Family] = &[
-    // Llama 2/3.x, SmolLM, Mistral (no sliding window): RMSNorm, RoPE, GQA, SwiGLU.
-    Family {
-        name: "Llama",
-        model_types: &["llama", "mistral"],
-        architectures: &["LlamaForCausalLM", "MistralForCausalLM"],
-        gguf: "llama",
-        qkv_bias: false,
-        qk_norm: false,
-        norm: NormStyle::Weight,
-        activations: &["silu"],
-        rope_theta: 10_000.0,
-        layer: LayerKind::Llama,
-    },
-    // Qwen2 / Qwen2.5: as Llama, with biases on the q/k/v projections.
-    Family {
-        name: "Qwen2",
-        model_types: &["qwen2"],
-        architectures: &["Qwen2ForCausalLM"],
-        gguf: "qwen2",
-        qkv_bias: true,
-        qk_norm: false,
-        norm: NormStyle::Weight,
-        activations: &["silu"],
-        rope_theta: 10_000.0,
-        layer: LayerKind::Llama,
-    },
-    // Qwen3: as Llama, with RMSNorm on each head's queries and keys.
-    Family {
-        name: "Qwen3",
-        model_types: &["qwen3"],
-        architectures: &["Qwen3ForCausalLM"],
-        gguf: "qwen3",
-        qkv_bias: false,
-        qk_norm: true,
-        norm: NormStyle::Weight,
-        activations: &["silu"],
-        rope_theta: 10_000.0,
-        layer: LayerKind::Llama,
-    },
+    LLAMA,
+    // Qwen2 / Qwen2.5: biases on the q/k/v projections.
+    Family { name: "Qwen2", model_types: &["qwen2"], architectures: &["Qwen2ForCausalLM"], gguf: "qwen2", qkv_bias: true, ..LLAMA },
+    // Qwen3: RMSNorm on each head's queries and keys.
+    Family { name: "Qwen3", model_types: &["qwen3"], architectures: &["Qwen3ForCausalLM"], gguf: "qwen3", qk_norm: true, ..LLAMA },
     // Gemma 3 (text): per-head q/k norms, (1 + weight) norms, GeGLU (tanh GELU), its own layer.
     Family {
         name: "Gemma3",
         model_types: &["gemma3_text"],
         architectures: &["Gemma3ForCausalLM"],
         gguf: "gemma3",
-        qkv_bias: false,
         qk_norm: true,
         norm: NormStyle::OnePlusWeight,
         activations: &["gelu_pytorch_tanh", "gelu_tanh"],
         rope_theta: 1_000_000.0,
         layer: LayerKind::Gemma3,
+        ..LLAMA
     },
 ];
 
