@@ -12,8 +12,9 @@
 //! How long a schedule is ([`Length`]) follows `[train]`: `steps` fixes the
 //! number of examples, and the strategy splits it; `epochs` fixes passes over
 //! the documents, and a mixed run's spans come on top of them; and
-//! `match_tokens_of` feeds this run's one kind of example until it has read as
-//! many tokens as another mix's schedule (same data, seed and length) would.
+//! `match_tokens_of` feeds this run's mix until it has read as many tokens as
+//! another mix's schedule (same data, seed and length) would, or the share of
+//! them `token_fraction` sets: a budget in tokens.
 //!
 //! With `document_sampling = "code_balanced"` the document stream draws with
 //! replacement, each example weighted by its rarest code ([`document_weights`]),
@@ -27,7 +28,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MixError {
@@ -35,10 +36,12 @@ pub enum MixError {
     Empty { strategy: String, what: &'static str, hint: &'static str },
     #[error("mix.phases: unknown phase {0:?}: use \"spans\", \"documents\" or \"mixed\"")]
     Phase(String),
-    #[error("train.match_tokens_of: a {0} run mixes two kinds of example; token matching feeds one kind until the budget is read: use mix.strategy = \"document_only\" or \"span_only\"")]
+    #[error("train.match_tokens_of: a {0} run's phases have no end a token budget can set: use mix.strategy = \"document_only\", \"span_only\" or \"mixed\"")]
     TokenMatch(String),
     #[error("mix.document_sampling = \"code_balanced\" weighs {docs} document examples by their codes, but codes came for {codes}")]
     Codes { docs: usize, codes: usize },
+    #[error("mix.sources weighs {spans} span examples by their source, but sources came for {sources}")]
+    Sources { spans: usize, sources: usize },
 }
 
 /// What the mix will feed the model.
@@ -63,6 +66,10 @@ pub struct MixReport {
     pub span_tokens: u64,
     #[serde(default)]
     pub document_tokens: u64,
+    /// Each span source (expansion kind): its examples, how many were fed, its weight in
+    /// `[mix.sources]` and its share of the spans fed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub span_sources: BTreeMap<String, SourceShare>,
     /// For a `train.match_tokens_of` run: the schedule it was matched to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched_to: Option<TokenMatch>,
@@ -75,6 +82,19 @@ impl MixReport {
     }
 }
 
+/// One span source in a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceShare {
+    /// Its span examples.
+    pub examples: usize,
+    /// Its span examples fed (repeats counted).
+    pub fed: usize,
+    /// Its weight per example (`[mix.sources]`; 1 when unnamed there).
+    pub weight: f64,
+    /// `fed` over every span fed.
+    pub share: f64,
+}
+
 /// The reference schedule of a token-matched run, as this run computed it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenMatch {
@@ -82,8 +102,19 @@ pub struct TokenMatch {
     pub span_ratio: f64,
     pub spans_fed: usize,
     pub documents_fed: usize,
-    /// The token budget: what the reference schedule feeds.
+    /// The token budget: `fraction` of what the reference schedule feeds.
     pub tokens: u64,
+    /// The share of the reference schedule's tokens this run reads (`train.token_fraction`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub fraction: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 /// A seeded training schedule and what it contains.
@@ -225,6 +256,38 @@ pub fn document_weights<S: AsRef<str>>(mix: &Mix, codes: &[Vec<S>]) -> Option<Ve
     Some(weights)
 }
 
+/// Draw weights of the span examples under `[mix.sources]` (`sources[i]`: span example
+/// `i`'s expansion kind; an unnamed kind weighs 1), or `None` when it names none.
+pub fn span_weights<S: AsRef<str>>(mix: &Mix, sources: &[S]) -> Option<Vec<f64>> {
+    if mix.sources.is_empty() {
+        return None;
+    }
+    Some(sources.iter().map(|s| mix.sources.get(s.as_ref()).copied().unwrap_or(1.0)).collect())
+}
+
+/// Each source's examples, what was fed of it and its share of the spans fed.
+fn source_shares<S: AsRef<str>>(mix: &Mix, schedule: &[usize], sources: &[S]) -> BTreeMap<String, SourceShare> {
+    let mut out: BTreeMap<String, SourceShare> = BTreeMap::new();
+    for s in sources {
+        let s = s.as_ref();
+        let weight = mix.sources.get(s).copied().unwrap_or(1.0);
+        out.entry(s.to_string()).or_insert(SourceShare { examples: 0, fed: 0, weight, share: 0.0 }).examples += 1;
+    }
+    let mut total = 0usize;
+    for &i in schedule {
+        if let Some(s) = sources.get(i) {
+            if let Some(share) = out.get_mut(s.as_ref()) {
+                share.fed += 1;
+                total += 1;
+            }
+        }
+    }
+    for share in out.values_mut() {
+        share.share = if total == 0 { 0.0 } else { share.fed as f64 / total as f64 };
+    }
+    out
+}
+
 /// Seeds of the document stream, the span stream and the span positions. The document
 /// stream's is the one every stream shared before they were separated, so document-only
 /// schedules are unchanged.
@@ -246,7 +309,7 @@ fn strategy_name(strategy: MixStrategy) -> String {
 
 /// Builds the schedule of `length` example indices, documents in shuffled passes.
 pub fn plan(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64) -> Result<MixPlan, MixError> {
-    plan_weighted(mix, n_spans, n_docs, length, seed, None)
+    plan_weighted(mix, n_spans, n_docs, length, seed, Weights::default())
 }
 
 /// The document stream of a schedule: shuffled passes, or draws by `weights` (one per
@@ -258,8 +321,25 @@ fn document_stream(offset: usize, n_docs: usize, seed: u64, weights: Option<&[f6
     }
 }
 
-/// [`plan`], with documents drawn by `doc_weights` where given.
-fn plan_weighted(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64, doc_weights: Option<&[f64]>) -> Result<MixPlan, MixError> {
+/// Draw weights of a schedule's examples, where they are not drawn in shuffled passes.
+#[derive(Clone, Copy, Default)]
+struct Weights<'a> {
+    /// One per document example (`mix.document_sampling = "code_balanced"`).
+    docs: Option<&'a [f64]>,
+    /// One per span example (`[mix.sources]`).
+    spans: Option<&'a [f64]>,
+}
+
+/// The span stream of a schedule: shuffled passes, or draws by `weights` where given.
+fn span_stream(n_spans: usize, seed: u64, weights: Option<&[f64]>) -> Stream {
+    match weights {
+        Some(w) => Stream::weighted(0, w, seed),
+        None => Stream::new(0, n_spans, seed),
+    }
+}
+
+/// [`plan`], with each kind drawn by its weights where given.
+fn plan_weighted(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed: u64, weights: Weights) -> Result<MixPlan, MixError> {
     let phases: Vec<Phase> = match (length, mix.strategy) {
         (Length::Counts { .. }, _) => vec![Phase::Mixed],
         (_, MixStrategy::DocumentOnly) => vec![Phase::Documents],
@@ -292,8 +372,8 @@ fn plan_weighted(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed:
         return Err(MixError::Empty { strategy, what: "document", hint: "the data has no training documents" });
     }
     let (doc_seed, span_seed, position_seed) = stream_seeds(seed);
-    let mut docs = document_stream(n_spans, n_docs, doc_seed, doc_weights);
-    let mut spans = Stream::new(0, n_spans, span_seed);
+    let mut docs = document_stream(n_spans, n_docs, doc_seed, weights.docs);
+    let mut spans = span_stream(n_spans, span_seed, weights.spans);
     let mut positions = StdRng::seed_from_u64(position_seed);
     let total = length.total();
     let mut schedule = Vec::with_capacity(total);
@@ -323,7 +403,7 @@ fn plan_weighted(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed:
     let report = MixReport {
         strategy: mix.strategy,
         span_ratio: mix.span_ratio,
-        document_sampling: if doc_weights.is_some() { DocumentSampling::CodeBalanced } else { DocumentSampling::Shuffled },
+        document_sampling: if weights.docs.is_some() { DocumentSampling::CodeBalanced } else { DocumentSampling::Shuffled },
         total: schedule.len(),
         spans_fed,
         documents_fed,
@@ -333,6 +413,7 @@ fn plan_weighted(mix: &Mix, n_spans: usize, n_docs: usize, length: Length, seed:
         document_epochs: if n_docs == 0 { 0.0 } else { documents_fed as f64 / n_docs as f64 },
         span_tokens: 0,
         document_tokens: 0,
+        span_sources: BTreeMap::new(),
         matched_to: None,
     };
     Ok(MixPlan { schedule, report })
@@ -357,52 +438,105 @@ fn count_tokens(plan: &mut MixPlan, tokens: &[usize], n_spans: usize) {
 /// in tokens (spans first, then documents, as everywhere here).
 ///
 /// With `train.match_tokens_of`, the referenced mix's schedule is planned first (same
-/// examples, seed and `steps`/`epochs`), and this run — `document_only` or `span_only` —
-/// then feeds its kind from its own stream until it has read at least as many tokens:
-/// it ends within one example of the budget.
+/// examples, seed and `steps`/`epochs`); its tokens times `train.token_fraction` are this
+/// run's budget, and this run — `document_only`, `span_only` or `mixed` — feeds its
+/// examples, by counts, until it has read at least the budget ([`counts_for_budget`]).
 ///
 /// `doc_codes[i]` are document example `i`'s codes, which `code_balanced` sampling
 /// weighs (each mix by its own `document_sampling`).
-pub fn schedule(mix: &Mix, train: &Train, tokens: &[usize], n_spans: usize, doc_codes: &[Vec<String>], seed: u64) -> Result<MixPlan, MixError> {
+pub fn schedule(mix: &Mix, train: &Train, tokens: &[usize], n_spans: usize, examples: ExampleLabels, seed: u64) -> Result<MixPlan, MixError> {
     let n_spans = n_spans.min(tokens.len());
     let n_docs = tokens.len() - n_spans;
-    let needs_codes = [Some(mix), train.match_tokens_of.as_ref()].into_iter().flatten().any(|m| m.document_sampling == DocumentSampling::CodeBalanced);
-    if needs_codes && doc_codes.len() != n_docs {
-        return Err(MixError::Codes { docs: n_docs, codes: doc_codes.len() });
+    let mixes = [Some(mix), train.match_tokens_of.as_ref()];
+    let needs_codes = mixes.into_iter().flatten().any(|m| m.document_sampling == DocumentSampling::CodeBalanced);
+    if needs_codes && examples.doc_codes.len() != n_docs {
+        return Err(MixError::Codes { docs: n_docs, codes: examples.doc_codes.len() });
     }
-    let doc_weights = document_weights(mix, doc_codes);
-    let doc_weights = doc_weights.as_deref();
-    let Some(reference) = &train.match_tokens_of else {
-        let mut p = plan_weighted(mix, n_spans, n_docs, length(mix, train, n_spans, n_docs), seed, doc_weights)?;
-        count_tokens(&mut p, tokens, n_spans);
-        return Ok(p);
+    let needs_sources = mixes.into_iter().flatten().any(|m| !m.sources.is_empty());
+    if needs_sources && examples.span_sources.len() != n_spans {
+        return Err(MixError::Sources { spans: n_spans, sources: examples.span_sources.len() });
+    }
+    let (by_codes, by_source) = (document_weights(mix, examples.doc_codes), span_weights(mix, examples.span_sources));
+    let weights = Weights { docs: by_codes.as_deref(), spans: by_source.as_deref() };
+    let mut p = match &train.match_tokens_of {
+        None => plan_weighted(mix, n_spans, n_docs, length(mix, train, n_spans, n_docs), seed, weights)?,
+        Some(reference) => {
+            let (ref_docs, ref_spans) = (document_weights(reference, examples.doc_codes), span_weights(reference, examples.span_sources));
+            let ref_weights = Weights { docs: ref_docs.as_deref(), spans: ref_spans.as_deref() };
+            let mut target = plan_weighted(reference, n_spans, n_docs, length(reference, train, n_spans, n_docs), seed, ref_weights)?;
+            count_tokens(&mut target, tokens, n_spans);
+            let fraction = train.token_fraction;
+            let budget = (target.report.tokens() as f64 * fraction).ceil() as u64;
+            let ratio = match mix.strategy {
+                MixStrategy::DocumentOnly => 0.0,
+                MixStrategy::SpanOnly => 1.0,
+                MixStrategy::Mixed => mix.span_ratio,
+                other => return Err(MixError::TokenMatch(strategy_name(other))),
+            };
+            let counts = counts_for_budget(ratio, tokens, n_spans, budget, seed, weights).ok_or_else(|| {
+                let (what, hint) = if ratio > 0.0 { ("span", "add [[expansion]] entries (e.g. kind = \"description\")") } else { ("document", "the data has no training documents") };
+                MixError::Empty { strategy: strategy_name(mix.strategy), what, hint }
+            })?;
+            let mut p = plan_weighted(mix, n_spans, n_docs, counts, seed, weights)?;
+            let r = &target.report;
+            p.report.matched_to = Some(TokenMatch { strategy: r.strategy, span_ratio: r.span_ratio, spans_fed: r.spans_fed, documents_fed: r.documents_fed, tokens: budget, fraction });
+            p
+        }
     };
-    let reference_weights = document_weights(reference, doc_codes);
-    let mut target = plan_weighted(reference, n_spans, n_docs, length(reference, train, n_spans, n_docs), seed, reference_weights.as_deref())?;
-    count_tokens(&mut target, tokens, n_spans);
-    let budget = target.report.tokens();
-    let (spans, range, stream_seed) = match mix.strategy {
-        MixStrategy::DocumentOnly => (false, n_spans..tokens.len(), stream_seeds(seed).0),
-        MixStrategy::SpanOnly => (true, 0..n_spans, stream_seeds(seed).1),
-        other => return Err(MixError::TokenMatch(strategy_name(other))),
-    };
-    if range.is_empty() || range.clone().all(|i| tokens[i] == 0) {
-        let (what, hint) = if spans { ("span", "add [[expansion]] entries (e.g. kind = \"description\")") } else { ("document", "the data has no training documents") };
-        return Err(MixError::Empty { strategy: strategy_name(mix.strategy), what, hint });
-    }
-    // The stream `plan` draws from, drawn until the budget is read.
-    let mut stream = if spans { Stream::new(range.start, range.len(), stream_seed) } else { document_stream(range.start, range.len(), stream_seed, doc_weights) };
-    let (mut n, mut read) = (0usize, 0u64);
-    while read < budget {
-        read += tokens[stream.next()] as u64;
-        n += 1;
-    }
-    let counts = if spans { Length::Counts { spans: n, documents: 0 } } else { Length::Counts { spans: 0, documents: n } };
-    let mut p = plan_weighted(mix, n_spans, n_docs, counts, seed, doc_weights)?;
     count_tokens(&mut p, tokens, n_spans);
-    let r = &target.report;
-    p.report.matched_to = Some(TokenMatch { strategy: r.strategy, span_ratio: r.span_ratio, spans_fed: r.spans_fed, documents_fed: r.documents_fed, tokens: budget });
+    if examples.span_sources.len() == n_spans {
+        p.report.span_sources = source_shares(mix, &p.schedule, examples.span_sources);
+    }
     Ok(p)
+}
+
+/// What the mix may weigh examples by: each document example's codes
+/// (`document_sampling = "code_balanced"`) and each span example's source (`[mix.sources]`,
+/// and the shares the report gives). Either may be empty where nothing weighs it.
+#[derive(Clone, Copy, Default)]
+pub struct ExampleLabels<'a> {
+    pub doc_codes: &'a [Vec<String>],
+    pub span_sources: &'a [String],
+}
+
+/// How many spans and documents a schedule with `ratio` spans per example needs to read
+/// `budget` tokens, drawing each kind from the stream [`plan`] draws it from (so the
+/// counts' schedule reads exactly the prefixes summed here): documents (or spans, at ratio
+/// 1) one at a time, each with its `ratio / (1 − ratio)` share of spans, until the budget is
+/// read. It ends within one document and its spans of the budget. `None` when a kind the
+/// ratio needs has no example or no token.
+fn counts_for_budget(ratio: f64, tokens: &[usize], n_spans: usize, budget: u64, seed: u64, weights: Weights) -> Option<Length> {
+    let n_docs = tokens.len() - n_spans;
+    let usable = |range: std::ops::Range<usize>| !range.is_empty() && range.into_iter().any(|i| tokens[i] > 0);
+    let (doc_seed, span_seed, _) = stream_seeds(seed);
+    let mut spans = span_stream(n_spans, span_seed, weights.spans);
+    let (mut n_span, mut read) = (0usize, 0u64);
+    if ratio >= 1.0 {
+        if !usable(0..n_spans) {
+            return None;
+        }
+        while read < budget {
+            read += tokens[spans.next()] as u64;
+            n_span += 1;
+        }
+        return Some(Length::Counts { spans: n_span, documents: 0 });
+    }
+    if !usable(n_spans..tokens.len()) || (ratio > 0.0 && !usable(0..n_spans)) {
+        return None;
+    }
+    let mut docs = document_stream(n_spans, n_docs, doc_seed, weights.docs);
+    let mut n_doc = 0usize;
+    while read < budget {
+        read += tokens[docs.next()] as u64;
+        n_doc += 1;
+        // The spans a mixed schedule by counts places beside this many documents.
+        let due = (n_doc as f64 * ratio / (1.0 - ratio)).round() as usize;
+        while n_span < due {
+            read += tokens[spans.next()] as u64;
+            n_span += 1;
+        }
+    }
+    Some(Length::Counts { spans: n_span, documents: n_doc })
 }
 
 #[cfg(test)]
@@ -497,8 +631,8 @@ mod tests {
             for (ratio, spans_on_top) in [(0.5, 58), (0.25, 19)] {
                 let train = by_epochs(2.5);
                 let tokens = vec![1; n_spans + n_docs];
-                let only = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, n_spans, &[], seed).unwrap();
-                let mixed = schedule(&mix(MixStrategy::Mixed, ratio, &[]), &train, &tokens, n_spans, &[], seed).unwrap();
+                let only = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
+                let mixed = schedule(&mix(MixStrategy::Mixed, ratio, &[]), &train, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
                 // ceil(2.5 × 23) = 58 documents in both; the mixed run's spans come on top.
                 assert_eq!((only.report.documents_fed, only.report.spans_fed), (58, 0));
                 assert_eq!((mixed.report.documents_fed, mixed.report.spans_fed), (58, spans_on_top));
@@ -522,9 +656,9 @@ mod tests {
         let doc_only = mix(MixStrategy::DocumentOnly, 0.0, &[]);
         for seed in [3, 4] {
             let train = by_epochs(3.0);
-            let mixed = schedule(&mixed_mix, &train, &tokens, n_spans, &[], seed).unwrap();
-            let by_epochs_only = schedule(&doc_only, &train, &tokens, n_spans, &[], seed).unwrap();
-            let matched = schedule(&doc_only, &Train { match_tokens_of: Some(mixed_mix.clone()), ..train }, &tokens, n_spans, &[], seed).unwrap();
+            let mixed = schedule(&mixed_mix, &train, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
+            let by_epochs_only = schedule(&doc_only, &train, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
+            let matched = schedule(&doc_only, &Train { match_tokens_of: Some(mixed_mix.clone()), ..train }, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
 
             let budget = mixed.report.tokens();
             let m = matched.report.matched_to.as_ref().expect("the reference is recorded");
@@ -537,8 +671,38 @@ mod tests {
             assert!(matched.report.documents_fed > by_epochs_only.report.documents_fed);
             assert_eq!(matched.schedule[..by_epochs_only.schedule.len()], by_epochs_only.schedule[..]);
         }
-        let err = schedule(&mixed_mix, &Train { match_tokens_of: Some(doc_only), ..by_epochs(1.0) }, &tokens, n_spans, &[], 1).unwrap_err();
-        assert!(matches!(err, MixError::TokenMatch(ref s) if s == "mixed"), "{err}");
+        let curriculum = mix(MixStrategy::Curriculum, 0.5, &["spans", "documents"]);
+        let err = schedule(&curriculum, &Train { match_tokens_of: Some(doc_only), ..by_epochs(1.0) }, &tokens, n_spans, ExampleLabels::default(), 1).unwrap_err();
+        assert!(matches!(err, MixError::TokenMatch(ref s) if s == "curriculum"), "{err}");
+    }
+
+    #[test]
+    fn a_mixed_run_on_a_fifth_of_the_document_runs_tokens() {
+        let (n_spans, n_docs) = (300, 50);
+        let tokens: Vec<usize> = (0..n_spans).map(|i| 6 + (i * 7) % 10).chain((0..n_docs).map(|i| 80 + (i * 37) % 300)).collect();
+        let doc_only = mix(MixStrategy::DocumentOnly, 0.0, &[]);
+        let mixed = mix(MixStrategy::Mixed, 0.75, &[]);
+        for seed in [5, 6] {
+            let train = by_epochs(2.0);
+            let reference = schedule(&doc_only, &train, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
+            let equal = schedule(&mixed, &Train { match_tokens_of: Some(doc_only.clone()), ..train.clone() }, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
+            let fifth = schedule(&mixed, &Train { match_tokens_of: Some(doc_only.clone()), token_fraction: 0.2, ..train }, &tokens, n_spans, ExampleLabels::default(), seed).unwrap();
+            let full = reference.report.tokens();
+            for (p, budget) in [(&equal, full), (&fifth, (full as f64 * 0.2).ceil() as u64)] {
+                let r = &p.report;
+                assert_eq!(r.matched_to.as_ref().map(|m| m.tokens), Some(budget));
+                // At the budget, within one document and the spans placed beside it.
+                let most_a_step_reads = 379 + 3 * 15;
+                assert!(r.tokens() >= budget && r.tokens() < budget + most_a_step_reads, "{} tokens against {budget}", r.tokens());
+                // Three spans per document, as the ratio says.
+                assert_eq!(r.spans_fed, (r.documents_fed as f64 * 3.0).round() as usize);
+                // The documents are the document run's, in its order: a prefix of its stream.
+                let docs: Vec<usize> = p.schedule.iter().copied().filter(|&i| i >= n_spans).collect();
+                assert_eq!(docs[..], reference.schedule[..docs.len()]);
+            }
+            assert_eq!(fifth.report.matched_to.as_ref().unwrap().fraction, 0.2);
+            assert!(fifth.report.documents_fed * 4 < equal.report.documents_fed);
+        }
     }
 
     fn balanced(power: f64) -> Mix {
@@ -568,18 +732,44 @@ mod tests {
         let tokens = vec![10; 100];
         let train = by_epochs(5.0);
         let rare = |p: &MixPlan| p.schedule.iter().filter(|&&i| i >= 90).count();
-        let shuffled = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, 0, &c, 9).unwrap();
-        let b = schedule(&balanced(1.0), &train, &tokens, 0, &c, 9).unwrap();
+        let shuffled = schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, 0, ExampleLabels { doc_codes: &c, ..Default::default() }, 9).unwrap();
+        let b = schedule(&balanced(1.0), &train, &tokens, 0, ExampleLabels { doc_codes: &c, ..Default::default() }, 9).unwrap();
         assert_eq!(shuffled.report.documents_fed, 500);
         assert_eq!(b.report.documents_fed, 500, "the same document exposure");
         assert_eq!(rare(&shuffled), 50);
         // Power 1: each rare example weighs 100 against 100/90 for a frequent one, so the
         // ten rare ones take 1000 / (1000 + 100) of the draws: about 455 of 500.
         assert!((420..=490).contains(&rare(&b)), "{} rare draws", rare(&b));
-        assert_eq!(b, schedule(&balanced(1.0), &train, &tokens, 0, &c, 9).unwrap(), "seeded");
-        let err = schedule(&balanced(1.0), &train, &tokens, 0, &c[..99], 9).unwrap_err();
+        assert_eq!(b, schedule(&balanced(1.0), &train, &tokens, 0, ExampleLabels { doc_codes: &c, ..Default::default() }, 9).unwrap(), "seeded");
+        let err = schedule(&balanced(1.0), &train, &tokens, 0, ExampleLabels { doc_codes: &c[..99], ..Default::default() }, 9).unwrap_err();
         assert_eq!(err, MixError::Codes { docs: 100, codes: 99 });
         // The codes do not touch a shuffled schedule.
-        assert_eq!(shuffled, schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, 0, &[], 9).unwrap());
+        assert_eq!(shuffled, schedule(&mix(MixStrategy::DocumentOnly, 0.0, &[]), &train, &tokens, 0, ExampleLabels::default(), 9).unwrap());
+    }
+
+    #[test]
+    fn source_weights_lift_a_small_source_and_the_record_gives_its_share() {
+        // 20 gold spans among 980 table spans: 2% of the spans.
+        let sources: Vec<String> = (0..1000).map(|i| if i < 20 { "gold_evidence" } else { "description" }.to_string()).collect();
+        let (n_spans, tokens) = (1000, vec![10; 1100]);
+        let plain = mix(MixStrategy::Mixed, 0.5, &[]);
+        let weighted = Mix { sources: [("gold_evidence".to_string(), 49.0)].into_iter().collect(), ..plain.clone() };
+        let labels = ExampleLabels { span_sources: &sources, ..Default::default() };
+        let train = by_epochs(4.0);
+        let a = schedule(&plain, &train, &tokens, n_spans, labels, 3).unwrap();
+        let b = schedule(&weighted, &train, &tokens, n_spans, labels, 3).unwrap();
+        // The same counts (400 documents, 400 spans) and the same documents in the same order.
+        assert_eq!((a.report.spans_fed, a.report.documents_fed), (b.report.spans_fed, b.report.documents_fed));
+        let docs = |p: &MixPlan| p.schedule.iter().copied().filter(|&i| i >= n_spans).collect::<Vec<_>>();
+        assert_eq!(docs(&a), docs(&b));
+        let gold = |p: &MixPlan| p.report.span_sources["gold_evidence"].clone();
+        assert_eq!((gold(&a).examples, gold(&a).weight, a.report.span_sources["description"].examples), (20, 1.0, 980));
+        // Unweighted: about 2% gold. Weight 49: 20·49 / (20·49 + 980) = half of the draws.
+        assert!(gold(&a).share < 0.05, "{}", gold(&a).share);
+        assert!((0.42..=0.58).contains(&gold(&b).share), "{}", gold(&b).share);
+        assert_eq!(gold(&b).fed + b.report.span_sources["description"].fed, b.report.spans_fed);
+        assert_eq!(b, schedule(&weighted, &train, &tokens, n_spans, labels, 3).unwrap(), "seeded");
+        let err = schedule(&weighted, &train, &tokens, n_spans, ExampleLabels { span_sources: &sources[..10], ..Default::default() }, 3).unwrap_err();
+        assert_eq!(err, MixError::Sources { spans: 1000, sources: 10 });
     }
 }

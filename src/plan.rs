@@ -92,6 +92,10 @@ impl SystemSpec {
                 let leak = pool_has_test_labels && m.mix.strategy != config::MixStrategy::DocumentOnly && m.expansion.iter().any(|e| *e.coverage() == config::Coverage::Pool);
                 let leak = if leak { POOL_LEAK } else { "" };
                 match &m.train.match_tokens_of {
+                    Some(reference) if m.train.token_fraction != 1.0 => {
+                        let percent = (m.train.token_fraction * 10_000.0).round() / 100.0;
+                        format!("{} {mix} ({percent}% of the tokens of {}){leak}", m.backbone.name, mix_name(reference))
+                    }
                     Some(reference) => format!("{} {mix} (tokens of {}){leak}", m.backbone.name, mix_name(reference)),
                     None => format!("{} {mix}{leak}", m.backbone.name),
                 }

@@ -108,14 +108,13 @@ fn a_bad_token_match_in_an_arm_is_refused_at_its_line() {
 }
 
 #[test]
-fn a_token_match_for_a_mixed_run_is_refused_at_its_strategy() {
+fn a_share_of_a_token_budget_without_the_budget_is_refused_at_its_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let exp = common::tiny_model_experiment(tmp.path(), "mixedmatch", "");
-    let text = std::fs::read_to_string(&exp).unwrap().replace("steps = 12\n", "steps = 12\nmatch_tokens_of = { strategy = \"document_only\" }\n");
+    let exp = common::tiny_model_experiment(tmp.path(), "fraction", "");
+    let text = std::fs::read_to_string(&exp).unwrap().replace("steps = 12\n", "steps = 12\ntoken_fraction = 0.2\n");
     std::fs::write(&exp, text).unwrap();
-    // The tiny experiment's [mix] is `strategy = "mixed"`: the message points there.
-    let at = format!("{}:{}:12: [train.match_tokens_of]", exp.display(), line_of(&exp, "strategy = \"mixed\""));
-    refused(tmp.path(), &exp, &at, "set mix.strategy = \"document_only\"");
+    let at = format!("{}:{}:", exp.display(), line_of(&exp, "token_fraction = 0.2"));
+    refused(tmp.path(), &exp, &at, "[train.token_fraction] a share of which budget? set train.match_tokens_of");
 }
 
 #[test]

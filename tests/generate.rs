@@ -55,6 +55,25 @@ fn sampling_is_seeded_and_stop_strings_cut() {
     assert_eq!(cut.texts[0], "");
 }
 
+#[test]
+fn rows_still_writing_when_the_limit_runs_out_are_marked_cut() {
+    let (_vs, model, tok) = tiny();
+    let prompts = vec![tok.encode("E11.9 Type 2 diabetes", false).unwrap(), tok.encode("I10", false).unwrap()];
+    let cfg = GenerationConfig { max_new_tokens: 12, ..Default::default() };
+    let free = generate(&model, &tok, &prompts, &cfg, None).unwrap();
+    // Greedy rows of a random model run to the limit: both are cut.
+    assert_eq!(free.cut, vec![true, true], "{:?}", free.tokens);
+    assert!(free.tokens.iter().all(|t| t.len() == 12));
+    // Row 0's third token as a stop token: row 0 ends after two tokens and is not cut.
+    let stop = free.tokens[0][2];
+    let stopped = generate(&model, &tok, &prompts, &GenerationConfig { stop_tokens: vec![stop], ..cfg.clone() }, None).unwrap();
+    assert_eq!(stopped.tokens[0], free.tokens[0][..2]);
+    assert!(!stopped.cut[0]);
+    for (t, cut) in stopped.tokens.iter().zip(&stopped.cut) {
+        assert_eq!(*cut, t.len() == 12, "a row is cut exactly when it wrote the limit's tokens without stopping");
+    }
+}
+
 /// Every run that starts like a code (letter, digit) is a complete valid code.
 fn invalid_codes(text: &str, trie: &CodeTrie) -> Vec<String> {
     let mut bad = Vec::new();

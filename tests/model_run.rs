@@ -151,7 +151,7 @@ fn equal_exposure_arms(span_format: &str) {
     assert_eq!(n("tokens", "/training/input_tokens/span"), 0);
     assert!(read >= budget && read - budget < 384, "{read} tokens read against {budget}: more than one example (max_length 384) over");
     assert!(n("tokens", "/mix/documents_fed") > docs);
-    assert!(arms["tokens"].1.contains(&format!("token-matched to mixed 0.50, whose schedule feeds {docs} span + {docs} document examples, {budget} tokens")), "{}", arms["tokens"].1);
+    assert!(arms["tokens"].1.contains(&format!("token-matched to mixed 0.50, whose schedule feeds {docs} span + {docs} document examples, a budget of {budget} tokens")), "{}", arms["tokens"].1);
 }
 
 /// Activation checkpointing recomputes exactly what it drops: the same fingerprint

@@ -254,6 +254,14 @@ pub struct Mix {
     /// 1 gives every code about the same weight.
     #[serde(default = "default_sampling_power")]
     pub sampling_power: f64,
+    /// `[mix.sources]`: a weight per span source, named by its expansion kind
+    /// (`gold_evidence = 20.0`, `description = 1.0`): each span example of a source is drawn
+    /// that many times as often as one of weight 1 (unnamed sources weigh 1), so a few
+    /// thousand gold spans are not lost among a hundred thousand table spans. Empty (the
+    /// default): spans in shuffled passes, each source in proportion to its size. The
+    /// share of each source in what was fed is in the run's mix record either way.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sources: BTreeMap<String, f64>,
 }
 
 fn default_sampling_power() -> f64 {
@@ -319,6 +327,7 @@ impl Mix {
         }
         if !self.uses_spans() {
             self.span_format = SpanFormat::default();
+            self.sources.clear();
         }
         if self.span_format != SpanFormat::Note {
             self.note_negated = default_note_negated();
@@ -343,6 +352,7 @@ impl Default for Mix {
             note_negated: default_note_negated(),
             document_sampling: DocumentSampling::default(),
             sampling_power: default_sampling_power(),
+            sources: BTreeMap::new(),
         }
     }
 }
@@ -386,11 +396,16 @@ pub struct Train {
     pub checkpoint_every: usize,
     /// Validation loss every this many optimizer steps (0 = only at the end).
     pub validate_every: usize,
-    /// Token-matched training: feed this run's kind of example (`document_only` or
-    /// `span_only`) until it has read as many tokens as this mix's schedule would, with the
-    /// same data, seed and `steps`/`epochs`, e.g. `{ strategy = "mixed", span_ratio = 0.5 }`.
+    /// Token-matched training: feed this run's mix (`document_only`, `span_only` or
+    /// `mixed`) until it has read as many tokens as this mix's schedule would, with the
+    /// same data, seed and `steps`/`epochs`, e.g. `{ strategy = "document_only" }`: the
+    /// training budget in tokens, so that arms are compared at equal cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub match_tokens_of: Option<Mix>,
+    /// The share of `match_tokens_of`'s tokens this run reads: 0.2 trains on a fifth of
+    /// the reference schedule's budget (the paper's "20% of the training cost").
+    #[serde(skip_serializing_if = "is_one")]
+    pub token_fraction: f64,
     /// How a training document longer than `max_length` is fed (see [`LongDocuments`]).
     #[serde(skip_serializing_if = "LongDocuments::is_auto")]
     pub long_documents: LongDocuments,
@@ -438,6 +453,10 @@ impl Train {
     }
 }
 
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
+}
+
 impl Default for Train {
     fn default() -> Self {
         Train {
@@ -459,6 +478,7 @@ impl Default for Train {
             checkpoint_every: 100,
             validate_every: 0,
             match_tokens_of: None,
+            token_fraction: 1.0,
             long_documents: LongDocuments::Auto,
             checkpointing: false,
         }
@@ -491,7 +511,13 @@ pub struct Eval {
     /// where 128 is more than half of it (as training windows overlap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunk_overlap: Option<usize>,
-    pub max_new_tokens: usize,
+    /// Tokens a window's answer may take. Unset: the longest answer of the training
+    /// documents (codes and evidence quotes, as the model is taught to write them) plus a
+    /// quarter and 16, at most what the context leaves beside the window; the value and
+    /// how it was found are in each split's predict record. Answers cut by the limit are
+    /// counted (`cut_by_limit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<usize>,
     /// Restrict generated codes to the code set with a trie.
     pub constrained: bool,
     pub batch_size: usize,
@@ -535,7 +561,7 @@ impl Default for Eval {
             bootstrap_samples: 1000,
             chunk_tokens: None,
             chunk_overlap: None,
-            max_new_tokens: 256,
+            max_new_tokens: None,
             constrained: true,
             batch_size: 8,
             probe_spans: 200,

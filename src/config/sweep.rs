@@ -405,9 +405,13 @@ kind = "description"
         // A value serde refuses is found too, at the arm key that wrote it.
         let err = expand_sweep(&ARMS.replace("= \"mixed\"\n\"mix.span_ratio\"", "= \"mixd\"\n\"mix.span_ratio\""), Path::new("a.toml")).unwrap_err().to_string();
         assert!(err.starts_with("a.toml:12:18:") && err.contains("unknown variant `mixd`"), "{err}");
-        // Token matching needs a run of one kind.
-        let err = expand_sweep(&ARMS.replace("\"mix.strategy\" = \"document_only\"\n\"train", "\"mix.strategy\" = \"mixed\"\n\"train"), Path::new("a.toml")).unwrap_err().to_string();
-        assert!(err.starts_with("a.toml:16:18: [train.match_tokens_of]") && err.contains("set mix.strategy = \"document_only\""), "{err}");
+        // Token matching needs a schedule a budget can end: not a curriculum.
+        let err = expand_sweep(&ARMS.replace("\"mix.strategy\" = \"document_only\"\n\"train", "\"mix.strategy\" = \"curriculum\"\n\"train"), Path::new("a.toml")).unwrap_err().to_string();
+        assert!(err.contains("a.toml:16:18: [train.match_tokens_of]") && err.contains("set mix.strategy = \"document_only\", \"span_only\" or \"mixed\""), "{err}");
+        // A mixed run may be token-matched; a share of a budget needs the budget.
+        assert!(expand_sweep(&ARMS.replace("\"mix.strategy\" = \"document_only\"\n\"train", "\"mix.strategy\" = \"mixed\"\n\"train"), Path::new("a.toml")).is_ok());
+        let err = expand_sweep(&ARMS.replace("\"mix.span_ratio\" = 0.5\n", "\"mix.span_ratio\" = 0.5\n\"train.token_fraction\" = 0.2\n"), Path::new("a.toml")).unwrap_err().to_string();
+        assert!(err.contains("[train.token_fraction]") && err.contains("set train.match_tokens_of"), "{err}");
     }
 
     #[test]

@@ -29,15 +29,18 @@ pub(super) fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: 
     }
     let finetunes = exp.backbone.is_some() && exp.train.mode == TrainMode::Finetune;
     validate_mix(&mut c, "mix", &exp.mix, finetunes && exp.expansion.is_empty());
+    validate_sources(&mut c, "mix", &exp.mix, &exp.expansion);
     if let Some(reference) = &exp.train.match_tokens_of {
         validate_mix(&mut c, "train.match_tokens_of", reference, finetunes && exp.expansion.is_empty());
-        if !matches!(exp.mix.strategy, MixStrategy::DocumentOnly | MixStrategy::SpanOnly) {
+        if exp.mix.strategy == MixStrategy::Curriculum {
             c.fail_at_set(
                 "train.match_tokens_of",
                 &["mix.strategy", "train.match_tokens_of"],
-                "a token-matched run feeds one kind of example until it has read the tokens of the `match_tokens_of` schedule: set mix.strategy = \"document_only\" (or \"span_only\")",
+                "a token-matched run feeds its mix until it has read the tokens of the `match_tokens_of` schedule; a curriculum's phases have no such end: set mix.strategy = \"document_only\", \"span_only\" or \"mixed\"",
             );
         }
+    } else if exp.train.token_fraction != 1.0 {
+        c.fail_at_set("train.token_fraction", &["train.token_fraction"], "a share of which budget? set train.match_tokens_of to the schedule whose tokens it is a share of, e.g. { strategy = \"document_only\" }");
     }
     let t = &exp.train;
     c.positive("train.lora_rank", t.lora_rank);
@@ -47,6 +50,9 @@ pub(super) fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: 
     c.range_f("train.lr", t.lr, 1e-8, 1.0);
     c.range_f("train.lora_dropout", t.lora_dropout, 0.0, 0.9);
     c.range_f("train.epochs", t.epochs, 0.0, 1000.0);
+    if !(t.token_fraction > 0.0 && t.token_fraction <= 100.0) {
+        c.fail("train.token_fraction", format!("must be above 0 and at most 100, got {}", t.token_fraction));
+    }
     if exp.backbone.is_some() && t.mode == TrainMode::Finetune && t.steps == 0 && t.epochs <= 0.0 {
         c.fail_at_set("train.epochs", &["train.epochs", "train.steps"], "train.steps is 0, so the run trains for `epochs`: give epochs > 0 or steps >= 1");
     }
@@ -137,8 +143,6 @@ pub(super) fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: 
     c.problems
 }
 
-/// A mix (`[mix]`, or the one `train.match_tokens_of` names) at `key`; `no_spans`: there is
-/// no [[expansion]] entry to make span examples in a run that trains.
 /// Each `[[compare]]` side names an arm or a value of a sweep axis, and the two sides differ.
 fn validate_compare(c: &mut Checker, exp: &Experiment) {
     for (i, pair) in exp.compare.iter().enumerate() {
@@ -170,6 +174,8 @@ fn validate_compare(c: &mut Checker, exp: &Experiment) {
     }
 }
 
+/// A mix (`[mix]`, or the one `train.match_tokens_of` names) at `key`; `no_spans`: there is
+/// no [[expansion]] entry to make span examples in a run that trains.
 fn validate_mix(c: &mut Checker, key: &str, m: &Mix, no_spans: bool) {
     c.range_f(&format!("{key}.span_ratio"), m.span_ratio, 0.0, 1.0);
     c.range_f(&format!("{key}.note_negated"), m.note_negated, 0.0, 1.0);
@@ -184,6 +190,27 @@ fn validate_mix(c: &mut Checker, key: &str, m: &Mix, no_spans: bool) {
         if p != "spans" && p != "documents" && p != "mixed" {
             c.fail(&format!("{key}.phases"), format!("unknown phase {p:?}: use \"spans\", \"documents\" or \"mixed\""));
         }
+    }
+}
+
+/// `[mix.sources]`: each name an expansion kind of the experiment, each weight finite and
+/// not negative, one of them positive.
+fn validate_sources(c: &mut Checker, key: &str, m: &Mix, expansion: &[Expansion]) {
+    if m.sources.is_empty() {
+        return;
+    }
+    let kinds: Vec<&str> = expansion.iter().map(|e| e.kind().as_str()).collect();
+    for (name, &w) in &m.sources {
+        let at = format!("{key}.sources.{name}");
+        if !kinds.contains(&name.as_str()) {
+            let known = if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") };
+            c.fail(&at, format!("no [[expansion]] entry of kind {name:?} makes spans here; this experiment's span sources: {known}"));
+        } else if !(w.is_finite() && w >= 0.0) {
+            c.fail(&at, format!("a weight is a number of 0 or more, got {w}"));
+        }
+    }
+    if m.sources.values().all(|&w| w == 0.0) && m.sources.len() >= kinds.len() {
+        c.fail(&format!("{key}.sources"), "every span source weighs 0: no span could be drawn");
     }
 }
 
@@ -231,7 +258,10 @@ fn validate_model_budget(c: &mut Checker, exp: &Experiment, b: &Backbone, base: 
     let Some((context, source)) = backbone_context(b, base, c.check_inputs) else { return };
     let e = &exp.eval;
     let t = &exp.train;
-    let needed = e.chunk_tokens().saturating_add(e.max_new_tokens).saturating_add(PROMPT_OVERHEAD_TOKENS);
+    // Unset, the answer budget is derived from the data at predict time (capped by the
+    // context there); here the room of a typical answer is kept free.
+    let answer = e.max_new_tokens.unwrap_or(ANSWER_ROOM_TOKENS);
+    let needed = e.chunk_tokens().saturating_add(answer).saturating_add(PROMPT_OVERHEAD_TOKENS);
     // A window derived from a training length that is itself too long is reported once, there.
     let derived_from_too_long = !is_set(c.text, "eval.chunk_tokens") && t.mode == TrainMode::Finetune && t.max_length > context;
     if needed > context && !derived_from_too_long {
@@ -241,7 +271,7 @@ fn validate_model_budget(c: &mut Checker, exp: &Experiment, b: &Backbone, base: 
             &["eval.chunk_tokens", "eval.max_new_tokens", "backbone.name"],
             format!(
                 "chunk_tokens ({}) + max_new_tokens ({}) + the prompt around a window (up to {PROMPT_OVERHEAD_TOKENS}) = {needed} tokens, more than the {context}-token context of {source}: keep chunk_tokens + max_new_tokens <= {room}",
-                e.chunk_tokens(), e.max_new_tokens
+                e.chunk_tokens(), answer
             ),
         );
     }
@@ -249,6 +279,10 @@ fn validate_model_budget(c: &mut Checker, exp: &Experiment, b: &Backbone, base: 
         c.fail_at_set("train.max_length", &["train.max_length", "backbone.name"], format!("{} tokens is longer than the {context}-token context of {source}: lower it to at most {context}", t.max_length));
     }
 }
+
+/// The answer room the context check keeps beside a window when `eval.max_new_tokens` is
+/// unset (its value is derived from the training answers when the run predicts).
+pub const ANSWER_ROOM_TOKENS: usize = 256;
 
 /// `synthesize` asks an LLM for phrasings; the tiny backbone has random weights and writes noise.
 fn validate_generator(c: &mut Checker, exp: &Experiment, b: &Backbone) {

@@ -41,6 +41,63 @@ pub struct SplitMetrics {
     /// A model's span probe on this split's gold mentions (set by the runner from the predict stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<super::probe::ProbeReport>,
+    /// What the unseen columns rest on: this split's gold codes no training document
+    /// carries, the notes and evidence mentions that carry them (where seen codes are known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unseen_gold: Option<UnseenGold>,
+    /// A model's answers cut short by the generation limit (set by the runner from the predict stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers_cut: Option<AnswersCut>,
+}
+
+/// Fewer unseen codes than this and the unseen columns are flagged: a macro-F1 over a
+/// handful of codes moves by whole points with one code.
+pub const FEW_UNSEEN_CODES: usize = 30;
+
+/// The gold labels behind a split's unseen columns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnseenGold {
+    /// Distinct gold codes of the split that no training document carries.
+    pub codes: usize,
+    /// Notes with at least one of them.
+    pub notes: usize,
+    /// (note, code) gold labels on them.
+    pub labels: usize,
+    /// Gold evidence spans of them (0 where the data has no evidence).
+    pub mentions: usize,
+}
+
+impl UnseenGold {
+    pub fn of(docs: &[&Document], seen: &HashSet<String>) -> UnseenGold {
+        let unseen = |c: &crate::icd::Code| !seen.contains(&c.to_string());
+        let mut codes = BTreeSet::new();
+        let mut out = UnseenGold::default();
+        for d in docs {
+            let here: BTreeSet<String> = d.codes.iter().filter(|c| unseen(c)).map(|c| c.to_string()).collect();
+            out.notes += usize::from(!here.is_empty());
+            out.labels += here.len();
+            out.mentions += d.evidence.iter().filter(|e| unseen(&e.code)).count();
+            codes.extend(here);
+        }
+        out.codes = codes.len();
+        out
+    }
+
+    /// Whether the unseen columns rest on too few codes to read much into ([`FEW_UNSEEN_CODES`]).
+    pub fn few(&self) -> bool {
+        self.codes < FEW_UNSEEN_CODES
+    }
+}
+
+/// Answers of a model cut by `max_new_tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswersCut {
+    /// Windows answered.
+    pub windows: usize,
+    /// Of them, answers still being written when the limit ran out.
+    pub cut: usize,
+    /// The limit, in tokens.
+    pub max_new_tokens: usize,
 }
 
 /// Predicted codes that are not in the code set: well-formed codes missing from
@@ -95,6 +152,7 @@ pub fn score_split(
     let sets = LabelSets::new(&gold, &pred)?;
     let by_mention = super::mention::mention_recall(docs, preds, seen.as_ref());
     let unseen_errors = seen.as_ref().and_then(|s| super::probe::unseen_errors(docs, preds, s));
+    let unseen_gold = seen.as_ref().map(|s| UnseenGold::of(docs, s));
     let opts = ScoreOptions {
         seen_codes: seen,
         label_space,
@@ -117,7 +175,7 @@ pub fn score_split(
     } else {
         None
     };
-    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)), by_mention, unseen_errors, probe: None })
+    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)), by_mention, unseen_errors, probe: None, unseen_gold, answers_cut: None })
 }
 
 #[cfg(test)]

@@ -67,6 +67,8 @@ pub struct Generation {
     pub tokens: Vec<Vec<u32>>,
     /// New text per row, cut before a stop string.
     pub texts: Vec<String>,
+    /// Rows still writing when `max_new_tokens` ran out: their answers are cut short.
+    pub cut: Vec<bool>,
     pub throughput: Throughput,
 }
 
@@ -248,7 +250,7 @@ pub fn generate(
     let device = model.device();
     let b = prompts.len();
     if b == 0 {
-        return Ok(Generation { tokens: Vec::new(), texts: Vec::new(), throughput: Throughput::default() });
+        return Ok(Generation { tokens: Vec::new(), texts: Vec::new(), cut: Vec::new(), throughput: Throughput::default() });
     }
     let max_len = prompts.iter().map(Vec::len).max().unwrap_or(0);
     if max_len == 0 {
@@ -317,6 +319,7 @@ pub fn generate(
             step.push(t as i64);
         }
         if keep.is_empty() {
+            active.clear();
             break;
         }
         if keep.len() < active.len() {
@@ -335,7 +338,12 @@ pub fn generate(
     }
     sync(device);
     throughput.decode_seconds = started.elapsed().as_secs_f64();
-    Ok(Generation { tokens: out, texts, throughput })
+    // Rows that neither stopped nor left the batch ran out of tokens.
+    let mut cut = vec![false; b];
+    for &r in &active {
+        cut[r] = true;
+    }
+    Ok(Generation { tokens: out, texts, cut, throughput })
 }
 
 /// Picks the next token of each row: argmax, or a seeded sample (drawn on the CPU so

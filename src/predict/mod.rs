@@ -65,8 +65,12 @@ pub struct PredictStats {
     pub unlocated_evidence: usize,
     /// Windows whose answer was `none`.
     pub said_none: usize,
-    /// Windows whose answer was cut off by the token limit.
+    /// Windows whose answer lacks its end (no closing line): cut off, or malformed.
     pub unterminated: usize,
+    /// Windows whose generation was still writing when `max_new_tokens` ran out: their
+    /// answers are cut short, and codes they would have listed next are missing.
+    #[serde(default)]
+    pub cut_by_limit: usize,
     /// Decoding was constrained to the code set.
     pub constrained: bool,
 }
@@ -78,6 +82,7 @@ impl PredictStats {
         self.unlocated_evidence += other.unlocated_evidence;
         self.said_none += other.said_none;
         self.unterminated += other.unterminated;
+        self.cut_by_limit += other.cut_by_limit;
         self.constrained |= other.constrained;
     }
 }
@@ -231,9 +236,9 @@ pub fn predict_documents(
             prompts.push(tok.encode(&formatter.doc_prompt(text, Some(tok)), tok.add_bos_default())?);
         }
     }
-    let (texts, throughput) = generate_all(model, tok, formatter, codes, prompts, cfg, progress)?;
+    let (texts, cut, throughput) = generate_all(model, tok, formatter, codes, prompts, cfg, progress)?;
     let mut texts = texts.into_iter();
-    let mut stats = PredictStats { constrained: cfg.constrained, ..PredictStats::default() };
+    let mut stats = PredictStats { constrained: cfg.constrained, cut_by_limit: cut.iter().filter(|c| **c).count(), ..PredictStats::default() };
     let mut predictions = Vec::with_capacity(docs.len());
     for (doc, ws) in docs.iter().zip(&doc_windows) {
         let outs: Vec<String> = texts.by_ref().take(ws.len()).collect();
@@ -254,7 +259,7 @@ fn generate_all(
     prompts: Vec<Vec<u32>>,
     cfg: &PredictConfig,
     progress: bool,
-) -> Result<(Vec<String>, Throughput), PredictError> {
+) -> Result<(Vec<String>, Vec<bool>, Throughput), PredictError> {
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let context = model.config.max_position_embeddings;
     if longest + cfg.max_new_tokens > context {
@@ -270,6 +275,7 @@ fn generate_all(
         .then(|| CodeConstraint::new(CodeTrie::new(codes.billable().map(|e| e.code.as_str())), tok, formatter.code_scope()));
     let bar = progress_bar(progress, prompts.len());
     let mut outputs = vec![String::new(); prompts.len()];
+    let mut cut = vec![false; prompts.len()];
     let mut throughput = Throughput::default();
     for (b, batch) in order.chunks(cfg.batch_size.max(1)).enumerate() {
         let gen_cfg = GenerationConfig {
@@ -283,13 +289,14 @@ fn generate_all(
         let batch_prompts: Vec<Vec<u32>> = batch.iter().map(|&i| prompts[i].clone()).collect();
         let generation = generate(model, tok, &batch_prompts, &gen_cfg, constraint.as_ref())?;
         throughput.add(&generation.throughput);
-        for (&i, text) in batch.iter().zip(generation.texts) {
+        for ((&i, text), was_cut) in batch.iter().zip(generation.texts).zip(generation.cut) {
             outputs[i] = text;
+            cut[i] = was_cut;
         }
         bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
-    Ok((outputs, throughput))
+    Ok((outputs, cut, throughput))
 }
 
 /// How the span probe puts a mention to the model.
@@ -326,7 +333,7 @@ pub fn probe_mentions(
         ProbeFormat::Note => span_notes(&spans, 0.0, cfg.seed).iter().map(|n| formatter.doc_prompt(&n.text, Some(tok))).collect(),
     };
     let prompts = texts.iter().map(|t| tok.encode(t, tok.add_bos_default())).collect::<Result<Vec<_>, _>>()?;
-    let (outputs, throughput) = generate_all(model, tok, formatter, codes, prompts, cfg, false)?;
+    let (outputs, _, throughput) = generate_all(model, tok, formatter, codes, prompts, cfg, false)?;
     Ok((outputs.iter().map(|o| parse_span_output(o, codes).codes).collect(), throughput))
 }
 
@@ -527,7 +534,7 @@ mod tests {
         for e in &p.evidence {
             assert_eq!(doc.slice_chars(e.start, e.end), Some(e.text.as_str()));
         }
-        assert_eq!(stats, PredictStats { windows: 2, rejected_codes: 1, unlocated_evidence: 1, said_none: 0, unterminated: 0, constrained: false });
+        assert_eq!(stats, PredictStats { windows: 2, rejected_codes: 1, unlocated_evidence: 1, said_none: 0, unterminated: 0, cut_by_limit: 0, constrained: false });
     }
 
     #[test]

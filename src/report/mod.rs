@@ -11,7 +11,8 @@ pub mod published;
 pub mod score_files;
 pub mod table;
 
-use crate::metrics::{InvalidPredictions, Report, SetMetrics};
+use crate::metrics::split::FEW_UNSEEN_CODES;
+use crate::metrics::{InvalidPredictions, Report, SetMetrics, SplitMetrics};
 use crate::results::{Cost, RunRecord};
 use std::time::SystemTime;
 
@@ -164,6 +165,15 @@ fn part(m: Option<&SetMetrics>, f: impl Fn(&SetMetrics) -> String) -> String {
     }
 }
 
+/// `codes / notes` of the unseen gold labels (`⚠` under [`FEW_UNSEEN_CODES`]), or the codes
+/// alone for metrics.json written before notes were counted.
+fn unseen_cell(m: &SplitMetrics) -> String {
+    match &m.unseen_gold {
+        Some(u) => format!("{} / {}{}", u.codes, u.notes, if u.codes > 0 && u.few() { " ⚠" } else { "" }),
+        None => m.sets.unseen.as_ref().map_or("0".into(), |x| x.macro_gold.n_codes.to_string()),
+    }
+}
+
 /// Invalid predictions as `count (rate%)`; "–" for metrics.json written before they were counted.
 pub(crate) fn invalid_cell(invalid: Option<&InvalidPredictions>) -> String {
     invalid.map_or("–".into(), |i| format!("{} ({}%)", i.count, pct(i.rate)))
@@ -172,9 +182,10 @@ pub(crate) fn invalid_cell(invalid: Option<&InvalidPredictions>) -> String {
 /// One row per run and split: micro/macro F1 overall, seen and unseen, in percent.
 pub fn results_table(records: &[RunRecord]) -> String {
     let header = [
-        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes", "evidence F1 exact/overlap", "invalid (rate)", "train tokens (span/doc)", "fingerprint", "status",
+        "run", "split", "docs", "micro-F1 [95% CI]", "macro-F1", "seen micro", "seen macro", "unseen micro", "unseen macro", "unseen codes / notes", "evidence F1 exact/overlap", "invalid (rate)", "answers cut", "train tokens (span/doc)", "fingerprint", "status",
     ];
     let mut rows = Vec::new();
+    let mut few = Vec::new();
     for r in records {
         let order = &r.run.spec.eval.splits;
         let mut splits: Vec<(&String, _)> = r.metrics.splits.iter().collect();
@@ -191,21 +202,33 @@ pub fn results_table(records: &[RunRecord]) -> String {
                 part(s.seen.as_ref(), |x| pct(x.macro_gold.f1)),
                 part(s.unseen.as_ref(), |x| pct(x.micro.f1)),
                 part(s.unseen.as_ref(), |x| pct(x.macro_gold.f1)),
-                s.unseen.as_ref().map_or("0".into(), |x| x.macro_gold.n_codes.to_string()),
+                unseen_cell(m),
                 m.evidence.as_ref().map_or("–".into(), |e| format!("{} / {}", pct(e.exact.f1), pct(e.overlap.f1))),
                 invalid_cell(m.invalid_predictions.as_ref()),
+                m.answers_cut.as_ref().map_or("–".into(), |a| format!("{} / {}", a.cut, a.windows)),
                 r.metrics.cost.as_ref().map_or("–".into(), |c| format!("{} ({}/{})", millions(c.input_tokens), millions(c.span_tokens), millions(c.document_tokens))),
                 r.run.fingerprint.short().to_string(),
                 if r.reused { "reused".into() } else { format!("computed {:.1}s", r.metrics.seconds) },
             ]);
+            if let Some(u) = m.unseen_gold.as_ref().filter(|u| u.codes > 0 && u.few()) {
+                few.push(format!("{} on {split} ({} codes)", r.run.label(), u.codes));
+            }
         }
     }
     let mut out = markdown_table(&header, &rows);
+    if !few.is_empty() {
+        out.push_str(&format!(
+            "\n**Unseen columns on fewer than {FEW_UNSEEN_CODES} codes** (one code moves them by points; read them as anecdotes): {}.\n",
+            few.join("; ")
+        ));
+    }
     out.push_str(
         "\nPercent. micro-F1 = TP / (TP + (FP+FN)/2); macro-F1 averages per-code F1 over the codes in the split's gold labels (Edin et al. 2023). \
          Seen = codes in training documents' labels; unseen = the rest. CIs: percentile bootstrap over documents. \
          Evidence F1: predicted spans against gold spans of the same code, exact offsets / characters overlapping. \
+         Unseen codes / notes: the split's gold codes no training document carries, and the notes carrying at least one. \
          Invalid: predicted codes outside the code set, each scored as a false positive (rate: share of all predicted codes). \
+         Answers cut: windows whose answer was still being written when `max_new_tokens` ran out, of all windows answered (model runs). \
          Train tokens: input tokens fed in training (spans / documents); see each run's metrics.json `cost` for steps, FLOPs and time.\n",
     );
     out

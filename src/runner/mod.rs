@@ -23,6 +23,7 @@ pub use crate::metrics::split::{score_split, SplitMetrics, RANKING_KS};
 use crate::data::jsonl::{write_predictions, LoadReport};
 use crate::data::{self, CodeTable, Dataset, Split};
 use crate::metrics;
+use crate::metrics::split::{AnswersCut, FEW_UNSEEN_CODES};
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
 use crate::store::{self, record, Lock, RunPaths, StoreError, TryLock};
 use serde::Serialize;
@@ -357,7 +358,11 @@ fn score_splits(run: &PlannedRun, paths: &RunPaths, splits: &[(Split, String)], 
         let mut scored = score_split(&docs, &preds, run.spec.eval.bootstrap_samples, run.spec.seed, Some(seen.clone()), label_space.clone())?;
         let stats = paths.predict_record(name);
         if stats.is_file() {
-            scored.probe = store::read_json::<PredictRecord>(&stats)?.probe;
+            let p = store::read_json::<PredictRecord>(&stats)?;
+            if let Some(budget) = &p.max_new_tokens {
+                scored.answers_cut = Some(AnswersCut { windows: p.stats.windows, cut: p.stats.cut_by_limit, max_new_tokens: budget.tokens });
+            }
+            scored.probe = p.probe;
         }
         log.line(format!(
             "{split}: {} documents, micro-F1 {:.4}, macro-F1 {:.4} ({} codes)",
@@ -366,6 +371,10 @@ fn score_splits(run: &PlannedRun, paths: &RunPaths, splits: &[(Split, String)], 
             scored.sets.overall.macro_gold.f1,
             scored.sets.overall.macro_gold.n_codes
         ));
+        if let Some(u) = scored.unseen_gold.as_ref().filter(|u| u.codes > 0) {
+            let few = if u.few() { format!(" (fewer than {FEW_UNSEEN_CODES}: the unseen columns move by points with one code)") } else { String::new() };
+            log.line(format!("{split}: unseen codes {}{few}, on {} notes, {} labels, {} evidence mentions", u.codes, u.notes, u.labels, u.mentions));
+        }
         out.insert(split.to_string(), scored);
     }
     Ok(out)

@@ -3,7 +3,7 @@
 
 use super::train::Trained;
 use super::stage::{RunError, RunLog, RunOptions};
-use crate::config::{Eval, SpanFormat, TrainMode, DOCUMENT_PROMPT_TOKENS};
+use crate::config::{Eval, SpanFormat, TrainMode, DOCUMENT_PROMPT_TOKENS, PROMPT_OVERHEAD_TOKENS};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
 use crate::icd::{Code, CodeSet};
@@ -12,7 +12,7 @@ use crate::model::llama::CausalLM;
 use crate::model::tokenizer::TextTokenizer;
 use crate::plan::{ModelSpec, PlannedRun};
 use crate::predict::{self, PredictConfig, ProbeFormat};
-use crate::prompt::Formatter;
+use crate::prompt::{DocExample, Formatter};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -29,6 +29,39 @@ pub(super) struct PredictRecord {
     /// Where test windows and training windows differ in length, how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_mismatch: Option<String>,
+    /// The answer budget of each window (`eval.max_new_tokens`, or derived), and where it
+    /// came from when derived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_new_tokens: Option<AnswerBudget>,
+}
+
+/// The tokens a window's answer may take, and how that number was found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(super) struct AnswerBudget {
+    pub tokens: usize,
+    /// `eval.max_new_tokens`, or how it was derived.
+    pub from: String,
+}
+
+/// `eval.max_new_tokens`, or, unset, the longest answer of the training documents as the
+/// model is taught to write it, plus a quarter and 16 tokens, at most what the context
+/// leaves beside a window of `chunk_tokens`.
+fn answer_budget(eval: &Eval, dataset: &Dataset, formatter: &Formatter, tok: &TextTokenizer, context: usize, chunk_tokens: usize) -> Result<AnswerBudget, RunError> {
+    if let Some(tokens) = eval.max_new_tokens {
+        return Ok(AnswerBudget { tokens, from: "eval.max_new_tokens".into() });
+    }
+    let mut longest = 0usize;
+    let mut answers = 0usize;
+    for d in dataset.split(Split::Train) {
+        let target = formatter.doc_pair(&DocExample::from_document(d), Some(tok)).target;
+        longest = longest.max(tok.encode(&target, false).map_err(|e| RunError::Model(e.to_string()))?.len());
+        answers += 1;
+    }
+    let wanted = longest + longest / 4 + 16;
+    let room = context.saturating_sub(chunk_tokens + PROMPT_OVERHEAD_TOKENS).max(1);
+    let tokens = wanted.min(room);
+    let capped = if tokens < wanted { format!(", capped at {room} by the {context}-token context beside a {chunk_tokens}-token window") } else { String::new() };
+    Ok(AnswerBudget { tokens, from: format!("the longest of {answers} training answers, {longest} tokens, + 25% + 16{capped}") })
 }
 
 /// A fine-tuned model read with windows of another length than it trained on: said in words.
@@ -56,12 +89,17 @@ pub(super) fn predict(
     let pcfg = PredictConfig {
         chunk_tokens: run.spec.eval.chunk_tokens(),
         chunk_overlap: run.spec.eval.chunk_overlap(),
-        max_new_tokens: run.spec.eval.max_new_tokens,
+        max_new_tokens: 0,
         batch_size: run.spec.eval.batch_size,
         constrained: run.spec.eval.constrained,
         temperature: 0.0,
         seed,
     };
+    let budget = answer_budget(&run.spec.eval, dataset, formatter, tok, model.config.max_position_embeddings, pcfg.chunk_tokens)?;
+    let pcfg = PredictConfig { max_new_tokens: budget.tokens, ..pcfg };
+    if run.spec.eval.max_new_tokens.is_none() {
+        log.line(format!("answers: at most {} tokens a window ({})", budget.tokens, budget.from));
+    }
     let mismatch = window_mismatch(spec, pcfg.chunk_tokens);
     if let Some(m) = &mismatch {
         log.line(format!("windows: {m}"));
@@ -71,14 +109,16 @@ pub(super) fn predict(
         let docs: Vec<&Document> = dataset.split(split).collect();
         let out = predict::predict_documents(model, tok, formatter, codes, &docs, &pcfg, opts.progress).map_err(|e| RunError::Model(e.to_string()))?;
         log.line(format!(
-            "{split}: predicted {} documents in {} windows, decode {:.0} tok/s, {} invalid codes (scored as false positives)",
+            "{split}: predicted {} documents in {} windows, decode {:.0} tok/s, {} invalid codes (scored as false positives), {} answers cut by the {}-token limit",
             docs.len(),
             out.stats.windows,
             out.throughput.decode_per_second(),
-            out.stats.rejected_codes
+            out.stats.rejected_codes,
+            out.stats.cut_by_limit,
+            pcfg.max_new_tokens
         ));
         let probe = probe(model, tok, formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, trained_spans, log)?;
-        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe, window_mismatch: mismatch.clone() }));
+        predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe, window_mismatch: mismatch.clone(), max_new_tokens: Some(budget.clone()) }));
     }
     Ok(predictions)
 }

@@ -3,7 +3,7 @@
 
 use super::pretrain::{self, PretrainRecord};
 use super::stage::{RunError, RunLog, RunOptions};
-use crate::config::{Backbone, DocumentSampling, Expansion, LongDocuments, PromptChoice, SpanFormat, TrainMode};
+use crate::config::{Backbone, DocumentSampling, Expansion, LongDocuments, MixStrategy, PromptChoice, SpanFormat, TrainMode};
 use crate::data::{Dataset, Split};
 use crate::expand::llm::LlmWriter;
 use crate::expand::{expand, ExpandContext, ExpansionReport};
@@ -66,11 +66,23 @@ fn mix_line(r: &MixReport) -> String {
     if r.document_sampling == DocumentSampling::CodeBalanced {
         line.push_str(&format!("; documents drawn towards rare codes, {} distinct", r.distinct_documents));
     }
+    if r.spans_fed > 0 && !r.span_sources.is_empty() {
+        let shares: Vec<String> = r
+            .span_sources
+            .iter()
+            .map(|(name, s)| {
+                let weight = if s.weight == 1.0 { String::new() } else { format!(", weight {}", s.weight) };
+                format!("{name} {:.1}% ({} of {} examples{weight})", 100.0 * s.share, s.fed, s.examples)
+            })
+            .collect();
+        line.push_str(&format!("; spans fed by source: {}", shares.join(", ")));
+    }
     if let Some(m) = &r.matched_to {
         let name = serde_json::to_value(m.strategy).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
         line.push_str(&format!(
-            "; token-matched to {name} {:.2}, whose schedule feeds {} span + {} document examples, {} tokens ({:+} here)",
-            m.span_ratio,
+            "; token-matched to {}{name}{}, whose schedule feeds {} span + {} document examples, a budget of {} tokens ({:+} here)",
+            if m.fraction == 1.0 { String::new() } else { format!("{}% of ", (m.fraction * 10_000.0).round() / 100.0) },
+            if m.strategy == MixStrategy::Mixed { format!(" {:.2}", m.span_ratio) } else { String::new() },
             m.spans_fed,
             m.documents_fed,
             m.tokens,
@@ -304,7 +316,10 @@ pub(super) fn train(
             .filter(|e| e.kind == ExampleKind::Document)
             .map(|e| docs[e.pair - first_doc_pair].targets.iter().map(|(c, _)| c.to_string()).collect())
             .collect();
-        let plan = mix::schedule(&spec.mix, &spec.train, &lengths, n_spans, &doc_codes, seed).map_err(model_err)?;
+        // Each span example's source (its expansion kind), which `[mix.sources]` weighs.
+        let span_sources: Vec<String> = examples.iter().filter(|e| e.kind == ExampleKind::Span).map(|e| expanded.examples[e.pair].strategy.as_str().to_string()).collect();
+        let labels = mix::ExampleLabels { doc_codes: &doc_codes, span_sources: &span_sources };
+        let plan = mix::schedule(&spec.mix, &spec.train, &lengths, n_spans, labels, seed).map_err(model_err)?;
         log.line(mix_line(&plan.report));
         let per_step = spec.train.batch_size.max(1) * spec.train.grad_accum.max(1);
         let steps = plan.schedule.len().div_ceil(per_step);
