@@ -478,6 +478,9 @@ fn load_data(experiment: &Path) -> Result<(crate::config::Experiment, data::Data
     if !report.is_clean() {
         eprintln!("warning: {}", report.summary());
     }
+    if let Some(l) = &report.leakage {
+        eprintln!("leakage: {}", l.describe());
+    }
     Ok((exp, dataset))
 }
 

@@ -55,10 +55,18 @@ fn list(name: &str, rows: &[&[&str]]) -> Column {
 
 const T101: &str = "patient admitted with type 2 diabetes and hypertension. underwent laparoscopic cholecystectomy.";
 
+/// The texts of [`mimic_fixture`]'s rows 101–108.
+const MIMIC_TEXTS: [&str; 8] = [T101, "pneumonia and hypertension", "diabetes hypertension hyperlipidemia", "hypertension", "hypertension and reflux", "fever in a diabetic", "", "hypertension"];
+
 /// `mimiciv_icd10.feather` as `prepare_mimiciv.py` writes it, and its split file.
 fn mimic_fixture(dir: &Path, ext: &str) -> (PathBuf, PathBuf) {
+    mimic_fixture_texts(dir, ext, MIMIC_TEXTS)
+}
+
+/// [`mimic_fixture`] with other texts (rows 101–108; 101–103 train, 104 val, 105–107 test).
+fn mimic_fixture_texts(dir: &Path, ext: &str, texts: [&str; 8]) -> (PathBuf, PathBuf) {
     let ids = vec![101i64, 102, 103, 104, 105, 106, 107, 108];
-    let texts = vec![T101, "pneumonia and hypertension", "diabetes hypertension hyperlipidemia", "hypertension", "hypertension and reflux", "fever in a diabetic", "", "hypertension"];
+    let texts = texts.to_vec();
     let diag: &[&[&str]] = &[&["E11.9", "I10"], &["I10", "J18.9"], &["E11.9", "I10", "E78.5"], &["I10"], &["I10", "K21.9"], &["R50.9", "E11.9"], &["I10"], &["I10"]];
     let proc: &[&[&str]] = &[&["0FT44ZZ"], &[], &[], &[], &["5A1935Z"], &[], &[], &[]];
     let target: Vec<Vec<&str>> = diag.iter().zip(proc).map(|(d, p)| p.iter().chain(d.iter()).copied().collect()).collect();
@@ -162,7 +170,7 @@ fn mimic_csv_with_python_list_strings_reads_like_feather() {
     let dir = tempfile::tempdir().unwrap();
     mimic_fixture(dir.path(), "feather");
     // The same table as a CSV export: lists written as Python reprs, ids as integers.
-    let csv = "_id,text,icd10_diag,icd10_proc\n101,\"a, b\",\"['E11.9', 'I10']\",[]\n104,c,['I10'],\"['5A1935Z']\"\n105,d,\"['I10', 'K21.9']\",[]\n";
+    let csv = "_id,text,icd10_diag,icd10_proc\n101,\"a, b\",\"['E11.9', 'I10']\",[]\n104,C.,['I10'],\"['5A1935Z']\"\n105,D.,\"['I10', 'K21.9']\",[]\n";
     std::fs::write(dir.path().join("mimic.csv"), csv).unwrap();
     std::fs::write(dir.path().join("split.csv"), "_id,split\n101,train\n104,val\n105,test\n").unwrap();
     let (d, report) = load(&experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimic.csv\"\nsplits = \"split.csv\"\ncodes = \"diagnosis\"")).unwrap();
@@ -329,6 +337,65 @@ fn mimic_with_mdace_adds_the_mdace_training_notes_and_their_evidence() {
     assert_eq!(d.pool, codes(&["5A1935Z", "E11.9", "E78.5", "I10", "I61.5", "I61.8", "J18.9", "Z66"]));
     assert!(d.seen_codes().contains(&Code::parse("I61.8").unwrap()));
     assert_eq!(d.unseen_codes(Split::Test), code_set(&["K21.9", "R50.9"]));
+}
+
+#[test]
+fn an_mdace_training_note_that_a_mimic_test_note_repeats_is_found_and_left_out() {
+    // The same stay in both: MIMIC-IV's test row 105 holds MDACE training note 25762 as
+    // Edin et al.'s preparation writes text (lower case, no punctuation, no standalone numbers).
+    let dir = tempfile::tempdir().unwrap();
+    let (prepared, _) = icdbench::data::preprocess::edin(N25762);
+    let mut texts = MIMIC_TEXTS;
+    texts[4] = &prepared;
+    mimic_fixture_texts(dir.path(), "feather", texts);
+    mdace_fixture(dir.path());
+    let mdace = MDACE_SOURCE.replace("kind = \"mdace\"\n", "");
+    let source = format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"\n\n[data.source.mdace]\n{mdace}");
+    let exp = experiment(dir.path(), &source);
+    let (d, report) = load(&exp).unwrap();
+    // Left out before training: 3 MIMIC training notes remain, the MDACE one is gone with its evidence.
+    assert_eq!(counts(&d), [3, 1, 2]);
+    assert!(d.documents.iter().all(|x| !x.id.starts_with("mdace-")));
+    let leak = report.leakage.as_ref().expect("the check ran");
+    assert_eq!(leak.pairs.len(), 1, "{:?}", leak.pairs);
+    assert_eq!((leak.pairs[0].0.as_str(), leak.pairs[0].1.as_str()), ("mdace-100197_25762", "105"));
+    assert!(leak.pairs[0].2 > 0.95, "punctuation, case and numbers do not hide it: {}", leak.pairs[0].2);
+    assert_eq!(report.skipped[icdbench::data::leakage::EXCLUDED], vec!["mdace-100197_25762".to_string()]);
+    assert!(report.summary().contains("1 left out: training note near-duplicating a held-out note"), "{}", report.summary());
+    // `report` keeps the note and says so; the untouched fixture has no pair.
+    std::fs::write(&exp, std::fs::read_to_string(&exp).unwrap() + "\n[data.leakage]\naction = \"report\"\n").unwrap();
+    let (kept, report) = load(&exp).unwrap();
+    assert_eq!(counts(&kept), [4, 1, 2]);
+    assert!(report.summary().contains("near-duplicates kept: 4 training notes against 3 held-out notes"), "{}", report.summary());
+    let clean = tempfile::tempdir().unwrap();
+    mimic_fixture(clean.path(), "feather");
+    mdace_fixture(clean.path());
+    let (_, report) = load(&experiment(clean.path(), &source)).unwrap();
+    assert_eq!(report.leakage.map(|l| l.pairs.len()), Some(0));
+}
+
+#[test]
+fn raw_mdace_notes_beside_prepared_mimic_notes_are_two_styles_until_edin_preprocess() {
+    let dir = tempfile::tempdir().unwrap();
+    mimic_fixture(dir.path(), "feather");
+    mdace_fixture(dir.path());
+    let mdace = MDACE_SOURCE.replace("kind = \"mdace\"\n", "");
+    let source = format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"\n\n[data.source.mdace]\n{mdace}");
+    let exp = experiment(dir.path(), &source);
+    let (_, report) = load(&exp).unwrap();
+    let styles = report.text_styles.as_ref().unwrap();
+    // Row 101 keeps a full stop and a standalone "2" (raw), 102 and 103 are prepared, the MDACE note is raw.
+    assert_eq!(styles.splits["train"], (2, 2));
+    assert_eq!((styles.splits["val"], styles.splits["test"]), ((1, 0), (2, 0)));
+    assert!(report.summary().contains("notes in two text styles (test prepared, train mixed (2 prepared, 2 raw), val prepared)"), "{}", report.summary());
+    // Edin et al.'s preparation for every note: one style, evidence moved with the text.
+    let text = std::fs::read_to_string(&exp).unwrap().replace("[data.source]\n", "[data]\npreprocess = \"edin\"\n\n[data.source]\n");
+    std::fs::write(&exp, text).unwrap();
+    let (d, report) = load(&exp).unwrap();
+    assert_eq!(report.text_styles.as_ref().unwrap().splits["train"], (4, 0));
+    assert!(!report.summary().contains("two text styles"), "{}", report.summary());
+    let note = doc(&d, "mdace-100197_25762");
+    assert!(note.evidence.iter().any(|e| e.text == "right iph"), "{:?}", note.evidence);
 }
 
 #[test]
@@ -567,7 +634,26 @@ fn edin_fixture(dir: &Path, extra: &str) -> PathBuf {
     for f in ["mimiciv_icd10.feather", "mimiciv_icd10_split.feather", "discharge.csv.gz"] {
         std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
     }
-    experiment(dir, &format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\n{extra}"))
+    // The loader's tests keep every row: the near-duplicate check reports, and its own test below excludes.
+    experiment(dir, &format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\n{extra}\n\n[data.leakage]\naction = \"report\""))
+}
+
+#[test]
+fn the_edin_fixture_holds_one_near_duplicate_pair_and_the_default_leaves_its_training_note_out() {
+    // The fixture's notes come from templates: training note 21010026 repeats most of test-side
+    // note 26232093 (estimated Jaccard 0.86 over word 5-shingles).
+    let dir = tempfile::tempdir().unwrap();
+    let exp = edin_fixture(dir.path(), "");
+    let (_, report) = load(&exp).unwrap();
+    let leak = report.leakage.unwrap();
+    assert_eq!((leak.training_notes, leak.held_out_notes), (47, 20));
+    assert_eq!(leak.pairs.iter().map(|p| (p.0.as_str(), p.1.as_str())).collect::<Vec<_>>(), vec![("21010026", "26232093")]);
+    assert!((0.8..0.9).contains(&leak.pairs[0].2), "{}", leak.pairs[0].2);
+    assert!(leak.excluded.is_empty());
+    std::fs::write(&exp, std::fs::read_to_string(&exp).unwrap().replace("action = \"report\"", "action = \"exclude\"")).unwrap();
+    let (d, report) = load(&exp).unwrap();
+    assert_eq!(counts(&d), [46, 7, 13]);
+    assert_eq!(report.leakage.unwrap().excluded, vec!["21010026".to_string()]);
 }
 
 fn occurrences(d: &Dataset) -> usize {
@@ -679,10 +765,14 @@ fn long_notes_without_evidence_are_truncated_never_windowed() {
         if let Some(line) = log.lines().find(|l| l.contains("long documents:")) {
             truncated.push(line.split("long documents: ").nth(1).unwrap().to_string());
             assert!(log.contains("examples: ") && log.contains(" document windows (0 truncated"), "{log}");
+            // One text style: the table's notes are prepared, and so are the description spans.
+            assert!(log.contains("spans written as data.preprocess = \"edin\" writes notes (0 left as written"), "{log}");
+            assert!(log.contains("leakage: ") && log.contains("(most similar: 21010026 ~ 26232093, 0.86); 1 training notes left out"), "{log}");
         }
     }
     truncated.sort();
-    // Diagnoses only: 46 notes (one has procedures only); diagnoses + procedures: all 47.
+    // Diagnoses only: 46 notes (one has procedures only); diagnoses + procedures: all 47; each
+    // less the training note that near-duplicates a held-out note (left out by data.leakage).
     assert_eq!(truncated.len(), 2, "{truncated:?}");
-    assert!(truncated[0].starts_with("46 truncated to their first 160 tokens") && truncated[1].starts_with("47 truncated to their first 160 tokens"), "{truncated:?}");
+    assert!(truncated[0].starts_with("45 truncated to their first 160 tokens") && truncated[1].starts_with("46 truncated to their first 160 tokens"), "{truncated:?}");
 }

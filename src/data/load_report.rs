@@ -25,11 +25,22 @@ pub struct LoadReport {
     /// Other changes the loader made on request (rare codes removed, texts truncated).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Each split's notes by text style (Edin et al.'s prepared text, or raw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_styles: Option<super::preprocess::TextStyles>,
+    /// The near-duplicate check between training and held-out notes (`[data.leakage]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leakage: Option<super::leakage::LeakageReport>,
 }
 
 impl LoadReport {
     pub fn is_clean(&self) -> bool {
-        self.unknown_codes.is_empty() && self.mismatched_evidence.is_empty() && self.out_of_range_evidence.is_empty() && self.skipped.is_empty() && self.notes.is_empty()
+        self.unknown_codes.is_empty()
+            && self.mismatched_evidence.is_empty()
+            && self.out_of_range_evidence.is_empty()
+            && self.skipped.is_empty()
+            && self.notes.is_empty()
+            && self.leakage.as_ref().is_none_or(|l| l.pairs.is_empty())
     }
 
     /// Counts a gold code the table does not know (it stays a label), with its reason.
@@ -81,6 +92,9 @@ impl LoadReport {
             parts.push(format!("{} left out: {reason} (e.g. {})", ids.len(), some.join(", ")));
         }
         parts.extend(self.notes.iter().cloned());
+        if let Some(l) = self.leakage.as_ref().filter(|l| !l.pairs.is_empty() && l.excluded.is_empty()) {
+            parts.push(format!("near-duplicates kept: {}", l.describe()));
+        }
         parts.join("; ")
     }
 }

@@ -6,6 +6,7 @@
 pub mod codiesp;
 pub mod export;
 pub mod jsonl;
+pub mod leakage;
 pub mod load_report;
 pub mod mdace;
 pub mod mimic;
@@ -256,6 +257,17 @@ pub fn load(config: &Data, base_dir: &std::path::Path, codes: &CodeSet) -> Resul
             "preprocess = \"edin\": texts lower-cased, punctuation and standalone numbers removed (Edin et al.'s MIMIC preparation){}",
             if dropped > 0 { format!("; {dropped} evidence spans left with no text dropped") } else { String::new() }
         ));
+    }
+    let styles = preprocess::TextStyles::of(&dataset.documents);
+    if let Some(mismatch) = styles.mismatch() {
+        report.notes.push(mismatch);
+    }
+    report.text_styles = Some(styles);
+    if let Some(found) = leakage::check(&mut dataset, &config.leakage) {
+        for id in &found.excluded {
+            report.skip(leakage::EXCLUDED, id.clone());
+        }
+        report.leakage = Some(found);
     }
     Ok((dataset, report))
 }

@@ -83,8 +83,68 @@ pub fn apply_edin(docs: &mut [Document]) -> usize {
     dropped
 }
 
+/// How a note is written: as Edin et al.'s preparation writes it (lower-case letters,
+/// digits inside words and single spaces only), or raw.
+pub fn is_prepared(text: &str) -> bool {
+    text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == ' ')
+}
+
+/// The text styles of a dataset's splits, and whether training and held-out notes differ.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TextStyles {
+    /// Split → (prepared notes, raw notes).
+    pub splits: std::collections::BTreeMap<String, (usize, usize)>,
+}
+
+impl TextStyles {
+    pub fn of(docs: &[Document]) -> TextStyles {
+        let mut splits: std::collections::BTreeMap<String, (usize, usize)> = std::collections::BTreeMap::new();
+        for d in docs.iter().filter(|d| !d.text.is_empty()) {
+            let e = splits.entry(d.split.to_string()).or_default();
+            if is_prepared(&d.text) {
+                e.0 += 1;
+            } else {
+                e.1 += 1;
+            }
+        }
+        TextStyles { splits }
+    }
+
+    /// A split's style in words: "prepared", "raw", or "mixed (p prepared, r raw)".
+    fn style(&(prepared, raw): &(usize, usize)) -> String {
+        match (prepared, raw) {
+            (_, 0) => "prepared".into(),
+            (0, _) => "raw".into(),
+            _ => format!("mixed ({prepared} prepared, {raw} raw)"),
+        }
+    }
+
+    /// Why a model would read two surface forms, or `None` when every split reads one style.
+    pub fn mismatch(&self) -> Option<String> {
+        let styles: std::collections::BTreeSet<String> = self.splits.values().map(Self::style).collect();
+        (styles.len() > 1 || styles.iter().any(|s| s.starts_with("mixed"))).then(|| {
+            let each: Vec<String> = self.splits.iter().map(|(split, c)| format!("{split} {}", Self::style(c))).collect();
+            format!(
+                "notes in two text styles ({}): a model learns one surface form and is tested on another; set data.preprocess = \"edin\" to write every note (and span) as Edin et al.'s preparation does",
+                each.join(", ")
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn styles_of_splits_and_their_mismatch() {
+        let doc = |split: crate::data::Split, text: &str| Document { id: text.into(), split, text: text.into(), codes: Vec::new(), evidence: Vec::new() };
+        assert!(is_prepared("right iph with intraventricular extension dm2") && !is_prepared("Right IPH.") && !is_prepared("two  spaces\n"));
+        let same = TextStyles::of(&[doc(crate::data::Split::Train, "a note"), doc(crate::data::Split::Test, "another note")]);
+        assert_eq!(same.mismatch(), None);
+        let two = TextStyles::of(&[doc(crate::data::Split::Train, "a note"), doc(crate::data::Split::Train, "A raw note."), doc(crate::data::Split::Test, "another note")]);
+        let m = two.mismatch().unwrap();
+        assert!(m.contains("test prepared, train mixed (1 prepared, 1 raw)") && m.contains("data.preprocess = \"edin\""), "{m}");
+    }
+
     use super::*;
 
     fn pre(s: &str) -> String {

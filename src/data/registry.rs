@@ -5,6 +5,7 @@
 //! `sources!` list below registers it under its `kind`: adding a source is one new file and
 //! one line in that list (the test-only `toy` source shows it).
 
+use super::leakage::Leakage;
 use super::source::{Input, Source};
 use super::{DataError, Dataset, Split};
 use crate::schema::Checker;
@@ -72,6 +73,10 @@ pub struct Data {
     /// read any benchmark the way their MIMIC-IV table reads. Default `"none"`.
     #[serde(default, skip_serializing_if = "Preprocess::is_none")]
     pub preprocess: Preprocess,
+    /// The near-duplicate check between training notes and held-out notes: found pairs
+    /// reported, their training notes left out unless `action = "report"` or `"off"`.
+    #[serde(default, skip_serializing_if = "Leakage::is_default")]
+    pub leakage: Leakage,
 }
 
 /// Text pre-processing applied after loading.
@@ -95,7 +100,7 @@ fn default_code_table() -> String {
 
 impl Default for Data {
     fn default() -> Self {
-        Data { source: DataSource::default(), code_table: default_code_table(), preprocess: Preprocess::None }
+        Data { source: DataSource::default(), code_table: default_code_table(), preprocess: Preprocess::None, leakage: Leakage::default() }
     }
 }
 
@@ -132,6 +137,10 @@ impl Data {
     /// input is there (files relative to `base`).
     pub fn check(&self, c: &mut Checker, base: &Path) {
         self.source.source().check(c, "data.source", base);
+        if !(self.leakage.threshold > 0.0 && self.leakage.threshold <= 1.0) {
+            c.fail("data.leakage.threshold", format!("a Jaccard similarity above 0 and at most 1, got {}", self.leakage.threshold));
+        }
+        c.positive("data.leakage.shingle_words", self.leakage.shingle_words);
         if !c.check_inputs {
             return;
         }

@@ -210,6 +210,9 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     if !load_report.is_clean() {
         log.line(format!("data warnings: {}", load_report.summary()));
     }
+    if let Some(l) = &load_report.leakage {
+        log.line(format!("leakage: {}", l.describe()));
+    }
     let splits: Vec<(Split, String)> = run.spec.eval.splits.iter().filter_map(|s| Split::parse(s).map(|p| (p, s.clone()))).collect();
     data::registry::require_splits(&run.spec.data.config, dataset, &splits.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
 

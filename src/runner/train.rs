@@ -4,6 +4,8 @@
 use super::pretrain::{self, PretrainRecord};
 use super::stage::{RunError, RunLog, RunOptions};
 use crate::config::{Backbone, DocumentSampling, Expansion, LongDocuments, MixStrategy, PromptChoice, SpanFormat, TrainMode};
+use crate::data::preprocess;
+use crate::data::registry::Preprocess;
 use crate::data::{Dataset, Split};
 use crate::expand::llm::LlmWriter;
 use crate::expand::{expand, ExpandContext, ExpansionReport};
@@ -261,6 +263,22 @@ pub(super) fn train(
             .iter()
             .map(|e| SpanExample { span: e.span.clone(), context: e.context.clone(), codes: vec![e.code.clone()], source: format!("{:?}", e.strategy) })
             .collect();
+        // One text style per run: spans written as the notes are (a span that preparation
+        // would empty, all digits, stays as written and is counted).
+        let mut spans = spans;
+        if run.spec.data.config.preprocess == Preprocess::Edin {
+            let mut kept_raw = 0usize;
+            for s in &mut spans {
+                let prepared = preprocess::edin(&s.span).0;
+                if prepared.is_empty() {
+                    kept_raw += 1;
+                } else {
+                    s.span = prepared;
+                }
+                s.context = s.context.as_deref().map(|c| preprocess::edin(c).0);
+            }
+            log.line(format!("spans written as data.preprocess = \"edin\" writes notes ({kept_raw} left as written: nothing would remain)"));
+        }
         if spec.mix.uses_spans() {
             trained_spans.extend(spans.iter().flat_map(|s| s.codes.iter().map(move |c| (one_line_lower(&s.span), c.clone()))));
         }
