@@ -173,10 +173,17 @@ impl StageKeys {
         let e = &spec.eval;
         // Baselines have no decoding settings; a model's split predictions depend on all of these.
         let decoding = match spec.system {
-            SystemSpec::Model(_) => serde_json::json!({
-                "chunk_tokens": e.chunk_tokens(), "chunk_overlap": e.chunk_overlap(), "max_new_tokens": e.max_new_tokens,
-                "constrained": e.constrained, "batch_size": e.batch_size, "probe_spans": e.probe_spans,
-            }),
+            SystemSpec::Model(_) => {
+                let mut d = serde_json::json!({
+                    "chunk_tokens": e.chunk_tokens(), "chunk_overlap": e.chunk_overlap(), "max_new_tokens": e.max_new_tokens,
+                    "constrained": e.constrained, "batch_size": e.batch_size, "probe_spans": e.probe_spans,
+                });
+                // Keyed only when set, so keys of runs that read whole notes stay as they were.
+                if !e.read.is_windows() {
+                    d["read"] = serde_json::json!(e.read);
+                }
+                d
+            }
             SystemSpec::Baseline(_) => serde_json::Value::Null,
         };
         let predict = e

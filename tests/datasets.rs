@@ -768,6 +768,9 @@ fn long_notes_without_evidence_are_truncated_never_windowed() {
             // One text style: the table's notes are prepared, and so are the description spans.
             assert!(log.contains("spans written as data.preprocess = \"edin\" writes notes (0 left as written"), "{log}");
             assert!(log.contains("leakage: ") && log.contains("(most similar: 21010026 ~ 26232093, 0.86); 1 training notes left out"), "{log}");
+            // Test notes are read as training read them, and what neither read is counted.
+            assert!(log.contains("test: notes read by their first window: ") && log.contains(" 13 notes cut"), "{log}");
+            assert!(!log.contains("test notes are read whole in windows"), "{log}");
         }
     }
     truncated.sort();

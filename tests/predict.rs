@@ -63,7 +63,7 @@ fn invalid_codes(text: &str, trie: &CodeTrie) -> Vec<String> {
 }
 
 fn config(constrained: bool) -> PredictConfig {
-    PredictConfig { chunk_tokens: 32, chunk_overlap: 8, max_new_tokens: 16, batch_size: 2, constrained, temperature: 1.0, seed: 5 }
+    PredictConfig { chunk_tokens: 32, chunk_overlap: 8, max_new_tokens: 16, batch_size: 2, constrained, temperature: 1.0, seed: 5, first_window_only: false }
 }
 
 /// A short instruction keeps the prompts (and the test) small.
@@ -115,6 +115,30 @@ fn predicts_every_document_in_order_with_only_valid_codes_when_constrained() {
     for p in &free.predictions {
         assert!(p.invalid.iter().all(|s| icdbench::icd::Code::parse(s).map_or(true, |c| !codes.contains(&c))), "{:?}", p.invalid);
     }
+}
+
+#[test]
+fn first_window_reading_reads_one_window_a_note_and_counts_what_it_leaves() {
+    let (_vs, model, tok, codes, docs) = setup();
+    let refs: Vec<&Document> = docs.iter().collect();
+    let formatter = formatter(PromptStyle::Chat);
+    // Greedy: a note's answer does not depend on which notes share its batch.
+    let cfg = PredictConfig { temperature: 0.0, ..config(true) };
+    let whole = predict_documents(&model, &tok, &formatter, codes, &refs, &cfg, false).unwrap();
+    let first = predict_documents(&model, &tok, &formatter, codes, &refs, &PredictConfig { first_window_only: true, ..cfg.clone() }, false).unwrap();
+    let all: Vec<Vec<icdbench::predict::Window>> = docs.iter().map(|d| windows(&d.text, &tok, cfg.chunk_tokens, cfg.chunk_overlap)).collect();
+    let note_tokens: usize = docs.iter().map(|d| icdbench::predict::count_tokens(&tok, &d.text)).sum();
+    // Whole: every window read, nothing left; first window: one window a note, the rest counted.
+    assert_eq!((whole.stats.note_tokens, whole.stats.unread_tokens, whole.stats.notes_cut), (note_tokens, 0, 0));
+    assert_eq!(first.stats.windows, docs.len());
+    let long: Vec<usize> = (0..docs.len()).filter(|&i| all[i].len() > 1).collect();
+    assert_eq!(first.stats.notes_cut, long.len());
+    let unread: usize = long.iter().map(|&i| icdbench::predict::count_tokens(&tok, docs[i].slice_chars(all[i][0].end_char, docs[i].text.chars().count()).unwrap())).sum();
+    assert_eq!((first.stats.note_tokens, first.stats.unread_tokens), (note_tokens, unread));
+    assert!(unread > 0);
+    // A note of one window is read the same way by both.
+    let short = (0..docs.len()).find(|&i| all[i].len() == 1).unwrap();
+    assert_eq!(first.predictions[short].raw, whole.predictions[short].raw);
 }
 
 #[test]

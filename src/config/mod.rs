@@ -524,6 +524,27 @@ pub struct Eval {
     /// Model runs: gold mentions of each evaluated split coded one at a time, outside their
     /// note (the span probe); at most this many distinct (mention, code) pairs; 0 = off.
     pub probe_spans: usize,
+    /// How a note longer than one window is read: `windows` (default) reads all of it in
+    /// overlapping windows and joins their answers; `first_window` reads its first window
+    /// only, as training reads a long note without evidence (every MIMIC-IV note) — one
+    /// view of a note on both sides. Each split's record gives the share of tokens not read.
+    #[serde(skip_serializing_if = "ReadNotes::is_windows")]
+    pub read: ReadNotes,
+}
+
+/// `eval.read`: how test notes longer than one window are read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadNotes {
+    #[default]
+    Windows,
+    FirstWindow,
+}
+
+impl ReadNotes {
+    pub fn is_windows(&self) -> bool {
+        *self == ReadNotes::Windows
+    }
 }
 
 /// Window length of a run that trains no model, unless `eval.chunk_tokens` says otherwise.
@@ -565,6 +586,7 @@ impl Default for Eval {
             constrained: true,
             batch_size: 8,
             probe_spans: 200,
+            read: ReadNotes::Windows,
         }
     }
 }

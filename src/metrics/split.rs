@@ -48,6 +48,23 @@ pub struct SplitMetrics {
     /// A model's answers cut short by the generation limit (set by the runner from the predict stage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers_cut: Option<AnswersCut>,
+    /// How much of the notes' text a model read (set by the runner from the predict stage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<Reading>,
+}
+
+/// The text a model read of a split's notes (`eval.read`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// `windows` or `first_window`.
+    pub policy: String,
+    /// Tokens of the notes' text, and of them the tokens not read.
+    pub note_tokens: usize,
+    pub unread_tokens: usize,
+    /// `unread_tokens / note_tokens`.
+    pub unread_share: f64,
+    /// Notes that lost some text.
+    pub notes_cut: usize,
 }
 
 /// Fewer unseen codes than this and the unseen columns are flagged: a macro-F1 over a
@@ -175,7 +192,7 @@ pub fn score_split(
     } else {
         None
     };
-    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)), by_mention, unseen_errors, probe: None, unseen_gold, answers_cut: None })
+    Ok(SplitMetrics { n_docs: docs.len(), sets: report, evidence, ranking, invalid_predictions: Some(InvalidPredictions::count(preds)), by_mention, unseen_errors, probe: None, unseen_gold, answers_cut: None, reading: None })
 }
 
 #[cfg(test)]

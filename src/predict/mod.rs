@@ -45,11 +45,13 @@ pub struct PredictConfig {
     pub temperature: f64,
     /// Seeds sampling (greedy ignores it).
     pub seed: u64,
+    /// Read only each note's first window (`eval.read = "first_window"`); the rest is counted, not read.
+    pub first_window_only: bool,
 }
 
 impl Default for PredictConfig {
     fn default() -> Self {
-        PredictConfig { chunk_tokens: 1536, chunk_overlap: 128, max_new_tokens: 256, batch_size: 8, constrained: true, temperature: 0.0, seed: 0 }
+        PredictConfig { chunk_tokens: 1536, chunk_overlap: 128, max_new_tokens: 256, batch_size: 8, constrained: true, temperature: 0.0, seed: 0, first_window_only: false }
     }
 }
 
@@ -71,6 +73,14 @@ pub struct PredictStats {
     /// answers are cut short, and codes they would have listed next are missing.
     #[serde(default)]
     pub cut_by_limit: usize,
+    /// Tokens of the notes' text, and of them the tokens no window read
+    /// (`eval.read = "first_window"`), with the notes that lost some.
+    #[serde(default)]
+    pub note_tokens: usize,
+    #[serde(default)]
+    pub unread_tokens: usize,
+    #[serde(default)]
+    pub notes_cut: usize,
     /// Decoding was constrained to the code set.
     pub constrained: bool,
 }
@@ -83,6 +93,9 @@ impl PredictStats {
         self.said_none += other.said_none;
         self.unterminated += other.unterminated;
         self.cut_by_limit += other.cut_by_limit;
+        self.note_tokens += other.note_tokens;
+        self.unread_tokens += other.unread_tokens;
+        self.notes_cut += other.notes_cut;
         self.constrained |= other.constrained;
     }
 }
@@ -228,7 +241,18 @@ pub fn predict_documents(
     progress: bool,
 ) -> Result<PredictOutput, PredictError> {
     check(cfg)?;
-    let doc_windows: Vec<Vec<Window>> = docs.iter().map(|d| windows(&d.text, tok, cfg.chunk_tokens, cfg.chunk_overlap)).collect();
+    let mut doc_windows: Vec<Vec<Window>> = docs.iter().map(|d| windows(&d.text, tok, cfg.chunk_tokens, cfg.chunk_overlap)).collect();
+    // What each note holds, and what first-window reading leaves unread.
+    let mut reading = PredictStats::default();
+    for (d, ws) in docs.iter().zip(doc_windows.iter_mut()) {
+        reading.note_tokens += count_tokens(tok, &d.text);
+        if cfg.first_window_only && ws.len() > 1 {
+            let end = ws[0].end_char;
+            ws.truncate(1);
+            reading.notes_cut += 1;
+            reading.unread_tokens += d.slice_chars(end, d.text.chars().count()).map_or(0, |rest| count_tokens(tok, rest));
+        }
+    }
     let mut prompts = Vec::new();
     for (doc, ws) in docs.iter().zip(&doc_windows) {
         for window in ws {
@@ -238,7 +262,7 @@ pub fn predict_documents(
     }
     let (texts, cut, throughput) = generate_all(model, tok, formatter, codes, prompts, cfg, progress)?;
     let mut texts = texts.into_iter();
-    let mut stats = PredictStats { constrained: cfg.constrained, cut_by_limit: cut.iter().filter(|c| **c).count(), ..PredictStats::default() };
+    let mut stats = PredictStats { constrained: cfg.constrained, cut_by_limit: cut.iter().filter(|c| **c).count(), ..reading };
     let mut predictions = Vec::with_capacity(docs.len());
     for (doc, ws) in docs.iter().zip(&doc_windows) {
         let outs: Vec<String> = texts.by_ref().take(ws.len()).collect();
@@ -534,7 +558,7 @@ mod tests {
         for e in &p.evidence {
             assert_eq!(doc.slice_chars(e.start, e.end), Some(e.text.as_str()));
         }
-        assert_eq!(stats, PredictStats { windows: 2, rejected_codes: 1, unlocated_evidence: 1, said_none: 0, unterminated: 0, cut_by_limit: 0, constrained: false });
+        assert_eq!(stats, PredictStats { windows: 2, rejected_codes: 1, unlocated_evidence: 1, said_none: 0, unterminated: 0, cut_by_limit: 0, note_tokens: 0, unread_tokens: 0, notes_cut: 0, constrained: false });
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use crate::metrics::split::{score_split, SplitMetrics, RANKING_KS};
 use crate::data::jsonl::{write_predictions, LoadReport};
 use crate::data::{self, CodeTable, Dataset, Split};
 use crate::metrics;
-use crate::metrics::split::{AnswersCut, FEW_UNSEEN_CODES};
+use crate::metrics::split::{AnswersCut, Reading, FEW_UNSEEN_CODES};
 use crate::plan::{DataSpec, PlannedRun, SystemSpec};
 use crate::store::{self, record, Lock, RunPaths, StoreError, TryLock};
 use serde::Serialize;
@@ -364,6 +364,14 @@ fn score_splits(run: &PlannedRun, paths: &RunPaths, splits: &[(Split, String)], 
             let p = store::read_json::<PredictRecord>(&stats)?;
             if let Some(budget) = &p.max_new_tokens {
                 scored.answers_cut = Some(AnswersCut { windows: p.stats.windows, cut: p.stats.cut_by_limit, max_new_tokens: budget.tokens });
+                let st = &p.stats;
+                scored.reading = Some(Reading {
+                    policy: serde_json::to_value(run.spec.eval.read).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+                    note_tokens: st.note_tokens,
+                    unread_tokens: st.unread_tokens,
+                    unread_share: st.unread_tokens as f64 / st.note_tokens.max(1) as f64,
+                    notes_cut: st.notes_cut,
+                });
             }
             scored.probe = p.probe;
         }

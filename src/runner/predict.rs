@@ -3,7 +3,7 @@
 
 use super::train::Trained;
 use super::stage::{RunError, RunLog, RunOptions};
-use crate::config::{Eval, SpanFormat, TrainMode, DOCUMENT_PROMPT_TOKENS, PROMPT_OVERHEAD_TOKENS};
+use crate::config::{Eval, ReadNotes, SpanFormat, TrainMode, DOCUMENT_PROMPT_TOKENS, PROMPT_OVERHEAD_TOKENS};
 use crate::data::jsonl::Prediction;
 use crate::data::{Dataset, Document, Split};
 use crate::icd::{Code, CodeSet};
@@ -72,6 +72,21 @@ fn window_mismatch(spec: &ModelSpec, chunk_tokens: usize) -> Option<String> {
     })
 }
 
+/// Training read long notes by their beginning while test notes are read whole, or the
+/// other way round: said in words.
+fn read_mismatch(eval: &Eval, trained: &super::train::ModelRecord) -> Option<String> {
+    match (eval.read, trained.truncated_documents) {
+        (ReadNotes::Windows, n) if n > 0 => Some(format!(
+            "training read {n} long notes by their first window, test notes are read whole in windows (eval.read = \"windows\"): set eval.read = \"first_window\" for one view of a note"
+        )),
+        (ReadNotes::FirstWindow, 0) if trained.document_examples > 0 && trained.windowed_documents > 0 => Some(format!(
+            "training read {} long notes whole in windows, test notes by their first window (eval.read = \"first_window\")",
+            trained.windowed_documents
+        )),
+        _ => None,
+    }
+}
+
 /// Predicts the splits in `todo` with the trained model.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn predict(
@@ -94,13 +109,15 @@ pub(super) fn predict(
         constrained: run.spec.eval.constrained,
         temperature: 0.0,
         seed,
+        first_window_only: run.spec.eval.read == ReadNotes::FirstWindow,
     };
     let budget = answer_budget(&run.spec.eval, dataset, formatter, tok, model.config.max_position_embeddings, pcfg.chunk_tokens)?;
     let pcfg = PredictConfig { max_new_tokens: budget.tokens, ..pcfg };
     if run.spec.eval.max_new_tokens.is_none() {
         log.line(format!("answers: at most {} tokens a window ({})", budget.tokens, budget.from));
     }
-    let mismatch = window_mismatch(spec, pcfg.chunk_tokens);
+    let mismatch = [window_mismatch(spec, pcfg.chunk_tokens), read_mismatch(&run.spec.eval, &trained.record)].into_iter().flatten().collect::<Vec<_>>();
+    let mismatch = (!mismatch.is_empty()).then(|| mismatch.join("; "));
     if let Some(m) = &mismatch {
         log.line(format!("windows: {m}"));
     }
@@ -116,6 +133,15 @@ pub(super) fn predict(
             out.stats.rejected_codes,
             out.stats.cut_by_limit,
             pcfg.max_new_tokens
+        ));
+        let st = &out.stats;
+        log.line(format!(
+            "{split}: notes read {}: {} of {} note tokens not read ({:.1}%), {} notes cut",
+            if pcfg.first_window_only { "by their first window" } else { "whole, in windows" },
+            st.unread_tokens,
+            st.note_tokens,
+            100.0 * st.unread_tokens as f64 / st.note_tokens.max(1) as f64,
+            st.notes_cut
         ));
         let probe = probe(model, tok, formatter, codes, dataset, &docs, spec, &pcfg, &run.spec.eval, trained_spans, log)?;
         predictions.push((split, out.predictions, PredictRecord { inference: out.throughput, stats: out.stats, probe, window_mismatch: mismatch.clone(), max_new_tokens: Some(budget.clone()) }));

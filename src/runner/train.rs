@@ -47,6 +47,12 @@ pub struct ModelRecord {
     /// Tokens of those documents past the cut: never read in training.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub truncated_tokens: usize,
+    /// Training documents longer than the training length read whole in windows.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub windowed_documents: usize,
+    /// Tokens of the training documents' text, read or not.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub document_tokens_total: usize,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -236,6 +242,8 @@ pub(super) fn train(
         document_examples: 0,
         truncated_documents: 0,
         truncated_tokens: 0,
+        windowed_documents: 0,
+        document_tokens_total: 0,
     };
 
     if spec.train.mode == TrainMode::Finetune {
@@ -285,8 +293,9 @@ pub(super) fn train(
         // Documents that fit the training length whole, or in windows, or truncated.
         let budget = spec.train.document_window();
         let mut docs: Vec<DocExample> = Vec::new();
-        let (mut truncated_docs, mut truncated_tokens) = (0usize, 0usize);
+        let (mut truncated_docs, mut truncated_tokens, mut windowed_docs, mut total_tokens) = (0usize, 0usize, 0usize, 0usize);
         for d in dataset.split(Split::Train) {
+            total_tokens += predict::count_tokens(&tok, &d.text);
             let windows = predict::windows(&d.text, &tok, budget, budget / 8);
             let truncate = match spec.train.long_documents {
                 LongDocuments::Auto => d.evidence.is_empty(),
@@ -301,14 +310,20 @@ pub(super) fn train(
                 truncated_tokens += d.slice_chars(end, d.text.chars().count()).map_or(0, |rest| predict::count_tokens(&tok, rest));
                 docs.extend(DocExample::truncated(d, end));
             } else {
+                windowed_docs += 1;
                 docs.extend(windows.iter().filter_map(|w| DocExample::from_window(d, w.start_char, w.end_char)));
             }
         }
         if truncated_docs > 0 {
-            log.line(format!("long documents: {truncated_docs} truncated to their first {budget} tokens ({truncated_tokens} tokens not read)"));
+            log.line(format!(
+                "long documents: {truncated_docs} truncated to their first {budget} tokens ({truncated_tokens} tokens not read, {:.1}% of the training notes' {total_tokens})",
+                100.0 * truncated_tokens as f64 / total_tokens.max(1) as f64
+            ));
         }
         record.truncated_documents = truncated_docs;
         record.truncated_tokens = truncated_tokens;
+        record.windowed_documents = windowed_docs;
+        record.document_tokens_total = total_tokens;
         // Span examples through the span task, or as short notes through the document task, as
         // this run's mix says (a token-matched run's: the mix whose tokens it matches).
         let span_mix = if spec.mix.uses_spans() { &spec.mix } else { spec.train.match_tokens_of.as_ref().unwrap_or(&spec.mix) };
