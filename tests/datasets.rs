@@ -6,7 +6,7 @@ use icdbench::data::jsonl::LoadReport;
 use icdbench::data::{self, Dataset, Document, Split};
 use icdbench::icd::Code;
 use polars::prelude::*;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Writes `experiment.toml` with the given `[data.source]` body and loads its data.
@@ -778,4 +778,99 @@ fn long_notes_without_evidence_are_truncated_never_windowed() {
     // less the training note that near-duplicates a held-out note (left out by data.leakage).
     assert_eq!(truncated.len(), 2, "{truncated:?}");
     assert!(truncated[0].starts_with("45 truncated to their first 160 tokens") && truncated[1].starts_with("46 truncated to their first 160 tokens"), "{truncated:?}");
+}
+
+// ---------------------------------------------------------------- the paper configs, end to end
+
+/// `experiments/paper/` as committed, pointed at the fixtures: the committed Edin-layout
+/// MIMIC-IV table and an MDACE chart set with its NOTEEVENTS, the tiny backbone in place of
+/// Llama-3.1-8B, a short training, and table spans over the pool in place of every billable
+/// code (`coverage = "all"` expands ~150,000 codes). Everything else — arms, budgets, span
+/// weights, text style, leakage check, reading policy, derived answer budget, baselines —
+/// is the committed files'.
+#[test]
+fn the_paper_configs_run_end_to_end_on_the_fixtures() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let paper = root.path().join("experiments/paper");
+    std::fs::create_dir_all(data.join("mimiciv_icd10")).unwrap();
+    std::fs::create_dir_all(paper.join("shared")).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mimic");
+    for f in ["mimiciv_icd10.feather", "mimiciv_icd10_split.feather"] {
+        std::fs::copy(fixture.join(f), data.join("mimiciv_icd10").join(f)).unwrap();
+    }
+    mdace_fixture(&data);
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/paper");
+    let shared = std::fs::read_to_string(committed.join("shared/mimiciv-mdace.toml")).unwrap();
+    let train_at = shared.find("\n[train]\n").unwrap();
+    let eval_at = shared.find("\n[eval]\n").unwrap();
+    let shared = format!(
+        "{}\n[train]\nepochs = 1.0\nbatch_size = 8\nlr = 3e-3\nwarmup_steps = 2\nmax_length = 320\ncheckpoint_every = 50\n{}",
+        &shared[..train_at],
+        &shared[eval_at..]
+    )
+    .replace("name = \"../../data/Meta-Llama-3.1-8B-Instruct\"\ndevice = \"auto\"", "name = \"tiny\"\ndevice = \"cpu\"\ntiny = { layers = 2, hidden = 64, heads = 2, kv_heads = 1, intermediate = 128, vocab = 1000 }")
+    .replace("../../data/mimiciii/NOTEEVENTS.csv.gz", "../../data/NOTEEVENTS.csv")
+    .replace("bootstrap_samples = 1000", "bootstrap_samples = 50");
+    assert!(shared.contains("name = \"tiny\"") && shared.contains("NOTEEVENTS.csv\""), "{shared}");
+    std::fs::write(paper.join("shared/mimiciv-mdace.toml"), shared).unwrap();
+    let mut files = Vec::new();
+    for name in ["mimiciv-mdace-span-vs-document.toml", "mimiciv-mdace-expansion-ablation.toml"] {
+        let text = std::fs::read_to_string(committed.join(name)).unwrap().replace("coverage = \"all\"", "coverage = \"pool\"");
+        std::fs::write(paper.join(name), text).unwrap();
+        files.push(paper.join(name));
+    }
+    let results = root.path().join("results");
+    for f in &files {
+        let run = Command::cargo_bin("icdbench").unwrap().arg("run").arg(f).arg("--results").arg(&results).arg("--quiet").output().unwrap();
+        assert!(run.status.success(), "{}: {}", f.display(), String::from_utf8_lossy(&run.stderr));
+    }
+
+    // The table: every arm and baseline, beside the published figures of the same target.
+    let summary = std::fs::read_to_string(results.join("paper-span-vs-document/summary.md")).unwrap();
+    for row in ["[arm=document_sft]", "[arm=span_centric_equal_cost]", "[arm=span_centric_20pct]", "[arm=span_only_20pct]", "| prior ", "| dictionary ", "| fuzzy ", "| tfidf ", "| laat "] {
+        assert!(summary.contains(row), "{row} missing from\n{summary}");
+    }
+    for column in ["unseen codes / notes", "answers cut", "train tokens (span/doc)"] {
+        assert!(summary.contains(column), "{column}");
+    }
+    let report = Command::cargo_bin("icdbench").unwrap().arg("report").arg(results.join("paper-span-vs-document")).output().unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let table = std::fs::read_to_string(results.join("paper-span-vs-document/report/results.md")).unwrap();
+    assert!(table.contains("PLM-ICD") && table.contains("LAAT"), "{table}");
+
+    // Every model run: the budget it was given, what it read, what the limit cut, the leak left out.
+    let mut tokens: BTreeMap<String, (u64, Option<u64>)> = BTreeMap::new();
+    let (mut model_runs, mut cut) = (0, 0);
+    for exp in ["paper-span-vs-document", "paper-expansion-ablation"] {
+        for entry in std::fs::read_dir(results.join(exp)).unwrap() {
+            let dir = entry.unwrap().path();
+            let Ok(training) = std::fs::read_to_string(dir.join("training.json")) else { continue };
+            let training: serde_json::Value = serde_json::from_str(&training).unwrap();
+            let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap();
+            let log = std::fs::read_to_string(dir.join("run.log")).unwrap();
+            model_runs += 1;
+            let test = &metrics["splits"]["test"];
+            assert!(test["answers_cut"]["max_new_tokens"].as_u64().unwrap() > 0, "{test}");
+            cut += test["answers_cut"]["cut"].as_u64().unwrap();
+            assert_eq!(test["reading"]["policy"], "first_window");
+            assert!(test["unseen_gold"].is_object());
+            assert!(log.contains("1 training notes left out") && log.contains("answers: at most "), "{log}");
+            assert!(log.contains("spans written as data.preprocess") || training["mix"]["spans_fed"] == 0, "{log}");
+            let arm = log.lines().next().unwrap().split("[arm=").nth(1).map(|a| a.split(']').next().unwrap().to_string());
+            if let Some(arm) = arm {
+                let read = metrics["cost"]["input_tokens"].as_u64().unwrap();
+                tokens.insert(arm, (read, training["mix"]["matched_to"]["tokens"].as_u64()));
+            }
+        }
+    }
+    assert_eq!(model_runs, 8, "four arms and four expansion sets");
+    assert!(cut > 0, "a tiny model runs some answers to the limit, and they are counted");
+    // Budgets: the equal-cost arm reads document SFT's tokens, the 20% arms a fifth of them.
+    let doc = tokens["document_sft"].0;
+    assert_eq!(tokens["span_centric_equal_cost"].1, Some(doc));
+    for arm in ["span_centric_20pct", "span_only_20pct"] {
+        assert_eq!(tokens[arm].1, Some((doc as f64 * 0.2).ceil() as u64), "{arm}: {tokens:?}");
+        assert!(tokens[arm].0 >= tokens[arm].1.unwrap() && tokens[arm].0 < doc / 2, "{arm}: {tokens:?}");
+    }
 }

@@ -78,12 +78,19 @@ pub fn compare(a: &str, b: &str, results_root: &Path, split: &str, samples: usiz
             pb.len()
         )));
     }
-    // Gold documents as the runner loaded them (relative data paths resolve against the current folder).
-    let spec = &run_a.record.run.spec.data;
-    let base = if spec.base_dir.as_os_str().is_empty() { Path::new(".") } else { spec.base_dir.as_path() };
-    let fail = |e: data::DataError| ReportError::Input(format!("{}: cannot load the run's data: {e}", da.join(crate::store::record::SPEC).display()));
-    let table = data::code_table(&spec.config, base).map_err(fail)?;
-    let (dataset, _) = data::load(&spec.config, base, &table).map_err(fail)?;
+    // Gold documents as the runner loaded them: its data stage in the store, else loaded
+    // again (relative data paths then resolve against the experiment's folder when known,
+    // else the current folder).
+    let dataset = match stored_dataset(&run_a)? {
+        Some(d) => d,
+        None => {
+            let spec = &run_a.record.run.spec.data;
+            let base = if spec.base_dir.as_os_str().is_empty() { Path::new(".") } else { spec.base_dir.as_path() };
+            let fail = |e: data::DataError| ReportError::Input(format!("{}: cannot load the run's data: {e}", da.join(crate::store::record::SPEC).display()));
+            let table = data::code_table(&spec.config, base).map_err(fail)?;
+            data::load(&spec.config, base, &table).map_err(fail)?.0
+        }
+    };
     let docs: Vec<&data::Document> = dataset.split(split_v).collect();
     let by_id: HashMap<&str, &Vec<String>> = pa.iter().map(|(id, c)| (id.as_str(), c)).collect();
     let by_id_b: HashMap<&str, &Vec<String>> = pb.iter().map(|(id, c)| (id.as_str(), c)).collect();
@@ -102,6 +109,17 @@ pub fn compare(a: &str, b: &str, results_root: &Path, split: &str, samples: usiz
     let seen = (!seen.is_empty()).then_some(seen);
     let report = paired_bootstrap(&gold, &pred_a, &pred_b, seen.as_ref(), &Bootstrap::new(samples, seed)).map_err(|e| ReportError::Input(format!("--samples: {e}")))?;
     Ok(Comparison { a: Side::of(&run_a), b: Side::of(&run_b), split: split.to_string(), report })
+}
+
+/// The documents a finished run's data stage stored, where the store still has them.
+fn stored_dataset(run: &FinishedRun) -> Result<Option<data::Dataset>, ReportError> {
+    let r = &run.record.run;
+    if r.stages.data.as_str().is_empty() {
+        return Ok(None);
+    }
+    let paths = crate::store::RunPaths::new(&r.dir, r.stages.data.as_str(), r.stages.train.as_str(), []);
+    let stored: Option<(data::Dataset, serde_json::Value)> = paths.read_data().map_err(|e| ReportError::Input(e.to_string()))?;
+    Ok(stored.map(|(d, _)| d))
 }
 
 /// The runs an experiment's `[[compare]]` pairs: each run on side A with the run on
