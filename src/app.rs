@@ -426,7 +426,7 @@ fn explain_fingerprints(files: &[PathBuf], results: &Path, a: &str, b: &str) -> 
 /// prints the table, or with `json` the run's `SplitMetrics`.
 #[allow(clippy::too_many_arguments)]
 fn score_files(gold: &Path, pred: &Path, train: Option<&Path>, split: &str, code_table: &str, bootstrap: usize, seed: u64, json: bool) -> Result<(), AppError> {
-    let split = Split::parse(split).ok_or_else(|| AppError::Input(format!("--split {split:?}: use train, val or test")))?;
+    let split = Split::parse_scored(split).ok_or_else(|| AppError::Input(format!("--split {split:?}: use train, val, test or evidence")))?;
     let request = score_files::ScoreRequest { gold, pred, train, split, code_table, bootstrap, seed };
     let out = score_files::score_files(&request).map_err(report_error)?;
     for w in &out.warnings {
@@ -501,7 +501,7 @@ fn data_stats(experiment: &Path, plot: Option<&Path>, json: bool) -> Result<(), 
 fn export(experiment: &Path, out: &Path, format: ExportFormat) -> Result<(), AppError> {
     let (_, dataset) = load_data(experiment)?;
     let mut counts = BTreeMap::new();
-    for split in Split::ALL {
+    for split in Split::SCORED {
         let docs: Vec<&Document> = dataset.split(split).collect();
         if docs.is_empty() {
             continue;

@@ -56,7 +56,7 @@ fn an_unknown_split_is_refused_for_baselines_too() {
     let text = std::fs::read_to_string(&exp).unwrap().replace("splits = [\"test\"]", "splits = [\"test\", \"dev\"]");
     std::fs::write(&exp, text).unwrap();
     let at = format!("{}:{}:10: [eval.splits]", exp.display(), line_of(&exp, "splits = "));
-    refused(tmp.path(), &exp, &at, "use \"train\", \"val\" or \"test\"");
+    refused(tmp.path(), &exp, &at, "use \"train\", \"val\", \"test\" or \"evidence\"");
 }
 
 /// The three equal-exposure arms of experiments/span-vs-document.toml, on the tiny experiment.

@@ -375,6 +375,25 @@ fn an_mdace_training_note_that_a_mimic_test_note_repeats_is_found_and_left_out()
 }
 
 #[test]
+fn mdace_test_charts_become_the_evidence_split_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    mimic_fixture(dir.path(), "feather");
+    mdace_fixture(dir.path());
+    let mdace = MDACE_SOURCE.replace("kind = \"mdace\"\n", "");
+    let exp = experiment(dir.path(), &format!("kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\ncodes = \"diagnosis\"\nscore_mdace_test = true\n\n[data.source.mdace]\n{mdace}"));
+    let (d, report) = load(&exp).unwrap();
+    assert_eq!(counts(&d), [4, 1, 2], "MIMIC-IV's splits as before");
+    let evidence: Vec<&Document> = d.split(Split::Evidence).collect();
+    assert_eq!(evidence.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(), ["mdace-101173_3002"]);
+    assert_eq!(evidence[0].evidence.len(), 2);
+    assert!(report.notes.iter().any(|n| n.starts_with("data.source.mdace: 1 MDACE val notes left out")), "{:?}", report.notes);
+    // Without the MDACE block the key is refused at its line.
+    let bad = experiment(dir.path(), "kind = \"mimic\"\ntable = \"mimiciv_icd10.feather\"\nsplits = \"mimiciv_icd10_split.feather\"\nscore_mdace_test = true");
+    let err = load(&bad).unwrap_err();
+    assert!(err.contains("[data.source.score_mdace_test]") && err.contains("add a [data.source.mdace] table"), "{err}");
+}
+
+#[test]
 fn raw_mdace_notes_beside_prepared_mimic_notes_are_two_styles_until_edin_preprocess() {
     let dir = tempfile::tempdir().unwrap();
     mimic_fixture(dir.path(), "feather");
@@ -833,6 +852,13 @@ fn the_paper_configs_run_end_to_end_on_the_fixtures() {
     }
     for column in ["unseen codes / notes", "answers cut", "train tokens (span/doc)"] {
         assert!(summary.contains(column), "{column}");
+    }
+    // MDACE's test chart is the evidence split, scored for every run, evidence F1 included.
+    let of_split = |split: &'static str| summary.lines().filter(move |l| l.split('|').nth(2).is_some_and(|c| c.trim() == split));
+    assert_eq!((of_split("test").count(), of_split("evidence").count()), (9, 9), "{summary}");
+    for line in of_split("evidence") {
+        let evidence_cell = line.split('|').nth(11).unwrap().trim();
+        assert!(evidence_cell.contains(" / "), "evidence F1 scored: {line}");
     }
     let report = Command::cargo_bin("icdbench").unwrap().arg("report").arg(results.join("paper-span-vs-document")).output().unwrap();
     assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));

@@ -70,7 +70,7 @@ impl Metric {
                 None => Err(format!("unknown cost field {field:?}; use one of {}", COST_FIELDS.join(", "))),
             },
             [split, part, measure] => {
-                if crate::data::Split::parse(split).is_none() {
+                if crate::data::Split::parse_scored(split).is_none() {
                     return Err(format!("unknown split {split:?}; use train, val or test (as in `{split}.overall.micro_f1`)"));
                 }
                 let split = split.to_string();

@@ -66,8 +66,8 @@ pub(super) fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: 
     }
     let e = &exp.eval;
     for s in &e.splits {
-        if s != "train" && s != "val" && s != "test" {
-            c.fail("eval.splits", format!("unknown split {s:?}: use \"train\", \"val\" or \"test\""));
+        if crate::data::Split::parse_scored(s).is_none() || s == "dev" || s == "validation" {
+            c.fail("eval.splits", format!("unknown split {s:?}: use \"train\", \"val\", \"test\" or \"evidence\""));
         }
     }
     if e.splits.is_empty() {

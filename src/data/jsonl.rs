@@ -38,7 +38,7 @@ impl Source for JsonlFiles {
         let roles = |split| match split {
             Split::Train => "data.train",
             Split::Val => "data.val",
-            Split::Test => "data.test",
+            Split::Test | Split::Evidence => "data.test",
         };
         self.files().into_iter().filter_map(|(split, path)| Some(Input::file(roles(split), split.as_str(), path?))).collect()
     }
@@ -138,7 +138,7 @@ pub fn read_documents(path: &Path, default_split: Option<Split>, codes: &CodeSet
         let fail = |message: String| JsonlError::Line { path: path.to_path_buf(), line, message };
         let raw: RawDocument = serde_json::from_str(&text).map_err(|e| fail(format!("not a document line: {e}")))?;
         let split = match raw.split.as_deref() {
-            Some(s) => Split::parse(s).ok_or_else(|| fail(format!("unknown split {s:?}: use train, val or test")))?,
+            Some(s) => Split::parse_scored(s).ok_or_else(|| fail(format!("unknown split {s:?}: use train, val, test or evidence")))?,
             None => default_split.ok_or_else(|| fail("no \"split\" field and the file has no default split".into()))?,
         };
         if let Some(first) = ids.insert(raw.id.clone(), line) {

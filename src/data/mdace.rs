@@ -65,7 +65,7 @@ impl Source for MdaceParams {
         let ids = match split {
             Split::Train => Some(&self.train_ids),
             Split::Val => self.val_ids.as_ref(),
-            Split::Test => Some(&self.test_ids),
+            Split::Test | Split::Evidence => Some(&self.test_ids),
         };
         match ids {
             Some(ids) => format!("{} (no annotated {} note of its admissions in {})", ids.display(), self.categories.join(" / "), self.annotations.display()),

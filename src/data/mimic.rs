@@ -63,6 +63,11 @@ pub struct MimicParams {
     /// for `gold_evidence`) join the training documents; its val/test notes are left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mdace: Option<super::mdace::MdaceParams>,
+    /// With `mdace`: MDACE's test charts become the `evidence` split (their validation
+    /// charts stay out), so `eval.splits = ["test", "evidence"]` scores the run's model on
+    /// MIMIC-IV's test notes and on MDACE's coder-annotated test charts, evidence included.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub score_mdace_test: bool,
     /// MIMIC-IV-Note `discharge.csv.gz` (or .csv / .parquet): when set, each document's text is
     /// the original note joined by `note_id`, instead of the table's pre-processed text
     /// (lower-cased, no punctuation, no digits). The default keeps the pre-processed text,
@@ -103,6 +108,9 @@ impl Source for MimicParams {
         if let Some(m) = &self.mdace {
             m.check(c, &format!("{key}.mdace"), base);
         }
+        if self.score_mdace_test && self.mdace.is_none() {
+            c.fail(&format!("{key}.score_mdace_test"), "the evidence split is MDACE's test charts: add a [data.source.mdace] table");
+        }
         for (k, v) in [("id_column", &self.id_column), ("text_column", &self.text_column), ("target_column", &self.target_column), ("split_column", &self.split_column)] {
             if v.trim().is_empty() {
                 c.fail(&format!("{key}.{k}"), "name a column of the table");
@@ -126,6 +134,12 @@ impl Source for MimicParams {
     }
 
     fn origin_of(&self, split: Split) -> String {
+        if split == Split::Evidence {
+            return match (&self.mdace, self.score_mdace_test) {
+                (Some(m), true) => format!("{} (MDACE's test charts)", m.test_ids.display()),
+                _ => "data.source.score_mdace_test (not set: MDACE's test charts are the evidence split)".into(),
+            };
+        }
         format!("{} (split column {:?} of {})", self.table.display(), self.split_column, self.splits.display())
             + &format!(", no {split} rows")
     }
@@ -272,10 +286,16 @@ pub fn load(p: &MimicParams, base: &Path, codes: &CodeSet) -> Result<(Dataset, L
         let (evidence, r) = super::mdace::load(m, base, codes)?;
         report.merge(r);
         let (train, other): (Vec<Document>, Vec<Document>) = evidence.documents.into_iter().partition(|d| d.split == Split::Train);
+        let (test, other): (Vec<Document>, Vec<Document>) = other.into_iter().partition(|d| d.split == Split::Test && p.score_mdace_test);
         if !other.is_empty() {
-            report.notes.push(format!("data.source.mdace: {} MDACE val/test notes left out (scores stay on {name}; score evidence with a kind = \"mdace\" experiment)", other.len()));
+            let what = if p.score_mdace_test { "val" } else { "val/test" };
+            report.notes.push(format!(
+                "data.source.mdace: {} MDACE {what} notes left out (scores stay on {name}; score_mdace_test = true makes the test charts the `evidence` split)",
+                other.len()
+            ));
         }
         docs.extend(train.into_iter().map(|d| Document { id: format!("mdace-{}", d.id), ..d }));
+        docs.extend(test.into_iter().map(|d| Document { id: format!("mdace-{}", d.id), split: Split::Evidence, ..d }));
         name.push_str("+mdace");
     }
     docs.sort_by_key(|d| d.split);

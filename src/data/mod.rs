@@ -33,10 +33,24 @@ pub enum Split {
     Train,
     Val,
     Test,
+    /// Notes of another source held out with gold evidence and scored beside `test`: MDACE's
+    /// test charts in a MIMIC-IV experiment (`data.source.score_mdace_test`).
+    Evidence,
 }
 
 impl Split {
+    /// The splits a data file names.
     pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+    /// Every split a run may score (`eval.splits`).
+    pub const SCORED: [Split; 4] = [Split::Train, Split::Val, Split::Test, Split::Evidence];
+
+    /// A split `eval.splits` (or `--split`) names: a data file's, or `evidence`.
+    pub fn parse_scored(s: &str) -> Option<Split> {
+        match s {
+            "evidence" => Some(Split::Evidence),
+            _ => Split::parse(s),
+        }
+    }
 
     pub fn parse(s: &str) -> Option<Split> {
         match s {
@@ -52,6 +66,7 @@ impl Split {
             Split::Train => "train",
             Split::Val => "val",
             Split::Test => "test",
+            Split::Evidence => "evidence",
         }
     }
 }

@@ -63,6 +63,7 @@ impl Source for ToySource {
             Split::Train => self.train.display().to_string(),
             Split::Test => self.test.display().to_string(),
             Split::Val => "data.source (the toy source has no validation file)".into(),
+            Split::Evidence => "data.source (the toy source has no evidence split)".into(),
         }
     }
 }

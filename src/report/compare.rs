@@ -53,7 +53,7 @@ fn read_predictions(path: &Path) -> Result<Vec<(String, Vec<String>)>, ReportErr
 
 /// Loads both runs and their shared gold documents, then runs the paired bootstrap.
 pub fn compare(a: &str, b: &str, results_root: &Path, split: &str, samples: usize, seed: u64) -> Result<Comparison, ReportError> {
-    let split_v = Split::parse(split).ok_or_else(|| ReportError::Input(format!("--split {split:?}: use train, val or test")))?;
+    let split_v = Split::parse_scored(split).ok_or_else(|| ReportError::Input(format!("--split {split:?}: use train, val, test or evidence")))?;
     let run_a = read_run(&find_run(a, results_root)?)?;
     let run_b = read_run(&find_run(b, results_root)?)?;
     let (da, db) = (&run_a.record.run.dir, &run_b.record.run.dir);

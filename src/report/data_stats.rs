@@ -82,7 +82,7 @@ pub fn compute(data: &Dataset) -> DataStats {
         }
     }
     let mut splits = Vec::new();
-    for split in Split::ALL {
+    for split in Split::SCORED {
         let docs: Vec<_> = data.split(split).collect();
         if docs.is_empty() {
             continue;

@@ -69,7 +69,7 @@ pub(super) fn baseline_predictions(
 fn coded_predictions(coder: &dyn DocumentCoder, run: &PlannedRun, dataset: &Dataset, opts: &RunOptions) -> Vec<(Split, Vec<Prediction>)> {
     let mut out = Vec::new();
     for split_name in &run.spec.eval.splits {
-        let Some(split) = Split::parse(split_name) else { continue };
+        let Some(split) = Split::parse_scored(split_name) else { continue };
         let docs: Vec<&data::Document> = dataset.split(split).collect();
         let bar = crate::progress::bar(opts.progress, docs.len() as u64, "docs", &format!("{} · {split}", run.label()));
         let preds: Vec<Prediction> = docs
@@ -122,7 +122,7 @@ fn scored_predictions(
     }
     let mut out = Vec::new();
     for split_name in &run.spec.eval.splits {
-        let Some(split) = Split::parse(split_name) else { continue };
+        let Some(split) = Split::parse_scored(split_name) else { continue };
         let docs: Vec<&data::Document> = dataset.split(split).collect();
         out.push((split, baselines::predict(scorer, &docs, decision.threshold)?));
     }

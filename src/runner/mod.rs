@@ -213,7 +213,7 @@ fn compute(run: &PlannedRun, opts: &RunOptions, cache: &mut DataCache) -> Result
     if let Some(l) = &load_report.leakage {
         log.line(format!("leakage: {}", l.describe()));
     }
-    let splits: Vec<(Split, String)> = run.spec.eval.splits.iter().filter_map(|s| Split::parse(s).map(|p| (p, s.clone()))).collect();
+    let splits: Vec<(Split, String)> = run.spec.eval.splits.iter().filter_map(|s| Split::parse_scored(s).map(|p| (p, s.clone()))).collect();
     data::registry::require_splits(&run.spec.data.config, dataset, &splits.iter().map(|(s, _)| *s).collect::<Vec<_>>())?;
 
     // The train stage's lock also covers the predictions made from it: runs that share

@@ -170,12 +170,13 @@ impl Source for SyntheticParams {
         let key = match split {
             Split::Train => "train_docs",
             Split::Val => "val_docs",
-            Split::Test => "test_docs",
+            Split::Test | Split::Evidence => "test_docs",
         };
         format!("data.source.{key} = {}", match split {
             Split::Train => self.train_docs,
             Split::Val => self.val_docs,
             Split::Test => self.test_docs,
+            Split::Evidence => 0,
         })
     }
 
