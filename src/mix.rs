@@ -105,16 +105,12 @@ pub struct TokenMatch {
     /// The token budget: `fraction` of what the reference schedule feeds.
     pub tokens: u64,
     /// The share of the reference schedule's tokens this run reads (`train.token_fraction`).
-    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[serde(default = "one", skip_serializing_if = "crate::config::is_one")]
     pub fraction: f64,
 }
 
 fn one() -> f64 {
     1.0
-}
-
-fn is_one(x: &f64) -> bool {
-    *x == 1.0
 }
 
 /// A seeded training schedule and what it contains.

@@ -453,7 +453,8 @@ impl Train {
     }
 }
 
-fn is_one(x: &f64) -> bool {
+/// `skip_serializing_if` for a share whose default is 1.
+pub(crate) fn is_one(x: &f64) -> bool {
     *x == 1.0
 }
 

@@ -66,7 +66,7 @@ pub(super) fn validate(exp: &Experiment, text: &str, path: &Path, check_inputs: 
     }
     let e = &exp.eval;
     for s in &e.splits {
-        if crate::data::Split::parse_scored(s).is_none() || s == "dev" || s == "validation" {
+        if !crate::data::Split::SCORED.iter().any(|x| x.as_str() == s) {
             c.fail("eval.splits", format!("unknown split {s:?}: use \"train\", \"val\", \"test\" or \"evidence\""));
         }
     }

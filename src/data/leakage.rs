@@ -127,21 +127,21 @@ pub fn check(dataset: &mut Dataset, cfg: &Leakage) -> Option<LeakageReport> {
     let train_signatures: Vec<Vec<u32>> = train.par_iter().map(|&i| signature(&dataset.documents[i].text)).collect();
     let matches = index.par_bulk_query_return_similarity(&train_signatures);
     let mut pairs: Vec<(usize, usize, f64)> = train.iter().zip(matches).flat_map(|(&t, found)| found.into_iter().map(move |(h, sim)| (t, h, sim))).collect();
-    let id = |i: usize| dataset.documents[i].id.clone();
-    pairs.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| id(a.0).cmp(&id(b.0))).then_with(|| id(a.1).cmp(&id(b.1))));
+    let id = |i: usize| dataset.documents[i].id.as_str();
+    pairs.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| id(a.0).cmp(id(b.0))).then_with(|| id(a.1).cmp(id(b.1))));
     let mut report = LeakageReport {
         threshold: cfg.threshold,
         shingle_words: cfg.shingle_words,
         training_notes: train.len(),
         held_out_notes: held.len(),
-        pairs: pairs.iter().map(|&(t, h, sim)| (id(t), id(h), sim)).collect(),
+        pairs: pairs.iter().map(|&(t, h, sim)| (id(t).to_string(), id(h).to_string(), sim)).collect(),
         excluded: Vec::new(),
     };
     if cfg.action == LeakageAction::Exclude && !pairs.is_empty() {
         let mut leaving: Vec<usize> = pairs.iter().map(|p| p.0).collect();
         leaving.sort_unstable();
         leaving.dedup();
-        report.excluded = leaving.iter().map(|&i| id(i)).collect();
+        report.excluded = leaving.iter().map(|&i| id(i).to_string()).collect();
         let mut keep = vec![true; dataset.documents.len()];
         for i in leaving {
             keep[i] = false;

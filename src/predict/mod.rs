@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod windows;
 
-pub use windows::{count_tokens, windows, Window};
+pub use windows::{count_tokens, windows, windows_counted, Window};
 
 /// How documents are chunked and decoded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,17 +241,19 @@ pub fn predict_documents(
     progress: bool,
 ) -> Result<PredictOutput, PredictError> {
     check(cfg)?;
-    let mut doc_windows: Vec<Vec<Window>> = docs.iter().map(|d| windows(&d.text, tok, cfg.chunk_tokens, cfg.chunk_overlap)).collect();
-    // What each note holds, and what first-window reading leaves unread.
+    // Each note's windows, what it holds, and what first-window reading leaves unread.
     let mut reading = PredictStats::default();
-    for (d, ws) in docs.iter().zip(doc_windows.iter_mut()) {
-        reading.note_tokens += count_tokens(tok, &d.text);
+    let mut doc_windows: Vec<Vec<Window>> = Vec::with_capacity(docs.len());
+    for d in docs {
+        let (mut ws, note_tokens) = windows_counted(&d.text, tok, cfg.chunk_tokens, cfg.chunk_overlap);
+        reading.note_tokens += note_tokens;
         if cfg.first_window_only && ws.len() > 1 {
             let end = ws[0].end_char;
             ws.truncate(1);
             reading.notes_cut += 1;
             reading.unread_tokens += d.slice_chars(end, d.text.chars().count()).map_or(0, |rest| count_tokens(tok, rest));
         }
+        doc_windows.push(ws);
     }
     let mut prompts = Vec::new();
     for (doc, ws) in docs.iter().zip(&doc_windows) {

@@ -34,13 +34,19 @@ impl Window {
 /// they cover every character. `overlap_tokens` is capped at half the budget
 /// so every window advances. Empty or short text gives one window.
 pub fn windows(text: &str, tok: &TextTokenizer, chunk_tokens: usize, overlap_tokens: usize) -> Vec<Window> {
+    windows_counted(text, tok, chunk_tokens, overlap_tokens).0
+}
+
+/// [`windows`], with the token count of the whole text, which splitting measures first.
+pub fn windows_counted(text: &str, tok: &TextTokenizer, chunk_tokens: usize, overlap_tokens: usize) -> (Vec<Window>, usize) {
     let budget = chunk_tokens.max(1);
     let overlap = overlap_tokens.min(budget / 2);
     let byte_at: Vec<usize> = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len())).collect();
     let n = byte_at.len() - 1;
     let tokens = |s: usize, e: usize| count_tokens(tok, text.get(byte_at[s]..byte_at[e]).unwrap_or(""));
-    if tokens(0, n) <= budget {
-        return vec![Window { start_char: 0, end_char: n }];
+    let total = tokens(0, n);
+    if total <= budget {
+        return (vec![Window { start_char: 0, end_char: n }], total);
     }
     let breaks = breaks(text);
     let mut out = Vec::new();
@@ -57,7 +63,7 @@ pub fn windows(text: &str, tok: &TextTokenizer, chunk_tokens: usize, overlap_tok
         };
         out.push(Window { start_char: start, end_char: end });
         if end >= n {
-            return out;
+            return (out, total);
         }
         start = choose_start(&breaks, start, end, overlap, &tokens);
         prev_end = end;

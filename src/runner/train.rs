@@ -295,8 +295,8 @@ pub(super) fn train(
         let mut docs: Vec<DocExample> = Vec::new();
         let (mut truncated_docs, mut truncated_tokens, mut windowed_docs, mut total_tokens) = (0usize, 0usize, 0usize, 0usize);
         for d in dataset.split(Split::Train) {
-            total_tokens += predict::count_tokens(&tok, &d.text);
-            let windows = predict::windows(&d.text, &tok, budget, budget / 8);
+            let (windows, note_tokens) = predict::windows_counted(&d.text, &tok, budget, budget / 8);
+            total_tokens += note_tokens;
             let truncate = match spec.train.long_documents {
                 LongDocuments::Auto => d.evidence.is_empty(),
                 LongDocuments::Truncate => true,
